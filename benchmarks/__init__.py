@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of joblite against joblib (``python -m benchmarks``)."""

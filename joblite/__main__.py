@@ -1,0 +1,3 @@
+from joblite.cli import main
+
+raise SystemExit(main())

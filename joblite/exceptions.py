@@ -1,0 +1,105 @@
+"""Every error joblite raises on purpose, in one place.
+
+Each subclasses :class:`JobliteError` and, where one fits, the builtin it
+refines, so ``except ValueError`` keeps working for code written for joblib::
+
+    JobliteError
+    ├── InvalidFileError (ValueError)         not a joblite file, or unreadable
+    │   ├── CorruptFileError                  checksum mismatch, truncated file
+    │   └── UnsupportedVersionError           written by a newer joblite
+    ├── UnsafeLoadError (pickle.UnpicklingError)
+    │                                         a global outside ``allowed``
+    ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
+    ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
+    └── CacheError (RuntimeError)             a Memory store could not be used
+        └── CacheLockTimeoutError (TimeoutError)
+
+Example::
+
+    >>> from joblite.exceptions import CorruptFileError, JobliteError
+    >>> issubclass(CorruptFileError, ValueError) and issubclass(CorruptFileError, JobliteError)
+    True
+"""
+
+from __future__ import annotations
+
+import pickle
+
+__all__ = [
+    "CacheError",
+    "CacheLockTimeoutError",
+    "CorruptFileError",
+    "InvalidFileError",
+    "JobliteError",
+    "MissingDependencyError",
+    "TaskTimeoutError",
+    "UnsafeLoadError",
+    "UnsupportedVersionError",
+    "WorkerCrashedError",
+]
+
+
+class JobliteError(Exception):
+    """Base class of every error joblite raises on purpose."""
+
+
+class InvalidFileError(JobliteError, ValueError):
+    """The file is not a joblite file, or cannot be read as one."""
+
+
+class CorruptFileError(InvalidFileError):
+    """The file is a joblite file but truncated or altered (checksum mismatch)."""
+
+
+class UnsupportedVersionError(InvalidFileError):
+    """The file was written in a format version this joblite does not know."""
+
+
+class UnsafeLoadError(JobliteError, pickle.UnpicklingError):
+    """``load(..., allowed=...)`` refused to resolve a global.
+
+    ``global_name`` is the refused ``module.qualname``.
+    """
+
+    def __init__(self, global_name: str) -> None:
+        super().__init__(
+            f"refusing to load global {global_name!r}: it is not in `allowed`; "
+            "add its module or 'module.qualname' to `allowed` if you trust the file"
+        )
+        self.global_name = global_name
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.global_name,))
+
+
+class MissingDependencyError(JobliteError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs the optional package {package!r}; "
+            f'install it with: pip install "joblite[{extra}]"'
+        )
+        self.package = package
+        self.extra = extra
+        self.feature = feature
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return (type(self), (self.package, self.extra, self.feature))
+
+
+class TaskTimeoutError(JobliteError, TimeoutError):
+    """A task ran longer than the ``timeout`` given to ``Parallel``."""
+
+
+class WorkerCrashedError(JobliteError, RuntimeError):
+    """A worker process died (segfault, ``os._exit``, OOM kill) while running a task."""
+
+
+class CacheError(JobliteError, RuntimeError):
+    """A Memory store could not be read or written."""
+
+
+class CacheLockTimeoutError(CacheError, TimeoutError):
+    """Waiting for another caller computing the same cache entry took too long."""
