@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import sys
 import types
@@ -44,19 +43,33 @@ class _Hasher(Protocol):
     def digest(self) -> bytes: ...
 
 
+def _hashlib_factory(name: str) -> Callable[[], _Hasher]:
+    # hashlib pulls in OpenSSL (milliseconds at import): load it on first use.
+    def make() -> _Hasher:
+        import hashlib
+
+        return hashlib.new(name)
+
+    return make
+
+
+def _hashlib_one_shot(name: str) -> Callable[[bytes], str]:
+    def digest(data: bytes) -> str:
+        import hashlib
+
+        return hashlib.new(name, data).hexdigest()
+
+    return digest
+
+
+_HASHLIB_NAMES = ("md5", "sha1", "sha256", "blake2b")
 _FACTORIES: dict[str, Callable[[], _Hasher]] = {
     "xxh3_128": xxhash.xxh3_128,
-    "md5": hashlib.md5,
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-    "blake2b": hashlib.blake2b,
+    **{name: _hashlib_factory(name) for name in _HASHLIB_NAMES},
 }
 _ONE_SHOT: dict[str, Callable[[bytes], str]] = {
     "xxh3_128": xxhash.xxh3_128_hexdigest,
-    "md5": lambda data: hashlib.md5(data).hexdigest(),
-    "sha1": lambda data: hashlib.sha1(data).hexdigest(),
-    "sha256": lambda data: hashlib.sha256(data).hexdigest(),
-    "blake2b": lambda data: hashlib.blake2b(data).hexdigest(),
+    **{name: _hashlib_one_shot(name) for name in _HASHLIB_NAMES},
 }
 HASH_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 

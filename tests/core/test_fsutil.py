@@ -1,0 +1,86 @@
+"""Atomic writes: a reader sees the old file or the new one, never a partial one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from joblite._core.fsutil import TEMP_PREFIX, atomic_write, atomic_write_bytes, safe_remove
+
+
+def test_atomic_write_replaces_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"old")
+    with atomic_write(target) as f:
+        f.write(b"new contents")
+        assert target.read_bytes() == b"old", "the target changes only when the block ends"
+    assert target.read_bytes() == b"new contents"
+    assert os.listdir(tmp_path) == ["data.bin"]
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_failed_write_leaves_old_file_and_no_temp_file(tmp_path: Path, fsync: bool) -> None:
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"old")
+
+    def write_then_fail() -> None:
+        with atomic_write(target, fsync=fsync) as f:
+            f.write(b"partial")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        write_then_fail()
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["data.bin"]
+
+
+def test_new_file_gets_the_permissions_of_a_plain_open(tmp_path: Path) -> None:
+    atomic_write_bytes(tmp_path / "a", b"x", fsync=True)
+    (tmp_path / "b").write_bytes(b"x")
+    assert (tmp_path / "a").stat().st_mode == (tmp_path / "b").stat().st_mode
+
+
+def test_safe_remove(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    assert safe_remove(tmp_path / "f")
+    assert safe_remove(tmp_path / "d")
+    assert not safe_remove(tmp_path / "f")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_writer_killed_mid_write_leaves_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"old")
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from joblite._core.fsutil import atomic_write
+        with atomic_write({str(target)!r}) as f:
+            f.write(b"x" * 1_000_000)
+            f.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "writing"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert target.read_bytes() == b"old"
+    leftovers = [name for name in os.listdir(tmp_path) if name != "data.bin"]
+    assert all(name.startswith(TEMP_PREFIX) for name in leftovers)
