@@ -1,0 +1,364 @@
+"""joblite's own container format (version 1): header, manifest, pickle, arrays.
+
+Layout, all integers little-endian::
+
+    header    32 bytes: magic b"\\x89JOBLITE", u16 format version, u16 flags (0),
+              u32 reserved (0), u64 manifest length, u64 xxh3_64 of the
+              header's first 24 bytes + the manifest
+    manifest  UTF-8 JSON: codec, object type, each section's size, ... (never
+              needs unpickling, so ``read_manifest`` is safe on untrusted files)
+    sections  section 0 is the pickle stream, then one per out-of-band array:
+      uncompressed: raw bytes, each starting on a 64-byte boundary counted from
+              the file start, so mmap maps arrays in place; their offsets
+              (relative to the first aligned byte after the manifest) and
+              xxh3_64 checksums are in the manifest.
+      compressed: each section cut into ``chunk_size`` chunks, each stored as
+              a frame ``u32 compressed size, u32 raw size, u64 xxh3_64 of
+              (sizes + compressed bytes)`` + the compressed bytes; chunks are
+              (de)compressed in parallel threads and streamed.
+
+Example::
+
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> write_object({"a": 1}, buffer)
+    >>> _ = buffer.seek(0)
+    >>> read_object(buffer)
+    {'a': 1}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from joblite._core import _sections
+from joblite._core._sections import Section, read_exact
+from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
+from joblite._core.pickling import dump_parts, loads
+from joblite.exceptions import CorruptFileError, InvalidFileError, UnsupportedVersionError
+
+__all__ = [
+    "ALIGNMENT",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "read_manifest",
+    "read_object",
+    "write_object",
+]
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"\x89JOBLITE"
+FORMAT_VERSION = 1
+ALIGNMENT = 64
+CHUNK_SIZE = 8 * 1024 * 1024
+_HEADER = struct.Struct("<8sHHIQQ")
+_MAX_MANIFEST = 256 * 1024 * 1024
+MMAP_MODES = (None, "r", "r+", "c", "w+")
+
+# First bytes of files joblib writes: a pickle, or one of its compressors' streams.
+_JOBLIB_SIGNATURES = {
+    b"\x80": "an uncompressed joblib or pickle file",
+    b"\x78": "a zlib-compressed joblib file",
+    b"ZF": "a zlib-compressed joblib file (old format)",
+    b"\x1f\x8b": "a gzip-compressed joblib file",
+    b"BZh": "a bz2-compressed joblib file",
+    b"\xfd7zXZ": "an xz-compressed joblib file",
+    b"\x5d\x00\x00": "an lzma-compressed joblib file",
+    b"\x04\x22\x4d\x18": "an lz4-compressed joblib file",
+    b"\x28\xb5\x2f\xfd": "a zstd-compressed file",
+}
+
+
+def _align(offset: int) -> int:
+    return -(-offset // ALIGNMENT) * ALIGNMENT
+
+
+def _type_name(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _dtype_description(dtype: Any) -> object:
+    # Structured dtypes need their field list; everything else has a short code.
+    return dtype.str if dtype.names is None else dtype.descr
+
+
+def write_object(
+    obj: object,
+    fileobj: BinaryIO,
+    *,
+    compression: Compression = UNCOMPRESSED,
+    protocol: int | None = None,
+) -> None:
+    """Serialize ``obj`` into the writable binary ``fileobj`` in format version 1.
+
+    Arrays' bytes are written straight from their memory. Raises what pickling
+    raises for unpicklable objects (before anything is written), and
+    :class:`~joblite.exceptions.MissingDependencyError` for a missing codec.
+    """
+    codec = get_codec(compression.codec) if compression.codec is not None else None
+    pickled = dump_parts(obj, protocol=protocol)
+    sections = [Section(memoryview(pickled.data), None)]
+    sections += [
+        Section(buffer.raw(), info)
+        for buffer, info in zip(pickled.buffers, pickled.arrays, strict=True)
+    ]
+    arrays_nbytes = sum(section.nbytes for section in sections[1:])
+    entries: list[dict[str, Any]] = [{"nbytes": sections[0].nbytes}]
+    entries += [
+        {
+            "dtype": _dtype_description(info.dtype),
+            "shape": list(info.shape),
+            "order": info.order,
+            "nbytes": info.nbytes,
+        }
+        for info in pickled.arrays
+    ]
+    manifest: dict[str, object] = {
+        "format_version": FORMAT_VERSION,
+        "object_type": _type_name(obj),
+        "protocol": pickled.protocol,
+        "codec": compression.codec,
+        "level": compression.level if codec is not None else 0,
+        "chunk_size": CHUNK_SIZE if codec is not None else None,
+        "pickle": entries[0],
+        "arrays": entries[1:],
+        "arrays_nbytes": arrays_nbytes,
+        "total_nbytes": arrays_nbytes + sections[0].nbytes,
+    }
+    if codec is not None:
+        fileobj.write(_encode_head(manifest))
+        _sections.write_compressed(fileobj, sections, codec, compression.level, CHUNK_SIZE)
+    else:
+        _write_uncompressed(fileobj, manifest, sections, entries)
+
+
+def _write_uncompressed(
+    fileobj: BinaryIO,
+    manifest: dict[str, object],
+    sections: list[Section],
+    entries: list[dict[str, Any]],
+) -> None:
+    """Lay the sections out on aligned offsets, checksum them, write everything."""
+    offset = 0
+    threads = _sections.thread_count_for(sum(section.nbytes for section in sections))
+    # Big data, seekable file: hash while writing, then rewrite the header and manifest
+    # (checksums are fixed-width hex, so the manifest keeps its length).
+    patch = threads > 1 and _sections.can_patch(fileobj)
+    for section, entry in zip(sections, entries, strict=True):
+        offset = _align(offset)
+        assert section.view is not None
+        entry["offset"] = section.offset = offset
+        digest = 0 if patch else _sections.section_checksum(section.view, threads)
+        entry["checksum"] = f"{digest:016x}"
+        offset += section.nbytes
+    manifest["data_nbytes"] = offset
+    start = fileobj.tell() if patch else 0
+    head = _encode_head(manifest)
+    fileobj.write(head)
+    data_start = _align(len(head))
+    checksums = _sections.write_raw(
+        fileobj, sections, len(head), data_start, data_start + offset, hash_threads=threads * patch
+    )
+    if patch:
+        for entry, digest in zip(entries, checksums, strict=True):
+            entry["checksum"] = f"{digest:016x}"
+        end = fileobj.tell()
+        fileobj.seek(start)
+        patched = _encode_head(manifest)
+        assert len(patched) == len(head)
+        fileobj.write(patched)
+        fileobj.seek(end)
+
+
+def _encode_head(manifest: dict[str, object]) -> bytes:
+    """The header and the manifest, ready to write."""
+    manifest_bytes = json.dumps(manifest, separators=(",", ":"), default=str).encode()
+    header_start = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0, len(manifest_bytes), 0)[:24]
+    manifest_checksum = _sections.checksum(header_start + manifest_bytes)
+    return header_start + struct.pack("<Q", manifest_checksum) + manifest_bytes
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The parts of a manifest the reader relies on, checked once."""
+
+    manifest: dict[str, Any]
+    manifest_end: int  # bytes consumed by header + manifest
+    codec: str | None
+    chunk_size: int
+    data_nbytes: int  # uncompressed files: bytes from the aligned data start to the end
+    sections: list[Section]  # views unset; nbytes, offset, checksum, array info
+
+
+def _describe_foreign(head: bytes) -> str:
+    for signature, description in _JOBLIB_SIGNATURES.items():
+        if head.startswith(signature):
+            return (
+                f"not a joblite file: it looks like {description}; "
+                "load it with joblib.load (or pickle) if you trust it"
+            )
+    return "not a joblite file: the magic bytes are missing"
+
+
+def _read_layout(fileobj: BinaryIO) -> _Layout:
+    head = read_exact(fileobj, _HEADER.size, what="header", truncated_ok=True)
+    if not head.startswith(MAGIC[: len(head)]) or not head:
+        raise InvalidFileError(_describe_foreign(head) if head else "not a joblite file: empty")
+    if len(head) < _HEADER.size:
+        raise CorruptFileError(f"truncated joblite file: only {len(head)} header bytes")
+    _, version, flags, _, manifest_length, expected = _HEADER.unpack(head)
+    if version > FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"the file uses joblite format version {version}; this joblite reads versions "
+            f"up to {FORMAT_VERSION}: upgrade joblite to load it"
+        )
+    if version < 1 or flags != 0 or manifest_length > _MAX_MANIFEST:
+        raise CorruptFileError("corrupt joblite header (bad version, flags or manifest size)")
+    manifest_bytes = read_exact(fileobj, manifest_length, what="manifest")
+    if _sections.checksum(head[:24] + manifest_bytes) != expected:
+        raise CorruptFileError("corrupt joblite file: the manifest checksum does not match")
+    try:
+        manifest = json.loads(manifest_bytes)
+        return _parse_layout(manifest, _HEADER.size + manifest_length)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CorruptFileError(f"corrupt joblite file: malformed manifest ({error})") from None
+
+
+def _parse_layout(manifest: dict[str, Any], manifest_end: int) -> _Layout:
+    codec = manifest["codec"]
+    if codec is not None and not isinstance(codec, str):
+        raise TypeError("codec")
+    entries = [manifest["pickle"], *manifest["arrays"]]
+    sections = []
+    for index, entry in enumerate(entries):
+        nbytes = _nonnegative(entry["nbytes"])
+        offset = checksum = None
+        if codec is None:
+            offset = _nonnegative(entry["offset"])
+            checksum = int(entry["checksum"], 16)
+        array = None if index == 0 else (entry["shape"], entry["order"])
+        sections.append(Section(None, array, nbytes, offset, checksum))
+    chunk_size = _nonnegative(manifest["chunk_size"]) if codec is not None else 0
+    if codec is not None and chunk_size == 0:
+        raise ValueError("chunk_size must be positive")
+    data_nbytes = 0
+    if codec is None:
+        data_nbytes = _nonnegative(manifest["data_nbytes"])
+        if any(s.offset + s.nbytes > data_nbytes for s in sections):  # type: ignore[operator]
+            raise ValueError("a section ends past data_nbytes")
+    return _Layout(manifest, manifest_end, codec, chunk_size, data_nbytes, sections)
+
+
+def _nonnegative(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a non-negative int, got {value!r}")
+    return value
+
+
+def read_manifest(source: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
+    """The JSON manifest of a joblite file, read without unpickling anything.
+
+    Raises :class:`~joblite.exceptions.InvalidFileError` (not a joblite file),
+    :class:`~joblite.exceptions.CorruptFileError` (truncated or altered
+    header/manifest) or :class:`~joblite.exceptions.UnsupportedVersionError`.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fileobj:
+            return _read_layout(fileobj).manifest
+    return _read_layout(source).manifest
+
+
+def read_object(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    mmap_mode: str | None = None,
+    allowed: Sequence[str] | None = None,
+) -> object:
+    """Load the object stored in a joblite file (a path or a readable binary file).
+
+    With ``mmap_mode`` ("r", "r+", "c"; "w+" means "r+") and an uncompressed
+    file given by path, arrays are ``numpy.memmap`` views of the file. For a
+    compressed file or a file object, ``mmap_mode`` is ignored (logged at
+    INFO) and arrays are loaded in memory. Every section is checksummed,
+    except the array data of a memory-mapped load (read lazily by design).
+    ``allowed`` restricts unpickling (see :func:`joblite._core.pickling.loads`).
+
+    Raises :class:`~joblite.exceptions.InvalidFileError`, ``CorruptFileError``,
+    ``UnsupportedVersionError``, ``MissingDependencyError``, ``UnsafeLoadError``,
+    and ``ValueError`` for a bad ``mmap_mode``.
+    """
+    if mmap_mode not in MMAP_MODES:
+        raise ValueError(f"`mmap_mode` must be one of {MMAP_MODES}, got {mmap_mode!r}")
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fileobj:
+            return _read_from(fileobj, os.fspath(source), mmap_mode, allowed)
+    if mmap_mode is not None:
+        logger.info("mmap_mode=%r ignored: a file object cannot be memory-mapped", mmap_mode)
+    return _read_from(source, None, None, allowed)
+
+
+def _read_from(
+    fileobj: BinaryIO, path: str | None, mmap_mode: str | None, allowed: Sequence[str] | None
+) -> object:
+    layout = _read_layout(fileobj)
+    if layout.codec is None:
+        data_start = _align(layout.manifest_end)
+        if path is not None and mmap_mode is not None:
+            _check_size(fileobj, path, data_start + layout.data_nbytes)
+            pickle_data, buffers = _sections.map_raw(
+                fileobj, path, layout.sections, data_start, mmap_mode
+            )
+        else:
+            mapped = None
+            if path is not None:
+                _check_size(fileobj, path, data_start + layout.data_nbytes)
+                mapped = _sections.read_raw_mapped(fileobj, layout.sections, data_start)
+            if mapped is None:  # no map possible: read on (the position is unchanged)
+                mapped = _sections.read_raw(
+                    fileobj, layout.sections, layout.manifest_end, data_start
+                )
+            pickle_data, buffers = mapped
+    else:
+        if mmap_mode is not None:
+            logger.info("mmap_mode=%r ignored: the file is compressed", mmap_mode)
+        codec = get_codec_for_file(layout.codec)
+        pickle_data, buffers = _sections.read_compressed(
+            fileobj, layout.sections, codec, layout.chunk_size
+        )
+    try:
+        return loads(pickle_data, buffers, allowed=allowed)  # type: ignore[arg-type]
+    except pickle.UnpicklingError as error:
+        if type(error) is not pickle.UnpicklingError:
+            raise  # UnsafeLoadError: the caller's allowed-list, not the file
+        raise InvalidFileError(f"the pickle stream could not be read: {error}") from error
+    except EOFError as error:
+        raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
+
+
+def _check_size(fileobj: BinaryIO, path: str, end: int) -> None:
+    # Mapping past the end of a file would crash with SIGBUS on access.
+    size = os.fstat(fileobj.fileno()).st_size
+    if size < end:
+        raise CorruptFileError(
+            f"truncated joblite file {path!r}: {size} bytes, the manifest says {end}"
+        )
+
+
+def get_codec_for_file(name: str) -> Any:
+    """The codec a file names: a missing extra raises MissingDependencyError."""
+    try:
+        return get_codec(name)
+    except ValueError:
+        raise InvalidFileError(
+            f"the file is compressed with the unknown codec {name!r}; "
+            "register it with joblite.register_compressor before loading"
+        ) from None

@@ -1,0 +1,288 @@
+"""The one serialization layer: the C pickler, extended the supported way.
+
+* protocol 5, numpy arrays' data out-of-band as :class:`pickle.PickleBuffer`
+  (no copy for contiguous arrays), so callers can write or ship the buffers
+  without passing them through the pickle stream;
+* cloudpickle, imported lazily, only for what plain pickle cannot do by
+  reference: lambdas, closures, and functions or classes of ``__main__``;
+* :func:`loads` with ``allowed=`` uses a restricted unpickler that resolves
+  only a fixed set of safe globals plus the names the caller trusts.
+
+Example::
+
+    >>> import numpy as np
+    >>> data, buffers = dumps({"w": np.arange(3.0)})
+    >>> len(buffers)
+    1
+    >>> loads(data, buffers, allowed=[])["w"].tolist()
+    [0.0, 1.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import pickle
+import sys
+import types
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from joblite.exceptions import UnsafeLoadError
+
+__all__ = ["ArrayInfo", "Pickled", "dump_parts", "dumps", "loads"]
+
+DEFAULT_PROTOCOL = 5
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """How one out-of-band buffer is to be read back as an array."""
+
+    dtype: Any  # numpy.dtype; typed loosely so this module never imports numpy
+    shape: tuple[int, ...]
+    order: str  # "C" or "F"
+    nbytes: int
+
+
+@dataclass
+class Pickled:
+    """A pickle stream, its out-of-band buffers and, for each buffer, its array."""
+
+    data: bytes
+    protocol: int
+    buffers: list[pickle.PickleBuffer] = field(default_factory=list)
+    arrays: list[ArrayInfo] = field(default_factory=list)
+
+
+def _array_from_buffer(buffer: Any, dtype: Any, shape: tuple[int, ...], order: str) -> Any:
+    """Rebuild an array from its out-of-band buffer (the reducer's counterpart).
+
+    ``buffer`` is whatever the reader supplied: a flat uint8 array (possibly a
+    ``numpy.memmap``, which the view keeps), a memoryview or a PickleBuffer.
+    """
+    import numpy as np
+
+    if isinstance(buffer, pickle.PickleBuffer):
+        buffer = buffer.raw()
+    flat = buffer if isinstance(buffer, np.ndarray) else np.frombuffer(buffer, dtype=np.uint8)
+    return flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+
+
+def _load_by_value(payload: bytes) -> Any:
+    """Rebuild an object cloudpickle serialized by value (it runs pickle code)."""
+    return pickle.loads(payload)
+
+
+_BY_VALUE_LOADER = f"{__name__}._load_by_value"
+
+
+def _importable_by_reference(obj: Any) -> bool:
+    """True when plain pickle can save ``obj`` as ``module.qualname`` and find it again."""
+    module_name = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(module_name, str) or not isinstance(qualname, str):
+        return False
+    # __main__ objects are pickled by value so another process can load them.
+    if module_name == "__main__" or "<" in qualname:
+        return False
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found is obj
+
+
+class _Pickler(pickle.Pickler):
+    """The C pickler with array buffers out-of-band and cloudpickle as a fallback."""
+
+    def __init__(self, file: io.BytesIO, protocol: int) -> None:
+        self.out_of_band = protocol >= 5
+        super().__init__(
+            file, protocol, buffer_callback=self._on_buffer if self.out_of_band else None
+        )
+        self.protocol_number = protocol
+        self.buffers: list[pickle.PickleBuffer] = []
+        self.arrays: list[ArrayInfo] = []
+        # Holding each buffer keeps its id from being reused by a user's PickleBuffer.
+        self._own_buffers: dict[int, tuple[pickle.PickleBuffer, ArrayInfo]] = {}
+        self._numpy: Any = sys.modules.get("numpy")
+
+    def _on_buffer(self, buffer: pickle.PickleBuffer) -> bool:
+        own = self._own_buffers.get(id(buffer))
+        if own is None:
+            return True  # someone else's PickleBuffer: keep it in-band, as documented
+        self.buffers.append(buffer)
+        self.arrays.append(own[1])
+        return False
+
+    def reducer_override(self, obj: Any) -> Any:
+        np = self._numpy
+        if np is not None and self.out_of_band and type(obj) in (np.ndarray, np.memmap):
+            return self._reduce_array(obj)
+        if (
+            type(obj) is types.FunctionType or isinstance(obj, type)
+        ) and not _importable_by_reference(obj):
+            import cloudpickle
+
+            payload = cloudpickle.dumps(obj, protocol=self.protocol_number)
+            return (_load_by_value, (payload,))
+        return NotImplemented
+
+    def _reduce_array(self, array: Any) -> Any:
+        dtype = array.dtype
+        if dtype.hasobject or dtype.itemsize == 0:
+            return NotImplemented  # numpy's own reduce pickles the items in-band
+        # A memmap is saved as a plain array: its file may be gone when we load.
+        array = array.view(self._numpy.ndarray)
+        if array.flags.c_contiguous:
+            order = "C"
+        elif array.flags.f_contiguous:
+            order = "F"
+        else:
+            array = self._numpy.ascontiguousarray(array)
+            order = "C"
+        # Flat bytes in memory order: also covers dtypes numpy won't export as a
+        # buffer (datetime64, some structured dtypes), and never copies.
+        buffer = pickle.PickleBuffer(array.reshape(-1, order=order).view(self._numpy.uint8))
+        info = ArrayInfo(dtype, tuple(array.shape), order, int(array.nbytes))
+        self._own_buffers[id(buffer)] = (buffer, info)
+        return (_array_from_buffer, (buffer, dtype, array.shape, order))
+
+
+def _normalize_protocol(protocol: int | None) -> int:
+    if protocol is None:
+        return DEFAULT_PROTOCOL
+    if isinstance(protocol, bool) or not isinstance(protocol, int):
+        raise ValueError(f"`protocol` must be an int or None, got {protocol!r}")
+    if protocol < 0:  # pickle's convention for "the highest"
+        return pickle.HIGHEST_PROTOCOL
+    if protocol > pickle.HIGHEST_PROTOCOL:
+        raise ValueError(f"`protocol` must be at most {pickle.HIGHEST_PROTOCOL}, got {protocol!r}")
+    return protocol
+
+
+def dump_parts(obj: object, *, protocol: int | None = None) -> Pickled:
+    """Like :func:`dumps`, also describing the array behind each buffer."""
+    stream = io.BytesIO()
+    protocol = _normalize_protocol(protocol)
+    pickler = _Pickler(stream, protocol)
+    pickler.dump(obj)
+    return Pickled(stream.getvalue(), protocol, pickler.buffers, pickler.arrays)
+
+
+def dumps(obj: object, *, protocol: int | None = None) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Pickle ``obj``; return the stream and the out-of-band array buffers.
+
+    Pass both to :func:`loads`. Raises what pickling raises
+    (``pickle.PicklingError``, ``TypeError``) for unpicklable objects.
+
+    >>> data, buffers = dumps(lambda x: x + 1)
+    >>> loads(data, buffers)(1)
+    2
+    """
+    pickled = dump_parts(obj, protocol=protocol)
+    return pickled.data, pickled.buffers
+
+
+# Globals a restricted load always resolves: plain data and numpy array reconstruction.
+_SAFE_GLOBALS = frozenset(
+    {
+        "builtins.bool",
+        "builtins.bytearray",
+        "builtins.bytes",
+        "builtins.complex",
+        "builtins.dict",
+        "builtins.float",
+        "builtins.frozenset",
+        "builtins.int",
+        "builtins.list",
+        "builtins.range",
+        "builtins.set",
+        "builtins.slice",
+        "builtins.str",
+        "builtins.tuple",
+        "builtins.Ellipsis",
+        "builtins.NotImplemented",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "collections.deque",
+        "collections.Counter",
+        "datetime.date",
+        "datetime.datetime",
+        "datetime.time",
+        "datetime.timedelta",
+        "datetime.timezone",
+        f"{__name__}._array_from_buffer",
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray.scalar",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.numeric._frombuffer",
+        "numpy.core.numeric._frombuffer",
+    }
+)
+
+
+def _matches(module: str, name: str, patterns: Sequence[str]) -> bool:
+    full = f"{module}.{name}"
+    if full == _BY_VALUE_LOADER:
+        # It runs an unrestricted pickle.loads: only an exact opt-in unlocks it.
+        return full in patterns
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            if fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(module, pattern):
+                return True
+        elif full == pattern or module == pattern or module.startswith(pattern + "."):
+            return True
+    return False
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, buffers: Iterable[object], allowed: Sequence[str]):
+        super().__init__(file, buffers=buffers)
+        self._allowed = allowed
+
+    def find_class(self, module: str, name: str) -> Any:
+        full = f"{module}.{name}"
+        if full in _SAFE_GLOBALS or full.startswith("numpy.dtypes."):
+            return super().find_class(module, name)
+        if _matches(module, name, self._allowed):
+            return super().find_class(module, name)
+        raise UnsafeLoadError(full)
+
+
+def _check_allowed(allowed: object) -> list[str]:
+    if isinstance(allowed, str) or not isinstance(allowed, Iterable):
+        raise ValueError(
+            "`allowed` must be a sequence of 'module' or 'module.qualname' strings, "
+            f"got {allowed!r}"
+        )
+    patterns = list(allowed)
+    bad = [p for p in patterns if not isinstance(p, str) or not p]
+    if bad:
+        raise ValueError(f"`allowed` must contain non-empty strings, got {bad!r}")
+    return patterns
+
+
+def loads(
+    data: bytes | memoryview,
+    buffers: Iterable[object] = (),
+    *,
+    allowed: Sequence[str] | None = None,
+) -> object:
+    """Unpickle ``data`` with its out-of-band ``buffers`` (from :func:`dumps`).
+
+    ``allowed=None`` unpickles normally, which runs code chosen by whoever
+    wrote the data: use it on trusted data only. With ``allowed`` (e.g.
+    ``["sklearn", "mypkg.Model"]``), only builtin containers and scalars, numpy
+    arrays, dtypes and scalars, and globals whose module or ``module.qualname``
+    matches a pattern are resolved; anything else raises
+    :class:`~joblite.exceptions.UnsafeLoadError` naming the refused global.
+    """
+    if allowed is None:
+        return pickle.loads(data, buffers=buffers)
+    patterns = _check_allowed(allowed)
+    return _RestrictedUnpickler(io.BytesIO(data), buffers, patterns).load()

@@ -1,0 +1,232 @@
+"""``dump``, ``load`` and ``inspect``: joblib's persistence API on joblite's format.
+
+A thin face over :mod:`joblite._core`: arguments are checked and normalized
+here, the format lives in :mod:`joblite._core.fileformat`.
+
+Example::
+
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.jl")
+    >>> dump({"weights": np.ones(3)}, path, compress=True)  # doctest: +ELLIPSIS
+    ['.../model.jl']
+    >>> load(path, allowed=[])["weights"].tolist()
+    [1.0, 1.0, 1.0]
+    >>> inspect(path)["arrays"][0]["shape"]
+    [3]
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from joblite._core import fileformat
+from joblite._core.codecs import normalize_compress
+from joblite._core.codecs import register_compressor as register_compressor
+from joblite._core.fsutil import atomic_write
+
+__all__ = ["dump", "format_manifest", "inspect", "load", "register_compressor"]
+
+
+# Replacing a big file frees its blocks, which on some file systems (ext4 mounted
+# with `discard`) takes longer than writing the new file. Holding the old file
+# open across the rename moves that work to the final close, done on a thread.
+_RELEASE_MIN_BYTES = 64 * 1024 * 1024
+_releases: list[threading.Thread] = []
+_releases_lock = threading.Lock()
+
+
+def _hold_large_file(path: str) -> int | None:
+    """An open descriptor of the big regular file at ``path`` (POSIX only), else None."""
+    if os.name != "posix":
+        return None  # Windows cannot replace a file that is open
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode) or info.st_size < _RELEASE_MIN_BYTES:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _release_in_background(fd: int) -> None:
+    thread = threading.Thread(target=os.close, args=(fd,), name="joblite-release", daemon=True)
+    with _releases_lock:
+        _releases[:] = [t for t in _releases if t.is_alive()]
+        _releases.append(thread)
+    thread.start()
+
+
+def _wait_for_releases() -> None:
+    """Wait until replaced files are released (tests and benchmarks use it)."""
+    with _releases_lock:
+        pending = list(_releases)
+    for thread in pending:
+        thread.join()
+
+
+def _is_path(filename: object) -> bool:
+    return isinstance(filename, (str, os.PathLike))
+
+
+def dump(
+    value: object,
+    filename: str | os.PathLike[str] | BinaryIO,
+    compress: object = 0,
+    protocol: int | None = None,
+) -> list[str]:
+    """Persist ``value`` to ``filename`` (a path or a writable binary file object).
+
+    ``compress``: ``0``/``False`` (default, uncompressed: loads can memory-map),
+    ``True`` (zstd level 3, or zlib level 3 without the ``zstd`` extra), an int
+    1-9 (zlib at that level), a codec name (``"zlib" "gzip" "bz2" "lzma" "xz"
+    "lz4" "zstd"``) or ``(name, level)``. A path ending in ``.z .gz .bz2 .xz
+    .lzma .lz4 .zst`` picks that codec unless ``compress`` is a name or tuple.
+    ``protocol`` is the pickle protocol (default 5).
+
+    Writing to a path is atomic: readers see the old file or the new one,
+    also if the process is killed mid-write. Like joblib, ``dump`` does not
+    fsync (no protection against power loss). When a big file is replaced, its
+    blocks are freed by a background thread after ``dump`` returns.
+
+    Returns ``[str(filename)]`` for a path and ``[]`` for a file object.
+    Raises ``ValueError`` for a bad ``filename`` or ``compress``,
+    ``MissingDependencyError`` for a codec whose extra is missing, and the
+    pickling error for an unpicklable ``value`` (no file is left behind).
+
+    >>> import io
+    >>> dump([1, 2], io.BytesIO())
+    []
+    """
+    if _is_path(filename):
+        path = os.fspath(filename)  # type: ignore[arg-type]
+        if not isinstance(path, str):
+            raise ValueError(f"`filename` must be a str path, got bytes {path!r}")
+        compression = normalize_compress(compress, path)
+        old_file = _hold_large_file(path)
+        try:
+            with atomic_write(path) as fileobj:
+                fileformat.write_object(value, fileobj, compression=compression, protocol=protocol)
+        except BaseException:
+            if old_file is not None:
+                os.close(old_file)
+            raise
+        if old_file is not None:
+            _release_in_background(old_file)
+        return [path]
+    if not callable(getattr(filename, "write", None)):
+        raise ValueError(
+            "`filename` must be a path or a binary file object opened for writing, "
+            f"got {type(filename).__name__}: {filename!r}"
+        )
+    compression = normalize_compress(compress, None)
+    fileformat.write_object(value, filename, compression=compression, protocol=protocol)  # type: ignore[arg-type]
+    return []
+
+
+def load(
+    filename: str | os.PathLike[str] | BinaryIO,
+    mmap_mode: str | None = None,
+    *,
+    allowed: Sequence[str] | None = None,
+) -> object:
+    """Load an object written by :func:`dump`.
+
+    **Without** ``allowed``, loading runs pickle code chosen by whoever wrote
+    the file: only load files you trust. With ``allowed`` (``["sklearn",
+    "mypkg.Model"]``: modules or ``module.qualname``), only builtin containers
+    and scalars, numpy arrays/dtypes/scalars and the listed names are resolved;
+    anything else raises ``UnsafeLoadError`` naming the refused global.
+
+    ``mmap_mode`` ("r", "r+", "c", or "w+" meaning "r+") maps the arrays of an
+    uncompressed file given by path straight from disk as ``numpy.memmap``
+    ("r" read-only, "r+" writes through to the file, "c" copy-on-write).
+    For a compressed file or a file object it is ignored and the arrays are
+    loaded in memory (logged at INFO, no warning).
+
+    Raises ``InvalidFileError`` (not a joblite file, e.g. a joblib file),
+    ``CorruptFileError`` (truncated or altered), ``UnsupportedVersionError``,
+    ``MissingDependencyError`` (codec extra missing), ``UnsafeLoadError`` and
+    ``ValueError`` for bad arguments; all but the last two are ``ValueError``s.
+    """
+    if not _is_path(filename) and not callable(getattr(filename, "read", None)):
+        raise ValueError(
+            "`filename` must be a path or a binary file object opened for reading, "
+            f"got {type(filename).__name__}: {filename!r}"
+        )
+    return fileformat.read_object(filename, mmap_mode=mmap_mode, allowed=allowed)
+
+
+def inspect(filename: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
+    """The manifest of a joblite file, read without unpickling: safe on untrusted files.
+
+    Keys: ``format_version``, ``codec``, ``level``, ``object_type``,
+    ``protocol``, ``pickle`` (its size), ``arrays`` (each one's ``dtype``,
+    ``shape``, ``order``, ``nbytes``), ``arrays_nbytes``, ``total_nbytes``
+    (uncompressed payload), plus ``file_size`` when ``filename`` is a path.
+    Raises like :func:`load` for files that are not valid joblite files.
+    """
+    manifest = fileformat.read_manifest(filename)
+    if _is_path(filename):
+        manifest["file_size"] = os.path.getsize(filename)  # type: ignore[arg-type]
+    return manifest
+
+
+def _format_size(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_manifest(manifest: dict[str, Any], *, max_arrays: int = 20) -> str:
+    """A human-readable rendering of :func:`inspect`'s manifest (for the CLI).
+
+    >>> print(format_manifest({"format_version": 1, "object_type": "builtins.dict",
+    ...     "codec": None, "level": 0, "pickle": {"nbytes": 10}, "arrays": [],
+    ...     "arrays_nbytes": 0, "total_nbytes": 10}))  # doctest: +NORMALIZE_WHITESPACE
+    joblite file, format version 1
+      object type   builtins.dict
+      compression   none
+      pickle stream 10 B
+      arrays        0 (0 B)
+      total         10 B
+    """
+    codec = manifest.get("codec")
+    compression = "none" if codec is None else f"{codec} (level {manifest.get('level')})"
+    arrays = list(manifest.get("arrays", []))
+    lines = [
+        f"joblite file, format version {manifest.get('format_version')}",
+        f"  object type   {manifest.get('object_type')}",
+        f"  compression   {compression}",
+        f"  pickle stream {_format_size(int(manifest.get('pickle', {}).get('nbytes', 0)))}",
+        f"  arrays        {len(arrays)} ({_format_size(int(manifest.get('arrays_nbytes', 0)))})",
+    ]
+    for index, array in enumerate(arrays[:max_arrays]):
+        shape = "x".join(str(n) for n in array.get("shape", [])) or "scalar"
+        dtype = array.get("dtype")
+        if isinstance(dtype, list):  # a structured dtype's fields: [name, format, (shape)]
+            dtype = "{" + ", ".join(f"{field[0]}: {field[1]}" for field in dtype) + "}"
+        lines.append(
+            f"    [{index}] {dtype!s:<12} {shape:<20} order {array.get('order')}  "
+            f"{_format_size(int(array.get('nbytes', 0)))}"
+        )
+    if len(arrays) > max_arrays:
+        lines.append(f"    ... and {len(arrays) - max_arrays} more")
+    total = int(manifest.get("total_nbytes", 0))
+    lines.append(f"  total         {_format_size(total)}")
+    if "file_size" in manifest:
+        file_size = int(manifest["file_size"])
+        ratio = f" (ratio {total / file_size:.2f}x)" if codec is not None and file_size else ""
+        lines.append(f"  file size     {_format_size(file_size)}{ratio}")
+    return "\n".join(lines)

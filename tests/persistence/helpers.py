@@ -1,0 +1,45 @@
+"""Comparison helpers shared by the persistence tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def assert_same(loaded: Any, expected: Any) -> None:
+    """Equal values, and for arrays also equal dtype (byte order included) and shape."""
+    assert type(loaded) is type(expected) or (
+        isinstance(expected, np.ndarray) and isinstance(loaded, np.ndarray)
+    ), (type(loaded), type(expected))
+    if isinstance(expected, np.ndarray):
+        assert loaded.dtype == expected.dtype
+        assert loaded.dtype.byteorder == expected.dtype.byteorder
+        assert loaded.shape == expected.shape
+        if expected.dtype.hasobject:
+            for a, b in zip(loaded.ravel(), expected.ravel(), strict=True):
+                assert_same(a, b)
+        else:
+            np.testing.assert_array_equal(loaded, expected, strict=True)
+            # Compare raw bytes too: NaN payloads, -0.0, padding of structured dtypes.
+            assert (
+                np.ascontiguousarray(loaded).tobytes() == np.ascontiguousarray(expected).tobytes()
+            )
+        if expected.ndim > 1 and expected.flags.f_contiguous and not expected.flags.c_contiguous:
+            assert loaded.flags.f_contiguous
+    elif isinstance(expected, dict):
+        assert list(loaded) == list(expected)
+        for key in expected:
+            assert_same(loaded[key], expected[key])
+    elif isinstance(expected, (list, tuple)):
+        assert len(loaded) == len(expected)
+        for a, b in zip(loaded, expected, strict=True):
+            assert_same(a, b)
+    elif isinstance(expected, float) and expected != expected:
+        assert loaded != loaded
+    else:
+        assert loaded == expected
+
+
+# Every codec joblite ships: the contract tests run over all of them.
+ALL_CODECS = ["bz2", "gzip", "lz4", "lzma", "xz", "zlib", "zstd"]

@@ -1,0 +1,93 @@
+"""The serialization layer: out-of-band buffers, cloudpickle fallback, restricted loads."""
+
+from __future__ import annotations
+
+import pickle
+import pickletools
+from typing import Any
+
+import numpy as np
+import pytest
+
+from joblite._core.pickling import dump_parts, dumps, loads
+
+from .helpers import assert_same
+
+
+def module_level_function(x: int) -> int:
+    return x + 1
+
+
+def _globals_in(data: bytes) -> list[str]:
+    names: list[str] = []
+    strings: list[str] = []
+    for opcode, argument, _ in pickletools.genops(data):
+        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+            strings.append(str(argument))
+        elif opcode.name == "STACK_GLOBAL":
+            names.append(".".join(strings[-2:]))
+        elif opcode.name == "GLOBAL":
+            names.append(str(argument).replace(" ", "."))
+    return names
+
+
+def test_contiguous_arrays_go_out_of_band_without_copy() -> None:
+    array = np.arange(1000.0)
+    fortran = np.asfortranarray(np.ones((4, 5)))
+    data, buffers = dumps({"a": array, "f": fortran})
+    assert len(buffers) == 2
+    assert len(data) < 1000  # the 8 KB of data are not in the stream
+    assert np.shares_memory(np.frombuffer(buffers[0], dtype=np.uint8), array)
+    loaded: Any = loads(data, buffers)
+    assert np.shares_memory(loaded["a"], array)  # in-process: zero copy both ways
+    assert loaded["f"].flags.f_contiguous
+
+
+def test_array_metadata_describes_each_buffer() -> None:
+    parts = dump_parts([np.zeros((2, 3), dtype=">i2"), np.arange(4.0)[::2]])
+    assert [(info.dtype.str, info.shape, info.order) for info in parts.arrays] == [
+        (">i2", (2, 3), "C"),
+        ("<f8", (2,), "C"),
+    ]
+    assert [info.nbytes for info in parts.arrays] == [12, 16]
+
+
+def test_object_arrays_and_foreign_buffers_stay_in_band() -> None:
+    foreign = pickle.PickleBuffer(bytearray(b"abc"))
+    data, buffers = dumps({"o": np.array([1, "x"], dtype=object), "pb": foreign})
+    assert buffers == []
+    loaded: Any = loads(data, buffers)
+    assert bytes(loaded["pb"]) == b"abc"
+
+
+def test_protocol_below_5_pickles_arrays_in_band() -> None:
+    data, buffers = dumps(np.arange(5), protocol=4)
+    assert buffers == []
+    assert_same(loads(data), np.arange(5))
+
+
+def test_importable_functions_are_pickled_by_reference() -> None:
+    data, _ = dumps([module_level_function, np.add, len])
+    assert f"{__name__}.module_level_function" in _globals_in(data)
+    assert "cloudpickle" not in " ".join(_globals_in(data))
+    assert loads(data)[0] is module_level_function  # type: ignore[index]
+
+
+def test_lambdas_closures_and_local_classes_go_by_value() -> None:
+    factor = 3
+
+    class Local:
+        value = 5
+
+    data, buffers = dumps([lambda x: x * factor, Local])
+    assert _globals_in(data)[0] == "joblite._core.pickling._load_by_value"
+    function, cls = loads(data, buffers)  # type: ignore[misc]
+    assert function(2) == 6
+    assert cls.value == 5
+
+
+def test_bad_protocol_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="protocol"):
+        dumps(1, protocol=6)
+    with pytest.raises(ValueError, match="protocol"):
+        dumps(1, protocol="5")  # type: ignore[arg-type]

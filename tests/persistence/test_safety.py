@@ -1,0 +1,114 @@
+"""Untrusted files: inspect never unpickles, and allowed= refuses unknown globals."""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+from typing import Any
+
+import numpy as np
+import pytest
+
+from joblite.exceptions import UnsafeLoadError
+from joblite.persistence import dump, inspect, load
+
+from .helpers import assert_same
+
+MARKER: list[str] = []
+
+
+def _side_effect(marker: str) -> str:
+    MARKER.append(marker)
+    return marker
+
+
+class Payload:
+    """Unpickling this calls _side_effect: our stand-in for a malicious pickle."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (_side_effect, ("executed",))
+
+
+class Model:
+    def __init__(self) -> None:
+        self.weights = np.arange(3.0)
+
+
+@pytest.fixture(autouse=True)
+def _clear_marker() -> None:
+    MARKER.clear()
+
+
+@pytest.mark.parametrize("compress", [0, True])
+def test_inspect_never_executes_pickle_code(tmp_path: pathlib.Path, compress: object) -> None:
+    path = tmp_path / "evil.jl"
+    dump({"payload": Payload(), "w": np.ones(4)}, path, compress=compress)
+    manifest = inspect(path)
+    assert MARKER == []
+    assert manifest["object_type"] == "builtins.dict"
+    arrays: Any = manifest["arrays"]
+    assert [{k: a[k] for k in ("dtype", "shape", "order", "nbytes")} for a in arrays] == [
+        {"dtype": "<f8", "shape": [4], "order": "C", "nbytes": 32}
+    ]
+    with pytest.raises(UnsafeLoadError) as refused:
+        load(path, allowed=[])
+    assert refused.value.global_name == f"{__name__}._side_effect"
+    assert MARKER == []
+    # The control: a plain load does run the payload, so the checks above mean something.
+    assert load(path)["payload"] == "executed"  # type: ignore[index]
+    assert MARKER == ["executed"]
+
+
+def test_allowed_accepts_builtins_and_numpy_without_listing_them(tmp_path: pathlib.Path) -> None:
+    value = {
+        "arrays": [np.arange(3), np.array([1, None], dtype=object), np.array(2.0, dtype=">f4")],
+        "scalars": [np.float32(1), np.int64(2), np.datetime64("2020-01-01")],
+        "dtypes": [np.dtype([("a", "<i4")]), np.dtype("M8[ns]")],
+        "builtins": [1, 2.5, 3j, "s", b"b", bytearray(b"x"), {1}, frozenset(), (1,), slice(1, 2)],
+    }
+    dump(value, tmp_path / "v.jl")
+    assert_same(load(tmp_path / "v.jl", allowed=[]), value)
+
+
+@pytest.mark.parametrize("pattern", [__name__, f"{__name__}.Model", "tests.persistence", "tests.*"])
+def test_allowed_patterns_accept_listed_globals(tmp_path: pathlib.Path, pattern: str) -> None:
+    dump(Model(), tmp_path / "m.jl")
+    loaded: Any = load(tmp_path / "m.jl", allowed=[pattern])
+    assert loaded.weights.tolist() == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        (Model(), f"{__name__}.Model"),
+        (pathlib.PurePosixPath("a"), "pathlib.PurePosixPath"),
+        (lambda: 1, "joblite._core.pickling._load_by_value"),
+    ],
+)
+def test_allowed_refuses_unlisted_globals(
+    tmp_path: pathlib.Path, value: object, refused: str
+) -> None:
+    dump(value, tmp_path / "x.jl")
+    with pytest.raises(UnsafeLoadError) as raised:
+        load(tmp_path / "x.jl", allowed=["numpy", f"{__name__}.Other"])
+    assert raised.value.global_name == refused
+    assert refused in str(raised.value)
+    assert isinstance(raised.value, pickle.UnpicklingError)
+
+
+def test_by_value_functions_need_an_exact_opt_in(tmp_path: pathlib.Path) -> None:
+    dump(lambda: 7, tmp_path / "f.jl")
+    with pytest.raises(UnsafeLoadError):
+        load(tmp_path / "f.jl", allowed=["joblite"])  # a module pattern is not enough
+    loaded: Any = load(tmp_path / "f.jl", allowed=["joblite._core.pickling._load_by_value"])
+    assert loaded() == 7
+
+
+def test_dangerous_builtins_are_refused() -> None:
+    from joblite._core.pickling import loads
+
+    evil = pickle.dumps(getattr, protocol=5)
+    with pytest.raises(UnsafeLoadError, match=r"builtins\.getattr"):
+        loads(evil, allowed=["numpy"])
+    with pytest.raises(ValueError, match="allowed"):
+        loads(evil, allowed="numpy")  # a bare string is a common mistake
