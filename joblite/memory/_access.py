@@ -1,0 +1,139 @@
+"""What keeps a cache hit cheap: in-process state consulted on every hit.
+
+:class:`HotValues` remembers, for small entries this process has loaded, the
+entry's pickled value together with the identity of its ``output`` file
+(inode, size, mtime in ns). A hit ``stat``s the file; while the identity is
+unchanged the value is unpickled from memory (a fresh object every time, as
+when loading from disk), skipping the file format's parsing. Any rewrite,
+deletion or edit of the file changes its identity and forces a real load.
+
+:class:`AccessTracker` batches the per-hit bookkeeping: the first hit of an
+entry in a process is appended to the journal at once (so least-recently-used
+eviction in other processes sees it), later hits are counted in memory and
+appended at most once per second per entry, and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import pickle
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+from ._eviction import OUTPUT
+from ._journal import append_hits
+from .stores.base import Store
+
+__all__ = ["MAX_HOT_FILE_SIZE", "AccessTracker", "HotValues"]
+
+# Only files this small are candidates: their pickles cost little memory.
+MAX_HOT_FILE_SIZE = 64 * 1024
+_HOT_BUDGET = 32 * 1024 * 1024
+_FLUSH_INTERVAL = 1.0
+
+FileIdentity = tuple[int, int, int]
+_NOT_CACHEABLE = b""
+
+
+class HotValues:
+    """A bounded LRU map ``path -> (file identity, pickled value)``; thread-safe."""
+
+    def __init__(self, budget: int = _HOT_BUDGET) -> None:
+        self._budget = budget
+        self._used = 0
+        self._items: OrderedDict[str, tuple[FileIdentity, bytes]] = OrderedDict()
+        self._mutex = threading.Lock()
+
+    def get(self, path: str, identity: FileIdentity) -> bytes | None:
+        """The pickled value if ``path`` still has ``identity``; ``b""`` if not cacheable."""
+        item = self._items.get(path)
+        if item is None or item[0] != identity:
+            return None
+        return item[1]
+
+    def put(self, path: str, identity: FileIdentity, value: Any) -> None:
+        try:
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError):
+            data = _NOT_CACHEABLE  # e.g. needs cloudpickle: always load from the file
+        if len(data) > MAX_HOT_FILE_SIZE:
+            data = _NOT_CACHEABLE
+        with self._mutex:
+            old = self._items.pop(path, None)
+            if old is not None:
+                self._used -= len(old[1])
+            self._items[path] = (identity, data)
+            self._used += len(data)
+            while self._used > self._budget and self._items:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._used -= len(dropped)
+
+    def discard(self, path: str) -> None:
+        with self._mutex:
+            old = self._items.pop(path, None)
+            if old is not None:
+                self._used -= len(old[1])
+
+    def clear(self) -> None:
+        with self._mutex:
+            self._items.clear()
+            self._used = 0
+
+
+class AccessTracker:
+    """Counts hits per entry and appends them to the journal in batches."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._mutex = threading.Lock()
+        # entry -> (hits not yet written, monotonic time of the last write)
+        self._pending: dict[str, tuple[int, float]] = {}
+        _TRACKERS.add(self)
+
+    def hit(self, entry: str) -> None:
+        now = time.monotonic()
+        with self._mutex:
+            pending, flushed_at = self._pending.get(entry, (0, -_FLUSH_INTERVAL))
+            pending += 1
+            if now - flushed_at < _FLUSH_INTERVAL:
+                self._pending[entry] = (pending, flushed_at)
+                return
+            self._pending[entry] = (0, now)
+        self._write(entry, pending)
+
+    def _write(self, entry: str, hits: int) -> None:
+        # Best effort: a count that cannot be written (disk full) only costs
+        # statistics, never the cached value.
+        with contextlib.suppress(OSError):
+            try:
+                self.store.stat(entry + OUTPUT)
+            except KeyError:
+                return  # deleted meanwhile: do not recreate its directory for a count
+            append_hits(self.store, entry, hits)
+
+    def flush(self) -> None:
+        """Write every pending count now (``lookup`` and interpreter exit call this)."""
+        with self._mutex:
+            pending = {k: n for k, (n, _) in self._pending.items() if n}
+            now = time.monotonic()
+            self._pending = {k: (0, now) for k in self._pending}
+        for key, amount in pending.items():
+            self._write(key, amount)
+
+    def forget(self, prefix: str = "") -> None:
+        """Drop pending counts below ``prefix`` (their entries were deleted)."""
+        with self._mutex:
+            self._pending = {k: v for k, v in self._pending.items() if not k.startswith(prefix)}
+
+
+_TRACKERS: weakref.WeakSet[AccessTracker] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for tracker in list(_TRACKERS):
+        tracker.flush()

@@ -1,0 +1,214 @@
+"""``python -m joblite cache ...``: look into a Memory cache and trim it.
+
+DIR is the directory given to ``Memory`` (its ``joblib`` subfolder is found
+automatically). Subcommands::
+
+    cache ls DIR                      functions: entries, size, last access, hits
+    cache show DIR FUNC               one function's entries and their metadata
+    cache rm DIR [FUNC]               delete one function's entries, or all
+    cache gc DIR --max-size 10G --max-age 30d [--max-items N]
+    cache stats DIR                   totals for the whole cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections import defaultdict
+from typing import Any
+
+from .._core.fsutil import TEMP_PREFIX, safe_remove
+from ._eviction import FUNCTION_INFO, CacheLimits, EntryInfo, evict, scan_entries
+from .stores.local import PART_SUFFIX, FileStore
+
+__all__ = ["add_parser"]
+
+# Temp files older than this belong to writers that died; gc removes them.
+_ORPHAN_AGE = 3600.0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``cache ls|show|rm|gc|stats`` on ``subparsers`` (each sets ``handler``)."""
+    cache = subparsers.add_parser("cache", help="inspect and trim a Memory cache directory")
+    commands = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND", required=True)
+
+    ls = commands.add_parser("ls", help="list cached functions: entries, size, last access, hits")
+    ls.add_argument("directory", metavar="DIR")
+    ls.set_defaults(handler=_ls)
+
+    show = commands.add_parser("show", help="show one function's entries and metadata")
+    show.add_argument("directory", metavar="DIR")
+    show.add_argument("function", metavar="FUNC", help="module.qualname, or a unique suffix")
+    show.set_defaults(handler=_show)
+
+    rm = commands.add_parser("rm", help="delete one function's entries, or the whole cache")
+    rm.add_argument("directory", metavar="DIR")
+    rm.add_argument("function", metavar="FUNC", nargs="?", default=None)
+    rm.set_defaults(handler=_rm)
+
+    gc = commands.add_parser("gc", help="evict least recently used entries to fit limits")
+    gc.add_argument("directory", metavar="DIR")
+    gc.add_argument("--max-size", default=None, help="e.g. 500M, 10G")
+    gc.add_argument("--max-age", default=None, help="last access older than this: e.g. 12h, 30d")
+    gc.add_argument("--max-items", type=int, default=None)
+    gc.set_defaults(handler=_gc)
+
+    stats = commands.add_parser("stats", help="totals for the whole cache")
+    stats.add_argument("directory", metavar="DIR")
+    stats.set_defaults(handler=_stats)
+
+
+def _open_store(directory: str) -> FileStore:
+    if not os.path.isdir(directory):
+        raise SystemExit(f"error: DIR {directory!r} is not a directory")
+    nested = os.path.join(directory, "joblib")
+    return FileStore(nested if os.path.isdir(nested) else directory)
+
+
+def _human_size(size: float) -> str:
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _function_names(store: FileStore) -> dict[str, str]:
+    """func_id -> module.qualname, read from the stored function info."""
+    names = {}
+    for func_id in store.children(""):
+        names[func_id] = func_id
+        for version in store.children(func_id):
+            try:
+                info = json.loads(store.read_bytes(f"{func_id}/{version}/{FUNCTION_INFO}"))
+                names[func_id] = str(info["name"])
+            except (KeyError, ValueError, TypeError):
+                continue
+    return names
+
+
+def _by_function(entries: list[EntryInfo]) -> dict[str, list[EntryInfo]]:
+    grouped: dict[str, list[EntryInfo]] = defaultdict(list)
+    for entry in entries:
+        grouped[entry.func_id].append(entry)
+    return grouped
+
+
+def _ls(args: argparse.Namespace) -> int:
+    store = _open_store(args.directory)
+    names = _function_names(store)
+    grouped = _by_function(scan_entries(store))
+    print(f"{'FUNCTION':<48} {'ENTRIES':>7} {'SIZE':>8} {'HITS':>6}  LAST ACCESS")
+    for func_id in sorted(names):
+        entries = grouped.get(func_id, [])
+        size = sum(e.size for e in entries)
+        hits = sum(e.hits for e in entries)
+        last = _when(max(e.last_access for e in entries)) if entries else "-"
+        print(f"{names[func_id]:<48} {len(entries):>7} {_human_size(size):>8} {hits:>6}  {last}")
+    return 0
+
+
+def _match_function(store: FileStore, wanted: str) -> str:
+    names = _function_names(store)
+    exact = [f for f, n in names.items() if wanted in (n, f)]
+    if exact:
+        return exact[0]
+    matches = [f for f, n in names.items() if n.endswith("." + wanted) or n.endswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise SystemExit(f"error: no cached function matches {wanted!r}")
+    choices = ", ".join(sorted(names[m] for m in matches))
+    raise SystemExit(f"error: {wanted!r} matches several functions: {choices}")
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = _open_store(args.directory)
+    func_id = _match_function(store, args.function)
+    entries = sorted(scan_entries(store, [func_id]), key=lambda e: e.last_access, reverse=True)
+    name = _function_names(store)[func_id]
+    total = sum(e.size for e in entries)
+    print(f"{name}: {len(entries)} entries, {_human_size(total)}")
+    for entry in entries:
+        meta: dict[str, Any] = entry.metadata()
+        duration = meta.get("duration")
+        took = f"{duration:.3f}s" if isinstance(duration, (int, float)) else "?"
+        print(
+            f"  {entry.args_hash}  {_human_size(entry.size):>8}  hits {entry.hits:<5} "
+            f"computed {_when(entry.created)} in {took}  last access {_when(entry.last_access)}"
+        )
+        for arg, text in meta.get("input_args", {}).items():
+            print(f"      {arg} = {text}")
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    store = _open_store(args.directory)
+    if args.function is None:
+        entries = scan_entries(store)
+        store.delete("")
+        print(f"removed {len(entries)} entries ({_human_size(sum(e.size for e in entries))})")
+        return 0
+    func_id = _match_function(store, args.function)
+    name = _function_names(store)[func_id]
+    entries = scan_entries(store, [func_id])
+    store.delete(func_id)
+    print(f"removed {name}: {len(entries)} entries ({_human_size(sum(e.size for e in entries))})")
+    return 0
+
+
+def _remove_orphans(root: str) -> int:
+    """Delete temp and lock-and-write files of writers that died over an hour ago."""
+    removed = 0
+    cutoff = time.time() - _ORPHAN_AGE
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames + dirnames:
+            if name.startswith(TEMP_PREFIX) or (
+                name.startswith(".") and name.endswith(PART_SUFFIX)
+            ):
+                path = os.path.join(dirpath, name)
+                try:
+                    if os.stat(path).st_mtime < cutoff and safe_remove(path):
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+    return removed
+
+
+def _gc(args: argparse.Namespace) -> int:
+    try:
+        limits = CacheLimits.parse(args.max_size, args.max_items, args.max_age)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if not limits:
+        raise SystemExit("error: give at least one of --max-size, --max-age, --max-items")
+    store = _open_store(args.directory)
+    removed, kept = evict(store, limits)
+    orphans = _remove_orphans(store.location)
+    freed = sum(e.size for e in removed)
+    print(
+        f"removed {len(removed)} entries ({_human_size(freed)}); kept {len(kept)} entries "
+        f"({_human_size(sum(e.size for e in kept))}); removed {orphans} orphaned temp files"
+    )
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    store = _open_store(args.directory)
+    entries = scan_entries(store)
+    functions = len(store.children(""))
+    print(f"location:      {store.location}")
+    print(f"functions:     {functions}")
+    print(f"entries:       {len(entries)}")
+    print(f"size:          {_human_size(sum(e.size for e in entries))}")
+    print(f"hits:          {sum(e.hits for e in entries)}")
+    if entries:
+        print(f"oldest access: {_when(min(e.last_access for e in entries))}")
+        print(f"newest access: {_when(max(e.last_access for e in entries))}")
+    return 0

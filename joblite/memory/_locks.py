@@ -1,0 +1,186 @@
+"""Per-key locks so that concurrent identical calls compute once.
+
+:class:`FileLock` excludes other threads *and* other processes: on POSIX it
+takes an ``fcntl.flock`` on the file itself (created empty if missing; Memory
+locks an entry's ``.meta`` file, so a miss creates no extra file), which the
+kernel drops when the holder dies (even by SIGKILL): a crashed holder never
+blocks anyone. Where ``fcntl`` is missing (Windows) it falls back to creating
+``path + ".lock"`` with ``O_EXCL``; a lock file older than ``stale_after``
+seconds is then taken to belong to a dead holder and broken.
+
+Example::
+
+    with FileLock("/cache/joblib/f/0af3/9b2c.meta", timeout=60):
+        ...  # compute and store the entry
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+from ..exceptions import CacheLockTimeoutError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["DEFAULT_STALE_AFTER", "FileLock", "ThreadLockTable"]
+
+# Only used by the O_EXCL fallback: flock locks vanish with their holder.
+DEFAULT_STALE_AFTER = 600.0
+
+
+def _backoff() -> Iterator[float]:
+    delay = 0.001
+    while True:
+        yield delay
+        delay = min(delay * 2, 0.05)
+
+
+class FileLock:
+    """An exclusive lock on ``path`` across threads and processes (see module doc).
+
+    Raises :class:`~joblite.exceptions.CacheLockTimeoutError` when it cannot be
+    taken within ``timeout`` seconds (``None`` waits as long as the holder lives).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        timeout: float | None = None,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        use_flock: bool | None = None,
+    ) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.stale_after = stale_after
+        self.use_flock = fcntl is not None if use_flock is None else use_flock
+        self._fd: int | None = None
+        self._exclusive_path = path + ".lock"
+
+    def fileno(self) -> int:
+        """The descriptor of the locked file; :class:`RuntimeError` if the lock is not held."""
+        if self._fd is None:
+            raise RuntimeError(f"the lock {self.path!r} is not held")
+        return self._fd
+
+    def holds_file(self, path: str) -> bool:
+        """Whether this lock is held by flock on the file currently named ``path``."""
+        if self._fd is None or not self.use_flock or path != self.path:
+            return False
+        try:
+            held, named = os.fstat(self._fd), os.stat(path)
+        except FileNotFoundError:
+            return False  # a previous holder already renamed it to its final name
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+    def _deadline_passed(self, start: float) -> bool:
+        return self.timeout is not None and time.monotonic() - start >= self.timeout
+
+    def _timeout_error(self) -> CacheLockTimeoutError:
+        return CacheLockTimeoutError(
+            f"waited {self.timeout} s for the lock {self.path!r} held by another caller "
+            "computing the same entry"
+        )
+
+    def _open(self, path: str, flags: int) -> int:
+        try:
+            return os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            return os.open(path, flags, 0o600)
+
+    def acquire(self) -> None:
+        start = time.monotonic()
+        delays = _backoff()
+        if self.use_flock:
+            fd = self._open(self.path, os.O_RDWR | os.O_CREAT)
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if self._deadline_passed(start):
+                            raise self._timeout_error() from None
+                        time.sleep(next(delays))
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            return
+        while True:
+            try:
+                fd = self._open(self._exclusive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                self._break_if_stale()
+                if self._deadline_passed(start):
+                    raise self._timeout_error() from None
+                time.sleep(next(delays))
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            self._fd = fd
+            return
+
+    def _break_if_stale(self) -> None:
+        try:
+            age = time.time() - os.stat(self._exclusive_path).st_mtime
+        except FileNotFoundError:
+            return
+        if age > self.stale_after:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._exclusive_path)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        os.close(fd)
+        if not self.use_flock:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._exclusive_path)
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class ThreadLockTable:
+    """Named locks shared by the threads of one process; unused names are dropped."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextlib.contextmanager
+    def acquire(self, name: str, *, timeout: float | None = None) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(name, (None, 0))
+            if lock is None:
+                lock = threading.Lock()
+            self._locks[name] = (lock, users + 1)
+        try:
+            if not lock.acquire(timeout=-1 if timeout is None else timeout):
+                raise CacheLockTimeoutError(
+                    f"waited {timeout} s for the lock {name!r} held by another thread"
+                )
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            with self._guard:
+                lock, users = self._locks[name]
+                if users == 1:
+                    del self._locks[name]
+                else:
+                    self._locks[name] = (lock, users - 1)

@@ -1,0 +1,512 @@
+"""The memoized function: look the call up, else compute it once and store it.
+
+A hit costs one hash of the arguments, one ``stat`` of the entry's file (and
+a read of it unless this process holds an unchanged copy, see :mod:`._access`)
+and an in-memory hit count. A miss takes the entry's lock, computes, writes
+one file and appends one journal line. The function's code version is
+checked against the store once per process (see :mod:`._keys`), not on
+every call.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._core.hashing import hash as core_hash
+from ..exceptions import CacheError, InvalidFileError
+from ._access import MAX_HOT_FILE_SIZE, AccessTracker, HotValues
+from ._eviction import (
+    FUNCTION_INFO,
+    OUTPUT,
+    AutoEvictor,
+    EntryInfo,
+    delete_entry,
+    entry_info,
+    read_metadata,
+)
+from ._journal import append_store
+from ._keys import ArgumentBinder, code_version, identify
+from ._results import (
+    MemorizedResult,
+    NotMemorizedResult,
+    read_output,
+    short_repr,
+)
+from .stores.base import Store
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AsyncMemorizedFunc", "BoundMemorizedFunc", "CacheSettings", "MemorizedFunc"]
+
+MMAP_MODES = (None, "r+", "r", "w+", "c")
+# Unpickling an entry written by other code can fail in these ways besides a
+# corrupt file (a class that moved, a module that is gone): all mean "recompute".
+_UNLOADABLE = (InvalidFileError, pickle.UnpicklingError, EOFError, ImportError, AttributeError)
+# Storing a result can fail without the computation being wrong (an
+# unpicklable value, a full disk): the value is returned, uncached, with a log.
+_UNSTORABLE = (pickle.PicklingError, TypeError, OSError, CacheError)
+
+# What _load returns beside False when an entry exists but the callback rejected it.
+_STALE = object()
+
+
+@dataclass
+class CacheSettings:
+    """What the functions of one ``Memory`` share: the store and how to use it."""
+
+    store: Store
+    compression: Any
+    lock: bool = True
+    lock_timeout: float | None = None
+    evictor: AutoEvictor | None = None
+    # func_id -> version already checked against the store in this process.
+    checked: dict[str, str] = field(default_factory=dict)
+    info_written: set[str] = field(default_factory=set)
+    hot: HotValues = field(default_factory=HotValues)
+    access: AccessTracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.access = AccessTracker(self.store)
+
+    def forget_checks(self) -> None:
+        """Forget what this process knows of the store (after it was cleared)."""
+        self.checked.clear()
+        self.info_written.clear()
+        self.access.forget()
+        self.hot.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["checked"] = {}
+        state["info_written"] = set()
+        del state["hot"], state["access"]
+        evictor = state.pop("evictor")
+        state["limits"] = None if evictor is None else evictor.limits
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        limits = state.pop("limits")
+        self.__dict__.update(state)
+        self.evictor = None if limits is None else AutoEvictor(self.store, limits)
+        self.hot = HotValues()
+        self.access = AccessTracker(self.store)
+
+
+class MemorizedFunc:
+    """A function whose results are cached in a store; built by ``Memory.cache``.
+
+    Calling it returns the cached result for these arguments or computes and
+    stores it. Errors raised by the function propagate unchanged and store
+    nothing. Decorating a method caches per instance (``self`` is hashed
+    like any argument; add ``"self"`` to ``ignore`` to share across instances).
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        settings: CacheSettings,
+        *,
+        ignore: Iterable[str] | None = None,
+        verbose: int = 1,
+        mmap_mode: str | None = None,
+        cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"Memory.cache needs a callable, got {func!r}")
+        if cache_validation_callback is not None and not callable(cache_validation_callback):
+            raise ValueError(
+                f"cache_validation_callback needs to be callable, got {cache_validation_callback!r}"
+            )
+        if mmap_mode not in MMAP_MODES:
+            raise ValueError(f"mmap_mode must be one of {MMAP_MODES}, got {mmap_mode!r}")
+        self.func = func
+        self.ignore = list(ignore) if ignore is not None else []
+        self.verbose = verbose
+        self.mmap_mode = mmap_mode
+        self.cache_validation_callback = cache_validation_callback
+        self._settings = settings
+        self._identity = identify(func)
+        self._binder = ArgumentBinder(self._identity.signature_of, ignore)
+        self._prefix: str | None = None
+        self._version: str | None = None
+        functools.update_wrapper(self, func, updated=())
+        self.__wrapped__ = func
+
+    @property
+    def store(self) -> Store:
+        return self._settings.store
+
+    # joblib's name for it, read by code written for joblib.
+    store_backend = store
+
+    @property
+    def func_id(self) -> str:
+        return self._identity.func_id
+
+    # -- keys -------------------------------------------------------------
+
+    def _entry_prefix(self) -> str:
+        settings = self._settings
+        func_id = self._identity.func_id
+        version, _ = code_version(self._identity.target)
+        if settings.checked.get(func_id) != version:
+            self._drop_other_versions(version)
+            settings.checked[func_id] = version
+        self._version = version
+        prefix = self._prefix = f"{func_id}/{version}/"
+        return prefix
+
+    def _drop_other_versions(self, version: str) -> None:
+        store = self._settings.store
+        func_id = self._identity.func_id
+        old = [v for v in store.children(func_id) if v != version]
+        for other in old:
+            store.delete(f"{func_id}/{other}")
+        if old:
+            logger.warning(
+                "[Memory] function %s has changed since its results were cached: "
+                "its old entries in %s were removed",
+                self._identity.name,
+                store.location,
+            )
+
+    def _entry(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        prefix = self._prefix
+        if prefix is None or self._settings.checked.get(self._identity.func_id) != self._version:
+            prefix = self._entry_prefix()
+        identity = self._identity
+        if identity.implicit_self is not None:
+            args = (identity.implicit_self, *args)
+        values = self._binder.bind(args, kwargs)
+        if identity.bound_state:
+            return prefix + core_hash((identity.bound_state, values))
+        return prefix + core_hash(values)
+
+    def __cache_key__(self, *args: Any, **kwargs: Any) -> str:
+        """The store key of this call's entry (``func_id/version/args_hash``)."""
+        return self._entry(args, kwargs)
+
+    # -- loading ----------------------------------------------------------
+
+    def _load(self, entry: str) -> tuple[bool, Any]:
+        """``(True, value)`` on a valid hit, else ``(False, None | _STALE)``."""
+        settings = self._settings
+        store = settings.store
+        output = entry + OUTPUT
+        path = store.local_path(output)
+        try:
+            if path is not None and self.mmap_mode is None:
+                value = self._load_file(path)
+            else:
+                value = read_output(store, output, self.mmap_mode)
+        except KeyError:
+            return False, None
+        except _UNLOADABLE as exc:
+            logger.warning(
+                "[Memory] cached result %s of %s could not be loaded (%s: %s); "
+                "deleting it and recomputing",
+                entry,
+                self._identity.name,
+                type(exc).__name__,
+                exc,
+            )
+            delete_entry(store, entry)
+            return False, None
+        callback = self.cache_validation_callback
+        if callback is not None and not callback(read_metadata(store, entry)):
+            return False, _STALE
+        settings.access.hit(entry)
+        if self.verbose >= 10:
+            logger.info("[Memory] loaded %s from %s", self._identity.name, entry)
+        return True, value
+
+    def _load_file(self, path: str) -> Any:
+        """Load ``path``, from the in-process copy while the file is unchanged."""
+        from .._core.fileformat import read_object
+
+        hot = self._settings.hot
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyError(path) from None
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        data = hot.get(path, identity)
+        if data:
+            return pickle.loads(data)
+        try:
+            value = read_object(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyError(path) from None
+        if data is None and st.st_size <= MAX_HOT_FILE_SIZE:
+            hot.put(path, identity, value)
+        return value
+
+    # -- computing and storing ------------------------------------------
+
+    def _metadata(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], start: float, duration: float
+    ) -> dict[str, Any]:
+        identity = self._identity
+        full_args = args if identity.implicit_self is None else (identity.implicit_self, *args)
+        try:
+            named = self._binder.named_arguments(full_args, kwargs, fast=True)
+        except TypeError:
+            named = {}
+        ignored = self._binder.ignored
+        return {
+            "duration": duration,
+            "time": start,
+            "input_args": {k: short_repr(v) for k, v in named.items() if k not in ignored},
+            "func": identity.name,
+        }
+
+    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, float, float]:
+        if self.verbose > 0:
+            logger.info("[Memory] calling %s", self._identity.name)
+        start = time.time()
+        started = time.perf_counter()
+        value = self.func(*args, **kwargs)
+        duration = time.perf_counter() - started
+        if self.verbose > 0:
+            logger.info("[Memory] %s computed in %.3fs", self._identity.name, duration)
+        return value, start, duration
+
+    def _write_function_info(self, entry: str) -> None:
+        settings = self._settings
+        version_dir = entry.rsplit("/", 1)[0]
+        if version_dir in settings.info_written:
+            return
+        _, source = code_version(self._identity.target)
+        info = {"name": self._identity.name, "source": source}
+        settings.store.write_bytes(f"{version_dir}/{FUNCTION_INFO}", json.dumps(info).encode())
+        settings.info_written.add(version_dir)
+
+    def _store(self, entry: str, value: Any, metadata: dict[str, Any], lock: object = None) -> bool:
+        """Write the entry; log and return False if the value cannot be stored."""
+        from .._core.fileformat import write_object
+
+        settings = self._settings
+        store = settings.store
+        try:
+            self._write_function_info(entry)
+            with store.open_write(entry + OUTPUT, lock=lock) as f:
+                write_object(value, f, compression=settings.compression)
+            append_store(store, entry, metadata)
+        except _UNSTORABLE as exc:
+            logger.warning(
+                "[Memory] the result of %s could not be cached (%s: %s); returning it uncached",
+                self._identity.name,
+                type(exc).__name__,
+                exc,
+            )
+            delete_entry(store, entry)
+            return False
+        if settings.evictor is not None:
+            try:
+                size = store.stat(entry + OUTPUT).size
+            except KeyError:  # evicted or cleared by someone else already
+                size = 0
+            settings.evictor.after_write(size)
+        return True
+
+    def _compute_and_store(
+        self, entry: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, stale: bool = False
+    ) -> Any:
+        settings = self._settings
+        if not settings.lock:
+            value, start, duration = self._run(args, kwargs)
+            self._store(entry, value, self._metadata(args, kwargs, start, duration))
+            return value
+        with settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout) as lock:
+            # Another caller may have computed it while we waited for the lock
+            # (a stale entry was seen by the callback already: do not ask it twice).
+            if not stale:
+                found, value = self._load(entry)
+                if found:
+                    return value
+            value, start, duration = self._run(args, kwargs)
+            self._store(entry, value, self._metadata(args, kwargs, start, duration), lock)
+        return value
+
+    # -- public interface -------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        entry = self._entry(args, kwargs)
+        found, value = self._load(entry)
+        if found:
+            return value
+        return self._compute_and_store(entry, args, kwargs, stale=value is _STALE)
+
+    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Always compute (and store) the result; return ``(output, metadata)``."""
+        entry = self._entry(args, kwargs)
+        value, start, duration = self._run(args, kwargs)
+        metadata = self._metadata(args, kwargs, start, duration)
+        self._store(entry, value, metadata)
+        return value, metadata
+
+    def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult | NotMemorizedResult:
+        """Make sure the result is stored and return a handle on it instead of the value.
+
+        Returns a :class:`NotMemorizedResult` holding the value if it could not be stored.
+        """
+        entry = self._entry(args, kwargs)
+        if not self.check_call_in_cache(*args, **kwargs):
+            value = self._compute_and_store(entry, args, kwargs)
+            if entry_info(self.store, entry) is None:
+                return NotMemorizedResult(value)
+        return MemorizedResult(
+            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode
+        )
+
+    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+        """Whether a valid result for this call is stored (nothing is computed)."""
+        entry = self._entry(args, kwargs)
+        try:
+            self.store.stat(entry + OUTPUT)
+        except KeyError:
+            return False
+        callback = self.cache_validation_callback
+        return callback is None or bool(callback(read_metadata(self.store, entry)))
+
+    def lookup(self, *args: Any, **kwargs: Any) -> EntryInfo | None:
+        """This call's entry (size, creation, last access, hit count, metadata) or None."""
+        entry = self._entry(args, kwargs)
+        self._settings.access.flush()
+        return entry_info(self.store, entry)
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Drop this call's entry; return whether there was one."""
+        return delete_entry(self.store, self._entry(args, kwargs))
+
+    def put(self, value: Any, *args: Any, **kwargs: Any) -> None:
+        """Store ``value`` as the result of this call, without calling the function."""
+        entry = self._entry(args, kwargs)
+        self._store(entry, value, self._metadata(args, kwargs, time.time(), 0.0))
+
+    def clear(self, warn: bool = True) -> None:
+        """Delete every stored result of this function."""
+        if warn:
+            logger.warning("[Memory] clearing the cache of %s", self._identity.name)
+        self.store.delete(self._identity.func_id)
+        self._settings.checked.pop(self._identity.func_id, None)
+        self._settings.info_written.clear()
+        self._settings.access.forget(self._identity.func_id + "/")
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return BoundMemorizedFunc(self, instance)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(func={self.func!r}, location={self.store.location})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (
+                type(self),
+                self.func,
+                self._settings,
+                self.ignore,
+                self.verbose,
+                self.mmap_mode,
+                self.cache_validation_callback,
+            ),
+        )
+
+
+def _rebuild(
+    cls: type[MemorizedFunc],
+    func: Callable[..., Any],
+    settings: CacheSettings,
+    ignore: list[str],
+    verbose: int,
+    mmap_mode: str | None,
+    callback: Callable[[dict[str, Any]], bool] | None,
+) -> MemorizedFunc:
+    return cls(
+        func,
+        settings,
+        ignore=ignore,
+        verbose=verbose,
+        mmap_mode=mmap_mode,
+        cache_validation_callback=callback,
+    )
+
+
+class AsyncMemorizedFunc(MemorizedFunc):
+    """A cached ``async def`` function: ``await f(...)`` returns the cached result.
+
+    Concurrent identical awaits are not de-duplicated (no lock is taken, so
+    the event loop never blocks on another caller).
+    """
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        entry = self._entry(args, kwargs)
+        found, value = self._load(entry)
+        if found:
+            return value
+        value, _ = await self.call(*args, **kwargs)
+        return value
+
+    async def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:  # type: ignore[override]
+        entry = self._entry(args, kwargs)
+        start = time.time()
+        started = time.perf_counter()
+        value = await self.func(*args, **kwargs)
+        metadata = self._metadata(args, kwargs, start, time.perf_counter() - started)
+        self._store(entry, value, metadata)
+        return value, metadata
+
+    async def call_and_shelve(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> MemorizedResult | NotMemorizedResult:
+        entry = self._entry(args, kwargs)
+        if not self.check_call_in_cache(*args, **kwargs):
+            value, _ = await self.call(*args, **kwargs)
+            if entry_info(self.store, entry) is None:
+                return NotMemorizedResult(value)
+        return MemorizedResult(
+            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode
+        )
+
+
+class BoundMemorizedFunc:
+    """A memoized method seen through an instance: the instance is the first argument."""
+
+    __slots__ = ("__func__", "__self__")
+
+    def __init__(self, memorized: MemorizedFunc, instance: Any) -> None:
+        self.__func__ = memorized
+        self.__self__ = instance
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__func__(self.__self__, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.__func__, name)
+        if name in _PER_CALL_METHODS:
+            return functools.partial(attribute, self.__self__)
+        if name == "put":
+            return lambda value, *a, **kw: attribute(value, self.__self__, *a, **kw)
+        return attribute
+
+    def __cache_key__(self, *args: Any, **kwargs: Any) -> str:
+        return self.__func__.__cache_key__(self.__self__, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<bound {self.__func__!r} of {self.__self__!r}>"
+
+
+_PER_CALL_METHODS = frozenset(
+    {"call", "call_and_shelve", "check_call_in_cache", "lookup", "invalidate"}
+)

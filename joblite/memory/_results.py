@@ -1,0 +1,209 @@
+"""What a memoized function hands out besides values: shelved results, pass-throughs.
+
+Also the small helpers they share: loading an entry's output, the
+``expires_after`` validation callback and bounded argument reprs.
+"""
+
+from __future__ import annotations
+
+import functools
+import reprlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._eviction import OUTPUT, delete_entry, read_metadata
+from .stores.base import Store
+
+__all__ = [
+    "MemorizedResult",
+    "NotMemorizedFunc",
+    "NotMemorizedResult",
+    "expires_after",
+    "read_output",
+    "short_repr",
+]
+
+_repr = reprlib.Repr()
+_repr.maxstring = 200
+_repr.maxother = 200
+_PLAIN_REPR = frozenset({int, float, bool, type(None), complex})
+
+
+def _is_plain(value: Any) -> bool:
+    kind = type(value)
+    return kind in _PLAIN_REPR or (kind is str and len(value) <= 200)
+
+
+def short_repr(value: Any) -> str:
+    """A bounded repr for metadata: exact for scalars, abridged for big values."""
+    if _is_plain(value):
+        return repr(value)
+    kind = type(value)
+    if kind in (list, tuple) and len(value) <= 32 and all(map(_is_plain, value)):
+        return repr(value)
+    if (
+        kind is dict
+        and len(value) <= 32
+        and all(map(_is_plain, value))
+        and all(map(_is_plain, value.values()))
+    ):
+        return repr(value)
+    if kind.__module__ == "numpy" and kind.__name__ in ("ndarray", "memmap"):
+        return f"{kind.__name__}(shape={value.shape}, dtype={value.dtype})"
+    return _repr.repr(value)
+
+
+def read_output(store: Store, key: str, mmap_mode: str | None) -> Any:
+    from .._core.fileformat import read_object
+
+    path = store.local_path(key)
+    if path is not None:
+        try:
+            return read_object(path, mmap_mode=mmap_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyError(key) from None
+    with store.open_read(key) as f:
+        return read_object(f)
+
+
+def expires_after(
+    days: float = 0,
+    seconds: float = 0,
+    microseconds: float = 0,
+    milliseconds: float = 0,
+    minutes: float = 0,
+    hours: float = 0,
+    weeks: float = 0,
+) -> Callable[[dict[str, Any]], bool]:
+    """A ``cache_validation_callback`` treating entries older than the duration as stale.
+
+    Example::
+
+        @mem.cache(cache_validation_callback=expires_after(hours=1))
+        def fetch(url): ...
+    """
+    import datetime
+
+    limit = datetime.timedelta(
+        days=days,
+        seconds=seconds,
+        microseconds=microseconds,
+        milliseconds=milliseconds,
+        minutes=minutes,
+        hours=hours,
+        weeks=weeks,
+    ).total_seconds()
+
+    def cache_validation_callback(metadata: dict[str, Any]) -> bool:
+        return bool(time.time() - metadata.get("time", 0.0) < limit)
+
+    return cache_validation_callback
+
+
+class MemorizedResult:
+    """A handle on one stored call result: ``get()`` loads it, ``clear()`` deletes it.
+
+    Picklable (it holds the store and the entry key), so it can be sent to
+    another process sharing the cache. ``get()`` raises :class:`KeyError` if
+    the entry was cleared meanwhile.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        entry: str,
+        *,
+        func: str,
+        mmap_mode: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.entry = entry
+        self.func = func
+        self.mmap_mode = mmap_mode
+        self.metadata = metadata if metadata is not None else read_metadata(store, entry)
+
+    @property
+    def args_id(self) -> str:
+        return self.entry.rsplit("/", 1)[-1]
+
+    @property
+    def duration(self) -> float | None:
+        value = self.metadata.get("duration")
+        return float(value) if value is not None else None
+
+    def get(self) -> Any:
+        """Load the stored value; :class:`KeyError` if it is gone."""
+        try:
+            return read_output(self.store, self.entry + OUTPUT, self.mmap_mode)
+        except KeyError:
+            raise KeyError(
+                f"the cached result {self.entry!r} no longer exists (it may have been cleared)"
+            ) from None
+
+    def clear(self) -> None:
+        """Delete the stored value."""
+        delete_entry(self.store, self.entry)
+
+    def __repr__(self) -> str:
+        return (
+            f'{type(self).__name__}(location="{self.store.location}", func="{self.func}", '
+            f'args_id="{self.args_id}")'
+        )
+
+
+class NotMemorizedResult:
+    """What ``call_and_shelve`` returns when caching is off: the value, held in memory."""
+
+    __slots__ = ("valid", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.valid = True
+
+    def get(self) -> Any:
+        if not self.valid:
+            raise KeyError("no value: the result was cleared")
+        return self.value
+
+    def clear(self) -> None:
+        self.valid = False
+        self.value = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.value!r})"
+            if self.valid
+            else "NotMemorizedResult(cleared)"
+        )
+
+
+class NotMemorizedFunc:
+    """The result of ``Memory(None).cache(f)``: calls go straight to ``f``."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.__wrapped__ = func
+        functools.update_wrapper(self, func, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        return self.func(*args, **kwargs), {}
+
+    def call_and_shelve(self, *args: Any, **kwargs: Any) -> NotMemorizedResult:
+        return NotMemorizedResult(self.func(*args, **kwargs))
+
+    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def clear(self, warn: bool = True) -> None:
+        """Nothing to clear (``warn`` is accepted for joblib compatibility)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(func={self.func!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.func,))

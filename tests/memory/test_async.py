@@ -1,0 +1,66 @@
+"""Caching ``async def`` functions."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pytest
+
+from joblite.memory import AsyncMemorizedFunc, MemorizedResult, Memory
+
+
+def test_async_function_is_cached(memory: Memory) -> None:
+    calls = []
+
+    @memory.cache
+    async def fetch(x: int, delay: float = 0.0) -> int:
+        calls.append(x)
+        await asyncio.sleep(delay)
+        return x * 3
+
+    assert isinstance(fetch, AsyncMemorizedFunc)
+    assert inspect.iscoroutinefunction(fetch.__wrapped__)
+
+    async def main() -> list[int]:
+        first = await fetch(2)
+        second = await fetch(2, delay=0.0)
+        third = await fetch(x=2)
+        return [first, second, third]
+
+    assert asyncio.run(main()) == [6, 6, 6]
+    assert calls == [2]
+    assert fetch.check_call_in_cache(2)
+
+    output, metadata = asyncio.run(fetch.call(2))
+    assert output == 6
+    assert "duration" in metadata
+    assert calls == [2, 2]
+
+    shelved = asyncio.run(fetch.call_and_shelve(5))
+    assert isinstance(shelved, MemorizedResult)
+    assert shelved.get() == 15
+
+
+def test_async_errors_propagate_and_store_nothing(memory: Memory) -> None:
+    @memory.cache
+    async def broken(x: int) -> int:
+        raise KeyError(x)
+
+    async def main() -> None:
+        await broken(1)
+
+    with pytest.raises(KeyError) as info:
+        asyncio.run(main())
+    assert info.value.args == (1,)
+    assert not broken.check_call_in_cache(1)
+
+
+def test_async_with_caching_disabled() -> None:
+    mem = Memory(None)
+
+    @mem.cache
+    async def f(x: int) -> int:
+        return x + 1
+
+    assert asyncio.run(f(1)) == 2

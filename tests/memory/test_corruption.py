@@ -1,0 +1,92 @@
+"""A damaged entry is detected, logged, deleted and recomputed: never a wrong value."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from joblite.memory import Memory
+
+
+def _truncate(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _flip_last_byte(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 0xFF])
+
+
+def _garbage(data: bytes) -> bytes:
+    return b"not a joblite file at all"
+
+
+def _empty(data: bytes) -> bytes:
+    return b""
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip_last_byte, _garbage, _empty])
+def test_damaged_entry_is_recomputed(
+    memory: Memory, damage: Callable[[bytes], bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = []
+
+    @memory.cache
+    def f(x: int) -> dict[str, object]:
+        calls.append(x)
+        return {"x": x, "payload": list(range(1000))}
+
+    expected = {"x": 3, "payload": list(range(1000))}
+    assert f(3) == expected
+    assert f(3) == expected  # also fills this process's in-memory copy
+    store = memory.store
+    assert store is not None
+    key = f.__cache_key__(3) + ".out"
+    store.write_bytes(key, damage(store.read_bytes(key)))
+
+    with caplog.at_level(logging.WARNING, logger="joblite.memory"):
+        assert f(3) == expected
+    assert "could not be loaded" in caplog.text
+    assert calls == [3, 3]
+    assert f(3) == expected
+    assert calls == [3, 3]
+
+
+def test_damaged_shelved_result_raises(memory: Memory) -> None:
+    from joblite.exceptions import InvalidFileError
+
+    f = memory.cache(lambda x: [x] * 100)
+    result = f.call_and_shelve(1)
+    store = memory.store
+    assert store is not None
+    key = f.__cache_key__(1) + ".out"
+    store.write_bytes(key, _truncate(store.read_bytes(key)))
+    with pytest.raises(InvalidFileError):
+        result.get()
+
+
+def test_missing_or_torn_journal_is_tolerated(memory: Memory) -> None:
+    calls = []
+
+    @memory.cache
+    def f(x: int) -> int:
+        calls.append(x)
+        return x
+
+    f(1)
+    store = memory.store
+    assert store is not None
+    journal = f.__cache_key__(1).rsplit("/", 1)[0] + "/journal"
+    store.delete(journal)
+    assert f(1) == 1
+    info = f.lookup(1)
+    assert info is not None
+    assert info.metadata() == {}
+    # A writer killed mid-append leaves a torn last line: later records still count.
+    store.append(journal, b'{"k": "abc", "dura')
+    f(2)
+    info = f.lookup(2)
+    assert info is not None
+    assert info.metadata()["input_args"] == {"x": "2"}
+    assert calls == [1, 2]

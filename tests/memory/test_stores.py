@@ -1,0 +1,111 @@
+"""The store contract, run against every store implementation."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from joblite.memory import FileStore, Store
+
+
+def test_missing_keys_raise_key_error(store: Store) -> None:
+    with pytest.raises(KeyError):
+        store.read_bytes("a/b")
+    with pytest.raises(KeyError):
+        store.open_read("a/b")
+    with pytest.raises(KeyError):
+        store.stat("a/b")
+    assert store.children("a") == []
+    assert not store.delete("a")
+
+
+def test_write_read_stat_and_children(store: Store) -> None:
+    store.write_bytes("f/v/e1/output", b"hello")
+    with store.open_write("f/v/e2/output") as f:
+        f.write(b"abc")
+        f.write(b"def")
+    assert store.read_bytes("f/v/e1/output") == b"hello"
+    with store.open_read("f/v/e2/output") as f:
+        assert f.read() == b"abcdef"
+    assert store.stat("f/v/e2/output").size == 6
+    assert store.children("") == ["f"]
+    assert store.children("f/v") == ["e1", "e2"]
+    assert sorted(store.walk("f")) == ["f/v/e1/output", "f/v/e2/output"]
+
+
+def test_overwrite_is_atomic_and_failed_write_keeps_old_value(store: Store) -> None:
+    store.write_bytes("k/output", b"old")
+
+    class Abort(Exception):
+        pass
+
+    def failing_write() -> None:
+        with store.open_write("k/output") as f:
+            f.write(b"partial")
+            raise Abort
+
+    with pytest.raises(Abort):
+        failing_write()
+    assert store.read_bytes("k/output") == b"old"
+    store.write_bytes("k/output", b"new")
+    assert store.read_bytes("k/output") == b"new"
+
+
+def test_delete_subtree(store: Store) -> None:
+    for key in ("a/1/x", "a/2/x", "b/1/x"):
+        store.write_bytes(key, b"1")
+    assert store.delete("a/1")
+    assert store.children("a") == ["2"]
+    assert store.delete("a")
+    assert store.children("") == ["b"]
+    assert store.delete("")
+    assert store.children("") == []
+
+
+def test_append(store: Store) -> None:
+    store.append("v/journal", b"one\n")
+    store.append("v/journal", b"two\n")
+    assert store.read_bytes("v/journal") == b"one\ntwo\n"
+
+
+def test_thread_lock_is_exclusive(store: Store) -> None:
+    import threading
+
+    inside = []
+    errors = []
+
+    def work() -> None:
+        with store.lock("k"):
+            inside.append(1)
+            if len(inside) > 1:
+                errors.append("two holders")
+            inside.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_store_pickles(store: Store) -> None:
+    store.write_bytes("k", b"v")
+    clone = pickle.loads(pickle.dumps(store))
+    assert clone.read_bytes("k") == b"v"
+    assert clone.location == store.location
+
+
+def test_file_store_hides_temp_files(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "s")
+    store.write_bytes("f/output", b"1")
+    (tmp_path / "s" / "f" / ".tmp-joblite-abc").write_bytes(b"junk")
+    assert store.children("f") == ["output"]
+    assert list(store.walk()) == ["f/output"]
+
+
+def test_file_store_rejects_unknown_options(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="backend_options"):
+        FileStore(tmp_path, compresslevel=3)

@@ -1,0 +1,102 @@
+"""Function identity and code versioning: edits invalidate, restarts do not."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from joblite.memory import Memory
+
+MODULE = """
+CALLS = []
+
+def transform(x):
+    CALLS.append(x)
+    return x {op} 1
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    package = tmp_path / "src"
+    package.mkdir()
+    monkeypatch.syspath_prepend(str(package))
+    path = package / "jl_user_module.py"
+    path.write_text(MODULE.format(op="+"))
+    yield path
+    sys.modules.pop("jl_user_module", None)
+
+
+def test_editing_the_function_invalidates_its_entries(
+    user_module: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mem = Memory(tmp_path / "cache", verbose=0)
+    module = importlib.import_module("jl_user_module")
+    f = mem.cache(module.transform)
+    assert f(1) == f(1) == 2
+    assert module.CALLS == [1]
+    assert f.func_id == "jl_user_module.transform"
+
+    user_module.write_text(MODULE.format(op="-"))
+    module = importlib.reload(module)
+    g = mem.cache(module.transform)
+    with caplog.at_level(logging.WARNING, logger="joblite.memory"):
+        assert g(1) == 0
+    assert "has changed" in caplog.text
+    assert module.CALLS == [1]
+    assert g(1) == 0
+    # Only the new version's entries are left.
+    assert mem.store is not None
+    assert len(mem.store.children(g.func_id)) == 1
+
+
+def test_same_code_in_a_new_process_is_a_hit(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            from joblite.memory import Memory
+            mem = Memory({str(tmp_path / "cache")!r}, verbose=0)
+
+            @mem.cache
+            def slow(x):
+                print("computing", x)
+                return x * 10
+
+            print("result", slow(4))
+            double = mem.cache(lambda y: 2 * y)
+            print("lambda", double(21))
+            """
+        )
+    )
+    first = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
+    )
+    second = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert first.stdout.splitlines() == ["computing 4", "result 40", "lambda 42"]
+    assert second.stdout.splitlines() == ["result 40", "lambda 42"]
+
+    script.write_text(script.read_text().replace("x * 10", "x * 100"))
+    third = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert third.stdout.splitlines() == ["computing 4", "result 400", "lambda 42"]
+    assert "__main__.slow has changed" in third.stderr
+
+
+def test_function_without_source_is_cached(tmp_path: Path) -> None:
+    namespace: dict[str, object] = {}
+    exec("def made(x):\n    return x + 1\n", namespace)  # no source file to read
+    mem = Memory(tmp_path, verbose=0)
+    made = mem.cache(namespace["made"])
+    assert made(1) == made(1) == 2
+    assert made.check_call_in_cache(1)
