@@ -14,6 +14,8 @@ from pathlib import Path
 # step name -> module with a ``run(workdir: Path) -> None``
 STEPS: dict[str, str] = {
     "hashing": "joblite._demo",
+    "persistence": "joblite._demo_persistence",
+    "memory": "joblite._demo_memory",
 }
 
 

@@ -9,7 +9,9 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
 from collections.abc import Sequence
 
 
@@ -17,6 +19,19 @@ def _run_demo(args: argparse.Namespace) -> int:
     from joblite._demo import run_demo
 
     run_demo(steps=args.steps)
+    return 0
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from joblite.exceptions import InvalidFileError
+    from joblite.persistence import format_manifest, inspect
+
+    try:
+        manifest = inspect(args.file)
+    except (InvalidFileError, OSError) as error:
+        print(f"joblite inspect: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(manifest, indent=2) if args.json else format_manifest(manifest))
     return 0
 
 
@@ -39,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated subset of steps to run (default: all)",
     )
     demo.set_defaults(handler=_run_demo)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="show a joblite file's manifest without unpickling it (safe on untrusted files)",
+    )
+    inspect.add_argument("file", metavar="FILE")
+    inspect.add_argument("--json", action="store_true", help="print the raw manifest as JSON")
+    inspect.set_defaults(handler=_run_inspect)
+
+    from joblite.memory._cli import add_parser as add_cache_parser
+
+    add_cache_parser(commands)
     return parser
 
 

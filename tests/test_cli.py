@@ -1,0 +1,78 @@
+"""``python -m joblite``: run as a user would, checking what it prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import joblite
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "joblite", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
+
+
+def test_inspect_prints_the_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "model.jl"
+    joblite.dump({"coef": np.zeros((3, 4), dtype=">f4"), "name": "m"}, path, compress=("zlib", 1))
+    out = run_cli("inspect", str(path)).stdout
+    assert "format version 1" in out
+    assert "builtins.dict" in out
+    assert "zlib" in out
+    assert "3x4" in out
+    as_json = json.loads(run_cli("inspect", "--json", str(path)).stdout)
+    assert as_json["format_version"] == 1
+    assert as_json["arrays"][0]["shape"] == [3, 4]
+
+
+class SideEffect:
+    """Unpickling this would create a file next to the dump."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (Path(self.marker), "unpickled!"))  # type: ignore[return-value]
+
+
+def test_inspect_never_unpickles(tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled.txt"
+    path = tmp_path / "payload.jl"
+    joblite.dump([SideEffect(str(marker))], path)
+    assert "builtins.list" in run_cli("inspect", str(path)).stdout
+    assert not marker.exists()
+
+
+def test_inspect_reports_bad_files_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "not-joblite.bin"
+    path.write_bytes(b"hello, this is not a joblite file at all" * 10)
+    result = run_cli("inspect", str(path), check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("joblite inspect: ")
+    assert "Traceback" not in result.stderr
+    missing = run_cli("inspect", str(tmp_path / "missing.jl"), check=False)
+    assert missing.returncode == 1
+    assert "missing.jl" in missing.stderr
+
+
+def test_demo_runs_every_step_and_checks_its_results() -> None:
+    out = run_cli("demo").stdout
+    for step in ("[hashing]", "[persistence]", "[memory]"):
+        assert step in out
+    assert "demo finished" in out
+
+
+def test_demo_rejects_unknown_steps() -> None:
+    result = run_cli("demo", "--steps", "hashing,nope", check=False)
+    assert result.returncode != 0
+    assert "unknown step(s) ['nope']" in result.stderr
