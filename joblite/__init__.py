@@ -22,6 +22,8 @@ from ._core.hashing import hash as hash
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from ._logger import Logger as Logger
+    from ._logger import PrintTime as PrintTime
     from .memory import MemorizedResult as MemorizedResult
     from .memory import Memory as Memory
     from .memory import expires_after as expires_after
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it
 _LAZY: dict[str, str] = {
+    "Logger": "joblite._logger",
+    "PrintTime": "joblite._logger",
     "dump": "joblite.persistence",
     "load": "joblite.persistence",
     "inspect": "joblite.persistence",
