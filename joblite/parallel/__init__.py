@@ -1,0 +1,78 @@
+"""Parallel loops with joblib's API: ``Parallel(n_jobs=4)(delayed(f)(x) for x in xs)``.
+
+Importing this package is cheap: backends (and loky, multiprocessing,
+concurrent.futures, numpy) load on first use.
+
+Example::
+
+    >>> from joblite.parallel import Parallel, delayed
+    >>> Parallel(n_jobs=2, prefer="threads")(delayed(abs)(-i) for i in range(3))
+    [0, 1, 2]
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._config import cpu_count as cpu_count
+from ._config import effective_n_jobs as effective_n_jobs
+from ._config import parallel_backend as parallel_backend
+from ._config import parallel_config as parallel_config
+from ._config import register_parallel_backend as register_parallel_backend
+from ._parallel import Parallel as Parallel
+from ._parallel import delayed as delayed
+from .backends.base import ParallelBackendBase as ParallelBackendBase
+
+if TYPE_CHECKING:
+    from ._errors import RemoteTraceback as RemoteTraceback
+    from .backends.loky_pool import LokyBackend as LokyBackend
+    from .backends.multiprocessing_pool import MultiprocessingBackend as MultiprocessingBackend
+    from .backends.sequential import SequentialBackend as SequentialBackend
+    from .backends.threads import ThreadingBackend as ThreadingBackend
+
+__all__ = [
+    "LokyBackend",
+    "MultiprocessingBackend",
+    "Parallel",
+    "ParallelBackendBase",
+    "RemoteTraceback",
+    "SequentialBackend",
+    "ThreadingBackend",
+    "cpu_count",
+    "delayed",
+    "effective_n_jobs",
+    "parallel_backend",
+    "parallel_config",
+    "register_parallel_backend",
+    "shutdown_workers",
+]
+
+_LAZY = {
+    "LokyBackend": ".backends.loky_pool",
+    "MultiprocessingBackend": ".backends.multiprocessing_pool",
+    "SequentialBackend": ".backends.sequential",
+    "ThreadingBackend": ".backends.threads",
+    "RemoteTraceback": "._errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def shutdown_workers() -> None:
+    """Stop loky's reusable worker processes now instead of after 300 s idle.
+
+    Example::
+
+        >>> shutdown_workers()
+    """
+    import sys
+
+    module = sys.modules.get("joblite.parallel.backends.loky_pool")
+    if module is not None:
+        module.shutdown_loky_workers()

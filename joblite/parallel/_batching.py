@@ -1,0 +1,163 @@
+"""Batches: many tasks per round trip, sized from how long tasks really take.
+
+A :class:`Batch` is the zero-argument callable every backend runs. It never
+raises for a task's own error: failures come back as
+:class:`~joblite.parallel._errors.TaskFailure` records next to the results, so
+one IPC round trip carries a whole slice of work either way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from ._errors import TaskFailure, capture_failure
+
+__all__ = ["Batch", "BatchOutput", "BatchSizer", "load_batch", "run_tasks"]
+
+# results (None where a task failed), failures or None, seconds spent in tasks
+BatchOutput = tuple[list[Any], "list[TaskFailure] | None", float]
+Task = tuple[Callable[..., Any], Sequence[Any], dict[str, Any]]
+
+_NOT_A_TRIPLE: Final = (
+    "Parallel expects an iterable of (callable, args, kwargs) triples such as "
+    "delayed(f)(x); got {!r}"
+)
+
+
+def _call(task: Any) -> Any:
+    try:
+        function, args, kwargs = task
+    except (TypeError, ValueError):
+        raise TypeError(_NOT_A_TRIPLE.format(task)) from None
+    return function(*args, **kwargs)
+
+
+def run_tasks(tasks: Sequence[Any], retries: int, stop_on_error: bool, remote: bool) -> BatchOutput:
+    """Run ``tasks`` in order; failing ones are retried ``retries`` more times."""
+    start = time.perf_counter()
+    results: list[Any] = []
+    append = results.append
+    failures: list[TaskFailure] | None = None
+    for position, task in enumerate(tasks):
+        try:
+            function, args, kwargs = task
+            append(function(*args, **kwargs))
+        except Exception as first_error:
+            error: Exception = first_error
+            for _ in range(retries):
+                try:
+                    append(_call(task))
+                    break
+                except Exception as again:
+                    error = again
+            else:
+                if not isinstance(task, tuple) or len(task) != 3:
+                    error = TypeError(_NOT_A_TRIPLE.format(task))
+                append(None)
+                failures = failures or []
+                failures.append(capture_failure(position, error, remote))
+                if stop_on_error:
+                    break
+    return results, failures, time.perf_counter() - start
+
+
+class Batch:
+    """A slice of consecutive tasks, ``start`` being the first one's index in the call."""
+
+    __slots__ = ("payload", "retries", "start", "stop_on_error", "tasks")
+
+    def __init__(self, start: int, tasks: list[Any], retries: int, stop_on_error: bool) -> None:
+        self.start = start
+        self.tasks = tasks
+        self.retries = retries
+        self.stop_on_error = stop_on_error
+        # Process backends set this to the pickled tasks (shared arrays swapped
+        # for references) before submitting; see _memmap.dumps_tasks.
+        self.payload: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __call__(self) -> BatchOutput:
+        return run_tasks(self.tasks, self.retries, self.stop_on_error, remote=False)
+
+    def __reduce__(self) -> tuple[Callable[[bytes], _RemoteBatch], tuple[bytes]]:
+        payload = self.payload
+        if payload is None:  # a third-party backend pickling us itself
+            import cloudpickle
+
+            payload = cloudpickle.dumps((self.tasks, self.retries, self.stop_on_error))
+        return (load_batch, (payload,))
+
+
+class _RemoteBatch:
+    """A batch rebuilt in a worker process."""
+
+    __slots__ = ("retries", "stop_on_error", "tasks")
+
+    def __init__(self, tasks: list[Any], retries: int, stop_on_error: bool) -> None:
+        self.tasks = tasks
+        self.retries = retries
+        self.stop_on_error = stop_on_error
+
+    def __call__(self) -> BatchOutput:
+        return run_tasks(self.tasks, self.retries, self.stop_on_error, remote=True)
+
+
+def load_batch(payload: bytes) -> _RemoteBatch:
+    """Unpickle a batch in a worker process (and mark it as one, for nested calls)."""
+    import pickle
+
+    from ._config import WORKER_STATE
+
+    WORKER_STATE.in_process_worker = True
+    tasks, retries, stop_on_error = pickle.loads(payload)
+    if type(tasks) is tuple:  # the compact form: (function, [args, ...])
+        function, all_args = tasks
+        no_kwargs: dict[str, Any] = {}
+        tasks = [(function, args, no_kwargs) for args in all_args]
+    return _RemoteBatch(tasks, retries, stop_on_error)
+
+
+class BatchSizer:
+    """Picks the next batch size so a batch runs about ``TARGET_SECONDS``.
+
+    Starts at 1 task (long tasks balance well), then follows the measured
+    time per task, growing at most ``MAX_GROWTH``-fold per completed batch so
+    one unrepresentative fast task cannot swallow the whole input.
+    """
+
+    TARGET_SECONDS: Final = 0.02
+    MAX_GROWTH: Final = 16
+    MAX_SIZE: Final = 50_000
+
+    def __init__(self, fixed: int | None, task_seconds: float | None = None) -> None:
+        """``task_seconds``: a per-task duration learnt by an earlier call, if any."""
+        self.fixed = fixed
+        self.task_seconds = task_seconds
+        if fixed is not None:
+            self.size = fixed
+        elif task_seconds is None:
+            self.size = 1
+        else:
+            self.size = self._ideal(task_seconds)
+
+    def _ideal(self, per_task: float) -> int:
+        if per_task <= 0:
+            return self.MAX_SIZE
+        return max(1, min(int(self.TARGET_SECONDS / per_task), self.MAX_SIZE))
+
+    def next_size(self) -> int:
+        return self.size
+
+    def batch_completed(self, n_tasks: int, elapsed: float) -> None:
+        if self.fixed is not None or n_tasks == 0:
+            return
+        per_task = elapsed / n_tasks
+        self.task_seconds = per_task
+        ideal = self._ideal(per_task)
+        if n_tasks < self.size and ideal > n_tasks:
+            return  # a short final batch says little about what the next should be
+        self.size = min(ideal, self.size * self.MAX_GROWTH)

@@ -1,0 +1,398 @@
+"""The active parallel configuration, backend registry, and n_jobs arithmetic.
+
+The configuration lives in a :class:`contextvars.ContextVar`, so a
+``parallel_config`` block affects only the thread (or asyncio task) that
+entered it. Example::
+
+    with parallel_config(backend="threading", n_jobs=2):
+        Parallel()(delayed(abs)(-i) for i in range(3))   # two threads
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .backends.base import ParallelBackendBase
+
+__all__ = [
+    "UNSET",
+    "ParallelSettings",
+    "cpu_count",
+    "effective_n_jobs",
+    "normalize_n_jobs",
+    "parallel_backend",
+    "parallel_config",
+    "register_parallel_backend",
+]
+
+
+class _Unset:
+    """Marks a parameter the caller did not give, so outer settings show through."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __reduce__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+MMAP_MODES: Final = (None, "r", "r+", "w+", "c")
+PREFER_VALUES: Final = (None, "threads", "processes")
+REQUIRE_VALUES: Final = (None, "sharedmem")
+
+
+class ParallelSettings:
+    """One immutable layer of configuration; unset fields fall through to defaults."""
+
+    __slots__ = (
+        "backend",
+        "backend_params",
+        "inner_max_num_threads",
+        "max_nbytes",
+        "mmap_mode",
+        "n_jobs",
+        "prefer",
+        "require",
+        "temp_folder",
+        "verbose",
+    )
+    backend: Any
+    backend_params: dict[str, Any]
+    inner_max_num_threads: Any
+    max_nbytes: Any
+    mmap_mode: Any
+    n_jobs: Any
+    prefer: Any
+    require: Any
+    temp_folder: Any
+    verbose: Any
+
+    def __init__(self, **fields: Any) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, fields.get(name, UNSET))
+        if fields.get("backend_params", UNSET) is UNSET:
+            object.__setattr__(self, "backend_params", {})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("ParallelSettings is immutable")
+
+    def merged(self, **fields: Any) -> ParallelSettings:
+        """A new layer: ``fields`` that are set override this layer's values."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        for name, value in fields.items():
+            if value is not UNSET:
+                values[name] = value
+        return ParallelSettings(**values)
+
+    def get(self, name: str, default: Any) -> Any:
+        value = getattr(self, name)
+        return default if value is UNSET else value
+
+
+_ACTIVE: contextvars.ContextVar[ParallelSettings] = contextvars.ContextVar(
+    "joblite_parallel_config",
+    default=ParallelSettings(),  # noqa: B039 -- immutable: __setattr__ raises
+)
+
+
+def active_settings() -> ParallelSettings:
+    return _ACTIVE.get()
+
+
+def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
+    if value is not UNSET and value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+class parallel_config:
+    """Set defaults for every ``Parallel`` call in this thread / async task.
+
+    Takes effect when created (so it also works without ``with``, like
+    joblib) and is undone on ``__exit__``. Unset arguments keep the value of
+    an enclosing block. ``backend`` is a registered name or a backend
+    instance; extra keyword arguments go to the backend's constructor.
+
+    Raises ``ValueError`` for an unknown ``prefer``/``require``/``mmap_mode``
+    or an ``n_jobs`` of 0, ``KeyError``-free: an unknown backend name is a
+    ``ValueError`` listing the registered ones.
+
+    Example::
+
+        >>> with parallel_config(backend="threading", n_jobs=2):
+        ...     Parallel()(delayed(abs)(-i) for i in range(3))
+        [0, 1, 2]
+    """
+
+    def __init__(
+        self,
+        backend: str | ParallelBackendBase | _Unset | None = UNSET,
+        *,
+        n_jobs: int | float | _Unset | None = UNSET,
+        verbose: int | _Unset = UNSET,
+        temp_folder: str | os.PathLike[str] | _Unset | None = UNSET,
+        max_nbytes: int | str | _Unset | None = UNSET,
+        mmap_mode: str | _Unset | None = UNSET,
+        prefer: str | _Unset | None = UNSET,
+        require: str | _Unset | None = UNSET,
+        inner_max_num_threads: int | _Unset | None = UNSET,
+        **backend_params: Any,
+    ) -> None:
+        _check_choice("prefer", prefer, PREFER_VALUES)
+        _check_choice("require", require, REQUIRE_VALUES)
+        _check_choice("mmap_mode", mmap_mode, MMAP_MODES)
+        if isinstance(backend, str):
+            resolve_backend_name(backend)  # fail here, not at the first Parallel call
+        if n_jobs is not UNSET and n_jobs is not None:
+            normalize_n_jobs(n_jobs)
+        if inner_max_num_threads not in (UNSET, None) and (
+            not isinstance(inner_max_num_threads, int) or inner_max_num_threads < 1
+        ):
+            raise ValueError(
+                f"inner_max_num_threads must be a positive int, got {inner_max_num_threads!r}"
+            )
+        outer = _ACTIVE.get()
+        params = dict(outer.backend_params) if backend is UNSET else {}
+        params.update(backend_params)
+        self.settings = outer.merged(
+            backend=backend,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            temp_folder=temp_folder,
+            max_nbytes=max_nbytes,
+            mmap_mode=mmap_mode,
+            prefer=prefer,
+            require=require,
+            inner_max_num_threads=inner_max_num_threads,
+            backend_params=params,
+        )
+        self._token: contextvars.Token[ParallelSettings] | None = _ACTIVE.set(self.settings)
+
+    def __enter__(self) -> ParallelSettings:
+        return self.settings
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unregister()
+
+    def unregister(self) -> None:
+        """Undo this configuration (what ``__exit__`` does)."""
+        if self._token is not None:
+            _ACTIVE.reset(self._token)
+            self._token = None
+
+
+class parallel_backend(parallel_config):
+    """The older form of :class:`parallel_config`: ``backend`` comes first.
+
+    Example::
+
+        >>> with parallel_backend("threading", n_jobs=2):
+        ...     Parallel()(delayed(abs)(-i) for i in range(2))
+        [0, 1]
+    """
+
+    def __init__(
+        self,
+        backend: str | ParallelBackendBase,
+        n_jobs: int | float | _Unset | None = -1,
+        inner_max_num_threads: int | _Unset | None = None,
+        **backend_params: Any,
+    ) -> None:
+        super().__init__(
+            backend,
+            n_jobs=n_jobs,
+            inner_max_num_threads=inner_max_num_threads,
+            **backend_params,
+        )
+
+
+# ---------------------------------------------------------------- registry
+
+
+def _lazy(module: str, name: str) -> Callable[..., ParallelBackendBase]:
+    # Built-in backends are imported on first use: loky and multiprocessing are
+    # slow to import and `import joblite` must stay fast.
+    def factory(**kwargs: Any) -> ParallelBackendBase:
+        cls = getattr(importlib.import_module(f"joblite.parallel.backends.{module}"), name)
+        backend: ParallelBackendBase = cls(**kwargs)
+        return backend
+
+    factory.__qualname__ = factory.__name__ = name
+    return factory
+
+
+class _Registry:
+    """Backend names -> factories. Process-wide by nature, like joblib's."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.factories: dict[str, Callable[..., ParallelBackendBase]] = {
+            "sequential": _lazy("sequential", "SequentialBackend"),
+            "threading": _lazy("threads", "ThreadingBackend"),
+            "loky": _lazy("loky_pool", "LokyBackend"),
+            "multiprocessing": _lazy("multiprocessing_pool", "MultiprocessingBackend"),
+        }
+        self.aliases = {"threads": "threading", "processes": "loky"}
+        self.default = "loky"
+
+
+REGISTRY: Final = _Registry()
+
+
+def register_parallel_backend(
+    name: str, factory: Callable[..., ParallelBackendBase], make_default: bool = False
+) -> None:
+    """Make ``Parallel(backend=name)`` build its backend with ``factory(**kwargs)``.
+
+    ``make_default=True`` also makes it the backend used when none is given.
+    Raises ``TypeError`` when ``name`` is not a str or ``factory`` not callable.
+
+    Example::
+
+        register_parallel_backend("mine", MyBackend)
+        Parallel(backend="mine", n_jobs=2)(...)
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable (a backend class), got {factory!r}")
+    with REGISTRY.lock:
+        REGISTRY.factories[name] = factory
+        REGISTRY.aliases.pop(name, None)
+        if make_default:
+            REGISTRY.default = name
+
+
+def resolve_backend_name(name: str) -> str:
+    name = REGISTRY.aliases.get(name, name)
+    if name not in REGISTRY.factories:
+        known = sorted(set(REGISTRY.factories) | set(REGISTRY.aliases))
+        raise ValueError(f"backend must be one of {known} or a backend instance, got {name!r}")
+    return name
+
+
+def make_backend(name: str, **kwargs: Any) -> ParallelBackendBase:
+    """Instantiate a registered backend by name or alias."""
+    return REGISTRY.factories[resolve_backend_name(name)](**kwargs)
+
+
+# ---------------------------------------------------------------- CPUs and n_jobs
+
+
+def cpu_count(only_physical_cores: bool = False) -> int:
+    """Number of CPUs this process may use: CPU affinity and cgroup quotas count.
+
+    ``only_physical_cores=True`` ignores hyper-threads where that is knowable.
+
+    Example::
+
+        >>> cpu_count() >= 1
+        True
+    """
+    from loky import cpu_count as loky_cpu_count
+
+    return int(loky_cpu_count(only_physical_cores=only_physical_cores))
+
+
+def normalize_n_jobs(n_jobs: object) -> int:
+    """joblib's n_jobs arithmetic: -1 all CPUs, -2 all but one, floats rounded down.
+
+    Raises ``ValueError`` for 0 and ``TypeError`` for non-numbers.
+    """
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, float)):
+        raise TypeError(f"n_jobs must be an int, a float or None, got {n_jobs!r}")
+    if isinstance(n_jobs, float):
+        if n_jobs != n_jobs or n_jobs in (float("inf"), float("-inf")):
+            raise ValueError(f"n_jobs must be finite, got {n_jobs!r}")
+        n_jobs = int(n_jobs // 1)
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 in Parallel has no meaning; use None, 1, or -1 (all CPUs)")
+    if n_jobs < 0:
+        return max(cpu_count() + 1 + n_jobs, 1)
+    return n_jobs
+
+
+def effective_n_jobs(n_jobs: int | float | None = -1) -> int:
+    """How many workers ``Parallel(n_jobs=n_jobs)`` would use in this context.
+
+    Example::
+
+        >>> effective_n_jobs(1)
+        1
+    """
+    settings = _ACTIVE.get()
+    if n_jobs is None:
+        n_jobs = settings.get("n_jobs", None)
+        if n_jobs is None:
+            return 1
+    backend = settings.get("backend", None)
+    if isinstance(backend, str):
+        backend = make_backend(backend)
+    if backend is not None:
+        return int(backend.effective_n_jobs(n_jobs))
+    return normalize_n_jobs(n_jobs)
+
+
+# ---------------------------------------------------------------- worker state
+
+
+class _WorkerState:
+    """Whether we run inside a joblite worker (then nested calls go sequential)."""
+
+    in_process_worker = False
+    thread = threading.local()
+
+    def in_worker(self) -> bool:
+        return self.in_process_worker or getattr(self.thread, "is_worker", False)
+
+
+WORKER_STATE: Final = _WorkerState()
+
+
+def gil_disabled() -> bool:
+    is_enabled: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
+    return is_enabled is not None and not is_enabled()
+
+
+def parse_nbytes(value: object, name: str = "max_nbytes") -> int | None:
+    """``"1M"`` -> 1048576; ints pass through; ``None`` means "never"."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, a str like '1M', or None, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        return value
+    if isinstance(value, str):
+        units: Mapping[str, int] = {"K": 2**10, "M": 2**20, "G": 2**30}
+        text = value.strip().upper()
+        try:
+            if text and text[-1] in units:
+                return int(float(text[:-1]) * units[text[-1]])
+            return int(text)
+        except ValueError:
+            pass
+        raise ValueError(f"{name} must look like '1M', '500K' or '2G', got {value!r}")
+    raise TypeError(f"{name} must be an int, a str like '1M', or None, got {value!r}")

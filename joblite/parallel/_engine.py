@@ -1,0 +1,310 @@
+"""The dispatch loop of one ``Parallel`` call on a worker backend.
+
+Batches are submitted up to ``max_in_flight``; every future's done-callback
+puts it on a queue the caller's thread blocks on, so results are handled the
+moment they arrive (no polling sleeps). The loop also owns the rare paths:
+per-task deadlines, workers that die, and cleanup however the call ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future
+from itertools import islice
+from typing import Any
+
+from ..exceptions import TaskTimeoutError, WorkerCrashedError
+from ._batching import Batch, BatchOutput, BatchSizer
+from ._memmap import ArraySharer, dumps_tasks
+from ._progress import Progress
+from .backends.base import ExecutorBackend, ParallelBackendBase
+
+__all__ = ["Run"]
+
+logger = logging.getLogger("joblite.parallel")
+
+
+def _task_name(batch: Batch, position: int = 0) -> str:
+    index = batch.start + position
+    try:
+        function = batch.tasks[position][0]
+        name = getattr(function, "__qualname__", None) or repr(function)
+    except Exception:  # an item that is not a triple; the index still names it
+        name = "?"
+    return f"task {index} ({name})"
+
+
+def _is_worker_death(exc: BaseException) -> bool:
+    from concurrent.futures.process import BrokenProcessPool
+
+    return isinstance(exc, BrokenProcessPool)
+
+
+class Run:
+    """State of one call; iterate :meth:`chunks` to drive it."""
+
+    def __init__(
+        self,
+        *,
+        backend: ParallelBackendBase,
+        tasks: Iterator[Any],
+        total: int | None,
+        batch_size: int | None,
+        task_seconds: float | None,
+        max_in_flight: int,
+        timeout: float | None,
+        collect: bool,
+        retries: int,
+        ordered: bool,
+        sharer: ArraySharer | None,
+        progress: Progress | None,
+        on_close: Callable[[], None],
+    ) -> None:
+        self.backend = backend
+        self.native = isinstance(backend, ExecutorBackend)
+        self.kind = backend.kind if isinstance(backend, ExecutorBackend) else "custom"
+        # Third-party process backends pickle our batches too: give them payloads.
+        self.ships_payload = self.kind == "processes" or (
+            self.kind == "custom" and not getattr(backend, "uses_threads", False)
+        )
+        self.tasks = tasks
+        self.total = total
+        self.exhausted = False
+        self.consumed = 0
+        self.done = 0
+        self.sizer = BatchSizer(batch_size, task_seconds)
+        self.max_in_flight = max(1, max_in_flight)
+        self.timeout = timeout
+        self.collect = collect
+        self.retries = retries
+        self.ordered = ordered
+        self.sharer = sharer
+        self.progress = progress
+        self.on_close = on_close
+        self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        self.pending: dict[Future[Any], Batch] = {}
+        self.deadlines: dict[Future[Any], float] = {}
+        self.ready: dict[int, list[Any]] = {}  # ordered mode: batch start -> results
+        self.next_start = 0
+        self.resubmit: deque[Batch] = deque()  # innocent batches of a killed pool
+        self.quarantine: deque[Batch] = deque()  # single tasks re-run alone after a crash
+        self.quarantined: set[int] = set()
+        self.closed = False
+
+    # ------------------------------------------------------------ dispatch
+
+    def _limit(self) -> int:
+        return 1 if (self.quarantine or self.quarantined) else self.max_in_flight
+
+    def fill(self) -> None:
+        """Submit batches until ``max_in_flight`` or the input runs out."""
+        while len(self.pending) < self._limit():
+            if self.quarantine:
+                batch = self.quarantine.popleft()
+                self.quarantined.add(batch.start)
+            elif self.resubmit:
+                batch = self.resubmit.popleft()
+            elif self.exhausted:
+                return
+            else:
+                size = self.sizer.next_size()
+                items = list(islice(self.tasks, size))
+                if len(items) < size:
+                    self.exhausted = True
+                    self.total = self.consumed + len(items)
+                    if not items:
+                        return
+                batch = Batch(self.consumed, items, self.retries, not self.collect)
+                self.consumed += len(items)
+            self._submit(batch)
+
+    def _submit(self, batch: Batch) -> None:
+        if self.ships_payload and batch.payload is None:
+            batch.payload = dumps_tasks(
+                batch.tasks, batch.retries, batch.stop_on_error, self.sharer
+            )
+        future = self._submit_to_backend(batch)
+        self.pending[future] = batch
+        if self.timeout is not None:
+            self.deadlines[future] = time.monotonic() + self.timeout * len(batch)
+        future.add_done_callback(self.completed.put)
+
+    def _submit_to_backend(self, batch: Batch) -> Future[Any]:
+        if isinstance(self.backend, ExecutorBackend):
+            return self.backend.submit_batch(batch)
+        backend = self.backend
+        future: Future[Any] = Future()
+
+        def settle(compute: Callable[[], Any]) -> None:
+            try:
+                result = compute()
+            except BaseException as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+        if backend.supports_retrieve_callback:
+            backend.submit(
+                batch, callback=lambda out: settle(lambda: backend.retrieve_result_callback(out))
+            )
+        else:
+            out = backend.submit(batch, callback=None)
+            # Old-style backends only offer a blocking get(): wait for it aside.
+            threading.Thread(
+                target=settle, args=(lambda: backend.retrieve_result(out),), daemon=True
+            ).start()
+        return future
+
+    # ------------------------------------------------------------ results
+
+    def chunks(self) -> Iterator[list[Any]]:
+        """Yield lists of results: in submission order, or as batches complete."""
+        try:
+            self.fill()
+            while self.pending or self.resubmit or self.quarantine:
+                future = self._next_completed()
+                if future is None:
+                    yield from self._expire_deadlines()
+                else:
+                    batch = self.pending.pop(future, None)
+                    if batch is None:
+                        continue  # a future of a pool we killed; its batch went elsewhere
+                    self.deadlines.pop(future, None)
+                    results = self._results_of(future, batch)
+                    if results is not None:
+                        yield from self._deliver(batch, results)
+                self.fill()
+        finally:
+            self.close()
+
+    def _next_completed(self) -> Future[Any] | None:
+        wait = None
+        if self.deadlines:
+            wait = max(0.0, min(self.deadlines.values()) - time.monotonic())
+        try:
+            return self.completed.get(timeout=wait)
+        except queue.Empty:
+            return None
+
+    def _results_of(self, future: Future[Any], batch: Batch) -> list[Any] | None:
+        try:
+            output: BatchOutput = future.result()
+        except CancelledError:
+            return None
+        except BaseException as exc:
+            if self.kind == "processes" and _is_worker_death(exc):
+                return self._on_worker_death(batch, exc)
+            if not self.collect:
+                raise
+            return [exc] * len(batch)
+        results, failures, elapsed = output
+        self.sizer.batch_completed(len(results), elapsed)
+        self.backend.batch_completed(len(results), elapsed)
+        if failures:
+            if not self.collect:
+                failure = failures[0]
+                raise failure.exception_for_caller()
+            for failure in failures:
+                results[failure.position] = failure.exception_for_caller()
+        return results
+
+    def _deliver(self, batch: Batch, results: list[Any]) -> Iterator[list[Any]]:
+        self.done += len(results)
+        if self.progress is not None:
+            self.progress.update(self.done, self.total)
+        if not self.ordered:
+            yield results
+            return
+        self.ready[batch.start] = results
+        while self.next_start in self.ready:
+            chunk = self.ready.pop(self.next_start)
+            self.next_start += len(chunk)
+            yield chunk
+
+    # ------------------------------------------------------------ rare paths
+
+    def _expire_deadlines(self) -> Iterator[list[Any]]:
+        now = time.monotonic()
+        expired = [future for future, deadline in self.deadlines.items() if deadline <= now]
+        if not expired:
+            return
+        for future in expired:
+            self.deadlines.pop(future)
+        batches = [self.pending.pop(future) for future in expired]
+        error = TaskTimeoutError(
+            f"{_task_name(batches[0])} did not finish within timeout={self.timeout}s"
+        )
+        self._replace_workers()  # the stuck worker dies with the pool (processes)
+        if not self.collect:
+            raise error
+        for batch in batches:
+            yield from self._deliver(batch, [error] * len(batch))
+
+    def _replace_workers(self) -> None:
+        """Kill every worker (a stuck one among them); innocent batches run again."""
+        if self.kind == "processes":
+            self.resubmit.extendleft(reversed(list(self.pending.values())))
+            self.pending.clear()
+            self.deadlines.clear()
+        if isinstance(self.backend, ExecutorBackend):
+            self.backend.replace_workers()
+        else:
+            self.backend.abort_everything(ensure_ready=True)
+
+    def _on_worker_death(self, batch: Batch, exc: BaseException) -> list[Any] | None:
+        suspects = [batch, *self.pending.values()]
+        alone = len(suspects) == 1 and len(batch) == 1
+        if batch.start in self.quarantined or alone:
+            self.quarantined.discard(batch.start)
+            error = WorkerCrashedError(
+                f"a worker process died while running {_task_name(batch)}: {exc}"
+            )
+            if not self.collect:
+                raise error from exc
+            self._replace_workers()
+            return [error]
+        # All futures of the pool fail together: re-run the suspects one at a
+        # time on a fresh pool to find (and name) the task that kills workers.
+        logger.warning(
+            "a worker process died; re-running %d batches one task at a time", len(suspects)
+        )
+        self.pending.clear()
+        self.deadlines.clear()
+        if isinstance(self.backend, ExecutorBackend):
+            self.backend.replace_workers()
+        for suspect in sorted(suspects, key=lambda b: b.start):
+            for position, task in enumerate(suspect.tasks):
+                single = Batch(
+                    suspect.start + position, [task], suspect.retries, suspect.stop_on_error
+                )
+                self.quarantine.append(single)
+        return None
+
+    def close(self) -> None:
+        """Cancel what has not run, kill what runs, remove shared files. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            running = [future for future in self.pending if not future.cancel()]
+            running = [future for future in running if not future.done()]
+            if running and self.kind != "threads":
+                if isinstance(self.backend, ExecutorBackend):
+                    self.backend.replace_workers()
+                else:
+                    self.backend.abort_everything(ensure_ready=True)
+            self.pending.clear()
+            self.deadlines.clear()
+        finally:
+            if self.sharer is not None:
+                self.sharer.close()
+            if self.progress is not None:
+                self.progress.close()
+            self.on_close()

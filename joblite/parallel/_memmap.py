@@ -1,0 +1,251 @@
+"""Large numpy arguments reach process workers as memory-mapped files.
+
+While a batch is pickled for a process worker, any array of at least
+``max_nbytes`` is written once per call to a file in a private folder (under
+``/dev/shm`` when available, so the "file" is shared memory) and replaced by
+a reference; workers map it with ``mmap_mode``. The folder is removed when the
+call ends, fails, is interrupted, or its result generator is collected, and
+at interpreter exit as a last resort.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+from typing import Any, Final
+
+from .._core.fsutil import safe_remove
+
+__all__ = ["ArraySharer", "default_temp_folder", "dumps_tasks", "open_shared_array"]
+
+logger = logging.getLogger(__name__)
+
+FOLDER_PREFIX: Final = "joblite_memmap_"
+_SHM: Final = "/dev/shm"
+
+# Folders of live calls, removed at exit if a call could not clean up itself.
+_LIVE_FOLDERS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _remove_folder(folder: str) -> None:
+    with _LIVE_LOCK:
+        _LIVE_FOLDERS.discard(folder)
+    safe_remove(folder)
+
+
+@atexit.register
+def _remove_leftovers() -> None:
+    for folder in list(_LIVE_FOLDERS):
+        _remove_folder(folder)
+
+
+def default_temp_folder() -> str:
+    """``JOBLIB_TEMP_FOLDER``, else ``/dev/shm`` (RAM, no disk I/O), else the temp dir."""
+    folder = os.environ.get("JOBLITE_TEMP_FOLDER") or os.environ.get("JOBLIB_TEMP_FOLDER")
+    if folder:
+        return folder
+    if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK):
+        return _SHM
+    return tempfile.gettempdir()
+
+
+class _WorkerMaps:
+    """Worker side: one mapping per shared file for all batches of a call.
+
+    Mapping (and page-faulting) a big file again for every batch costs more
+    than the task. Maps of an earlier call are dropped when a new call's file
+    arrives, and a janitor thread drops maps whose file the caller removed, so
+    the memory of a finished call is released within a second or so.
+    """
+
+    JANITOR_PERIOD = 1.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.maps: dict[tuple[str, str], Any] = {}
+        self.janitor: threading.Thread | None = None
+
+    def open(self, path: str, dtype: Any, shape: tuple[int, ...], order: str, mode: str) -> Any:
+        import numpy as np
+
+        key = (path, mode)
+        with self.lock:
+            array = self.maps.get(key)
+            if array is None:
+                folder = os.path.dirname(path)
+                for stale in [k for k in self.maps if os.path.dirname(k[0]) != folder]:
+                    del self.maps[stale]
+                array = np.memmap(  # type: ignore[call-overload]
+                    path, dtype=np.dtype(dtype), mode=mode, shape=shape, order=order
+                )
+                self.maps[key] = array
+                if self.janitor is None:
+                    self.janitor = threading.Thread(
+                        target=self._drop_removed, name="joblite-memmap-janitor", daemon=True
+                    )
+                    self.janitor.start()
+            return array
+
+    def _drop_removed(self) -> None:
+        while True:
+            time.sleep(self.JANITOR_PERIOD)
+            with self.lock:
+                for gone in [k for k in self.maps if not os.path.exists(k[0])]:
+                    del self.maps[gone]
+                if not self.maps:
+                    self.janitor = None
+                    return
+
+
+_WORKER_MAPS = _WorkerMaps()
+
+
+def open_shared_array(path: str, dtype: Any, shape: tuple[int, ...], order: str, mode: str) -> Any:
+    """Map an array written by :class:`ArraySharer` (runs in the worker)."""
+    return _WORKER_MAPS.open(path, dtype, shape, order, mode)
+
+
+class ArraySharer:
+    """Writes each distinct large array of one call to a file, once.
+
+    ``folder`` is created lazily, so calls without large arrays touch no disk.
+    """
+
+    def __init__(self, temp_folder: str | os.PathLike[str] | None, max_nbytes: int, mode: str):
+        self.max_nbytes = max_nbytes
+        # "w+" would truncate the file we just wrote: workers open it "r+" instead.
+        self.mode = "r+" if mode == "w+" else mode
+        self._base = os.fspath(temp_folder) if temp_folder is not None else None
+        self._lock = threading.Lock()
+        # id(array) -> (array, reduce value); holding the array keeps its id unique.
+        self._shared: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+        self.folder: str | None = None
+        self._finalizer: weakref.finalize[..., None] | None = None
+
+    def _ensure_folder(self) -> str:
+        if self.folder is None:
+            base = self._base if self._base is not None else default_temp_folder()
+            os.makedirs(base, exist_ok=True)
+            folder = os.path.join(base, f"{FOLDER_PREFIX}{os.getpid()}_{uuid.uuid4().hex}")
+            os.mkdir(folder, 0o700)
+            with _LIVE_LOCK:
+                _LIVE_FOLDERS.add(folder)
+            self._finalizer = weakref.finalize(self, _remove_folder, folder)  # type: ignore[arg-type]
+            self.folder = folder
+        return self.folder
+
+    def reduce_array(self, array: Any) -> tuple[Any, tuple[Any, ...]] | None:
+        """A pickle reduce value referencing a shared file, or None to pickle normally."""
+        import numpy as np
+
+        if type(array) is not np.ndarray and not isinstance(array, np.memmap):
+            return None
+        if array.nbytes < self.max_nbytes or array.dtype.hasobject:
+            return None
+        with self._lock:
+            known = self._shared.get(id(array))
+            if known is not None:
+                return known[1]
+            reduced = self._write(array)
+            self._shared[id(array)] = (array, reduced)
+            return reduced
+
+    def _write(self, array: Any) -> tuple[Any, tuple[Any, ...]]:
+        import numpy as np
+
+        order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+        if not (array.flags.c_contiguous or array.flags.f_contiguous):
+            array = np.ascontiguousarray(array)
+        path = os.path.join(self._ensure_folder(), f"{uuid.uuid4().hex}.bin")
+        # A plain write beats mmap-and-copy on tmpfs, and tmpfs serializes
+        # concurrent writers of one file, so one write call it is.
+        with open(path, "xb") as file:
+            if array.size:
+                file.write(memoryview(array.reshape(-1, order="A")).cast("B"))
+        logger.debug("shared a %d-byte array through %s", array.nbytes, path)
+        if array.size == 0:
+            return (np.empty, (array.shape, array.dtype.str, order))
+        dtype = array.dtype.descr if array.dtype.fields else array.dtype.str
+        return (open_shared_array, (path, dtype, array.shape, order, self.mode))
+
+    def close(self) -> None:
+        """Forget the arrays and remove the folder (idempotent)."""
+        with self._lock:
+            self._shared.clear()
+        if self._finalizer is not None:
+            self._finalizer()
+
+
+def dumps_tasks(
+    tasks: list[Any], retries: int, stop_on_error: bool, sharer: ArraySharer | None
+) -> bytes:
+    """Pickle a batch for a process worker with cloudpickle, swapping in shared arrays."""
+    import cloudpickle
+
+    value = (_compact(tasks), retries, stop_on_error)
+    if sharer is None or "numpy" not in sys.modules:
+        return bytes(cloudpickle.dumps(value))
+    buffer = io.BytesIO()
+    _SharingPickler(buffer, sharer).dump(value)
+    return buffer.getvalue()
+
+
+def _compact(tasks: list[Any]) -> Any:
+    """``(f, [args, ...])`` when every task calls ``f`` without kwargs: 4x cheaper to pickle."""
+    first = tasks[0] if tasks else None
+    if type(first) is not tuple or len(first) != 3:
+        return tasks
+    function = first[0]
+    for task in tasks:
+        if type(task) is not tuple or len(task) != 3 or task[0] is not function:
+            return tasks
+        kwargs = task[2]
+        if type(kwargs) is not dict or kwargs:
+            return tasks
+    return (function, [task[1] for task in tasks])
+
+
+def _make_sharing_pickler() -> type:
+    import cloudpickle
+    import numpy as np
+
+    class SharingPickler(cloudpickle.Pickler):  # type: ignore[misc]
+        def __init__(self, file: io.BytesIO, sharer: ArraySharer) -> None:
+            super().__init__(file)
+            self._sharer = sharer
+
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, np.ndarray):
+                reduced = self._sharer.reduce_array(obj)
+                if reduced is not None:
+                    return reduced
+            return super().reducer_override(obj)
+
+    return SharingPickler
+
+
+class _LazyPickler:
+    cls: type | None = None
+
+    def __call__(self, file: io.BytesIO, sharer: ArraySharer) -> Any:
+        if self.cls is None:
+            self.cls = _make_sharing_pickler()
+        return self.cls(file, sharer)
+
+
+_SharingPickler = _LazyPickler()
+
+
+def folder_contents(folder: str | os.PathLike[str]) -> list[Path]:
+    """joblite's call folders under ``folder`` (for tests and diagnostics)."""
+    return sorted(Path(folder).glob(f"{FOLDER_PREFIX}*"))

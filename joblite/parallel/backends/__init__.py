@@ -1,0 +1,5 @@
+"""Parallel backends, one per file, each a small executor-like class.
+
+``base`` holds the interface; the others are imported lazily through the
+registry in :mod:`joblite.parallel._config`.
+"""

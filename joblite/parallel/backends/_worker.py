@@ -1,0 +1,26 @@
+"""Set-up run once in each worker process (kept tiny: it is imported there)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+
+def init_process_worker(payload: bytes | None, env: dict[str, str] | None = None) -> None:
+    """Mark the process as a worker, apply ``env``, run the user's initializer."""
+    from .._config import WORKER_STATE
+
+    WORKER_STATE.in_process_worker = True
+    if env:
+        os.environ.update(env)
+    if payload is not None:
+        initializer, initargs = pickle.loads(payload)
+        initializer(*initargs)
+
+
+def pickle_initializer(initializer: object, initargs: tuple[object, ...]) -> bytes | None:
+    if initializer is None:
+        return None
+    import cloudpickle
+
+    return bytes(cloudpickle.dumps((initializer, tuple(initargs))))

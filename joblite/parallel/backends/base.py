@@ -1,0 +1,223 @@
+"""The backend interface: joblib's custom-backend protocol, executor-sized.
+
+A backend runs zero-argument callables (batches of tasks) somewhere and says
+when they are done. The whole contract a third-party backend needs::
+
+    class MyBackend(ParallelBackendBase):
+        supports_retrieve_callback = True
+
+        def effective_n_jobs(self, n_jobs):
+            return n_jobs
+
+        def submit(self, func, callback=None):
+            future = my_pool.submit(func)          # anything future-like
+            if callback is not None:
+                future.add_done_callback(callback)
+            return future
+
+        def retrieve_result_callback(self, future):
+            return future.result()
+
+Backends written for joblib that implement ``apply_async`` (and return an
+object with ``.get()``) keep working too. joblite's own backends subclass
+:class:`ExecutorBackend`: ``submit`` returns a :class:`concurrent.futures.Future`
+and they can replace stuck or dead workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+__all__ = ["BLAS_THREAD_VARIABLES", "ExecutorBackend", "ParallelBackendBase"]
+
+# Environment variables that cap the thread pools of BLAS / OpenMP libraries.
+BLAS_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+class ParallelBackendBase:
+    """Base class for backends, compatible with joblib's documented protocol.
+
+    Subclasses implement ``effective_n_jobs`` and ``submit`` (or the older
+    ``apply_async``). Every other method has a working default.
+    """
+
+    default_n_jobs: ClassVar[int] = 1
+    supports_inner_max_num_threads: ClassVar[bool] = False
+    supports_retrieve_callback: ClassVar[bool] = False
+    supports_sharedmem: ClassVar[bool] = False
+    uses_threads: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        nesting_level: int | None = None,
+        inner_max_num_threads: int | None = None,
+        **backend_kwargs: Any,
+    ) -> None:
+        self.nesting_level = nesting_level
+        self.inner_max_num_threads = inner_max_num_threads
+        self.backend_kwargs = backend_kwargs
+        self.parallel: Any = None
+
+    @property
+    def supports_timeout(self) -> bool:
+        return self.supports_retrieve_callback
+
+    @property
+    def supports_return_generator(self) -> bool:
+        return True
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        """How many tasks can really run at once for a requested ``n_jobs``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement effective_n_jobs")
+
+    def submit(self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None) -> Any:
+        """Schedule ``func()``; call ``callback(out)`` when done; return a future-like."""
+        return self.apply_async(func, callback)
+
+    def apply_async(
+        self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None
+    ) -> Any:
+        """The pre-``submit`` name of the same hook (joblib < 1.3 backends)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement submit")
+
+    def retrieve_result_callback(self, out: Any) -> Any:
+        """Turn what ``callback`` received into the batch's result (or raise)."""
+        if hasattr(out, "result"):
+            return out.result()
+        if hasattr(out, "get"):
+            return out.get()
+        return out
+
+    def retrieve_result(self, out: Any, timeout: float | None = None) -> Any:
+        """Block for the result of ``submit``'s return value (when there is no callback)."""
+        if hasattr(out, "result"):
+            return out.result(timeout=timeout)
+        return out.get(timeout=timeout) if self.supports_timeout else out.get()
+
+    def configure(
+        self,
+        n_jobs: int = 1,
+        parallel: Any = None,
+        prefer: str | None = None,
+        require: str | None = None,
+        **backend_kwargs: Any,
+    ) -> int:
+        """Prepare for a ``Parallel`` call; return the number of workers."""
+        self.parallel = parallel
+        return self.effective_n_jobs(n_jobs)
+
+    def start_call(self) -> None:
+        """Called at the start of each ``Parallel.__call__``."""
+
+    def stop_call(self) -> None:
+        """Called at the end of each ``Parallel.__call__``."""
+
+    def terminate(self) -> None:
+        """Release workers when no context manager keeps them."""
+
+    def compute_batch_size(self) -> int:
+        return 1
+
+    def batch_completed(self, batch_size: int, duration: float) -> None:
+        """Told how long each batch took (joblib's auto-batching hook)."""
+
+    def abort_everything(self, ensure_ready: bool = True) -> None:
+        """Stop running tasks; with ``ensure_ready`` the backend must stay usable."""
+
+    def get_nested_backend(self) -> tuple[ParallelBackendBase, int | None]:
+        from .sequential import SequentialBackend
+
+        return SequentialBackend(nesting_level=(self.nesting_level or 0) + 1), None
+
+    def worker_environment(self, n_jobs: int) -> dict[str, str]:
+        """BLAS/OpenMP thread caps for worker processes (``inner_max_num_threads``)."""
+        from .._config import cpu_count
+
+        explicit = self.inner_max_num_threads
+        default = max(cpu_count() // max(n_jobs, 1), 1)
+        return {
+            name: str(explicit if explicit is not None else os.environ.get(name, default))
+            for name in BLAS_THREAD_VARIABLES
+        }
+
+
+class ExecutorBackend(ParallelBackendBase):
+    """A joblite backend: ``submit`` returns a ``concurrent.futures.Future``.
+
+    ``kind`` tells Parallel how tasks travel ("threads" share memory,
+    "processes" get pickled payloads and shared arrays).
+    """
+
+    kind: ClassVar[str] = "threads"
+    supports_retrieve_callback: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        nesting_level: int | None = None,
+        inner_max_num_threads: int | None = None,
+        **backend_kwargs: Any,
+    ) -> None:
+        super().__init__(nesting_level, inner_max_num_threads, **backend_kwargs)
+        self.n_jobs = 1
+        self.initializer: Callable[..., object] | None = None
+        self.initargs: tuple[Any, ...] = ()
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        from .._config import normalize_n_jobs
+
+        return normalize_n_jobs(n_jobs)
+
+    def set_initializer(
+        self, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+    ) -> None:
+        """Run ``initializer(*initargs)`` once in each worker this backend starts."""
+        self.initializer = initializer
+        self.initargs = tuple(initargs)
+
+    def configure(
+        self,
+        n_jobs: int = 1,
+        parallel: Any = None,
+        prefer: str | None = None,
+        require: str | None = None,
+        **backend_kwargs: Any,
+    ) -> int:
+        self.parallel = parallel
+        self.n_jobs = self.effective_n_jobs(n_jobs)
+        return self.n_jobs
+
+    def submit(
+        self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None
+    ) -> Future[Any]:
+        future = self.submit_batch(func)
+        if callback is not None:
+            future.add_done_callback(callback)
+        return future
+
+    def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
+        raise NotImplementedError
+
+    def retrieve_result_callback(self, out: Any) -> Any:
+        return out.result()
+
+    def abort_everything(self, ensure_ready: bool = True) -> None:
+        self.replace_workers()
+
+    def replace_workers(self) -> None:
+        """Stop all workers now (stuck ones too); the next submit starts fresh ones."""
+
+    def terminate(self) -> None:
+        """Shut workers down (the reusable loky pool only forgets them)."""

@@ -1,0 +1,111 @@
+"""The loky backend (the default): loky's reusable process pool.
+
+Workers outlive a call, so the next call starts warm; tasks travel as
+cloudpickle payloads, so lambdas and closures work. A stuck or dead worker
+is replaced by killing the pool: loky builds a fresh one on the next submit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, ClassVar
+
+from ._worker import init_process_worker, pickle_initializer
+from .base import ExecutorBackend
+
+__all__ = ["LokyBackend", "shutdown_loky_workers"]
+
+# Idle workers exit after this many seconds (joblib uses the same value).
+IDLE_WORKER_TIMEOUT = 300
+
+_EXECUTORS: list[Any] = []
+_EXECUTORS_LOCK = threading.Lock()
+
+
+class LokyBackend(ExecutorBackend):
+    """Process workers from loky's reusable executor.
+
+    Example::
+
+        >>> Parallel(n_jobs=2, backend=LokyBackend())(delayed(abs)(-i) for i in range(3))
+        [0, 1, 2]
+    """
+
+    kind: ClassVar[str] = "processes"
+    supports_inner_max_num_threads: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        nesting_level: int | None = None,
+        inner_max_num_threads: int | None = None,
+        idle_worker_timeout: float = IDLE_WORKER_TIMEOUT,
+        **backend_kwargs: Any,
+    ) -> None:
+        super().__init__(nesting_level, inner_max_num_threads, **backend_kwargs)
+        self.idle_worker_timeout = idle_worker_timeout
+        self._executor: Any = None
+
+    def _get_executor(self) -> Any:
+        executor = self._executor
+        if executor is None or executor._flags.broken or executor._flags.shutdown:
+            from loky import get_reusable_executor
+
+            executor = get_reusable_executor(
+                max_workers=self.n_jobs,
+                timeout=self.idle_worker_timeout,
+                initializer=None if self.initializer is None else init_process_worker,
+                initargs=(pickle_initializer(self.initializer, self.initargs),),
+                env=self.worker_environment(self.n_jobs),
+            )
+            with _EXECUTORS_LOCK:
+                # loky keeps one reusable executor per thread: remember them all.
+                if not any(known is executor for known in _EXECUTORS):
+                    _EXECUTORS[:] = [e for e in _EXECUTORS if not e._flags.shutdown]
+                    _EXECUTORS.append(executor)
+            self._executor = executor
+        return executor
+
+    def configure(
+        self,
+        n_jobs: int = 1,
+        parallel: Any = None,
+        prefer: str | None = None,
+        require: str | None = None,
+        **backend_kwargs: Any,
+    ) -> int:
+        self._executor = None  # size or initializer may have changed: ask loky again
+        return super().configure(n_jobs, parallel, prefer, require, **backend_kwargs)
+
+    def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = self._get_executor().submit(func)
+        return future
+
+    def replace_workers(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            _kill(executor)
+
+    def terminate(self) -> None:
+        # Keep the reusable pool warm for the next call, as joblib does.
+        self._executor = None
+
+
+def shutdown_loky_workers() -> None:
+    """Stop the reusable pool's workers now (they would exit after being idle)."""
+    with _EXECUTORS_LOCK:
+        executors, _EXECUTORS[:] = list(_EXECUTORS), []
+    for executor in executors:
+        _kill(executor)
+        executor.shutdown(wait=True)
+
+
+def _kill(executor: Any) -> None:
+    # loky's shutdown(kill_workers=True) leaves a worker that is busy in a task
+    # running; loky offers no public per-worker kill, so signal them directly.
+    for process in list(getattr(executor, "_processes", {}).values()):
+        with contextlib.suppress(OSError, ValueError):  # already gone
+            process.terminate()
+    executor.shutdown(wait=False, kill_workers=True)

@@ -1,0 +1,188 @@
+"""What only process backends do: crashes, shipping closures, shared arrays, cleanup."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+
+from joblite.exceptions import WorkerCrashedError
+from joblite.parallel import Parallel, RemoteTraceback, delayed, parallel_config, shutdown_workers
+from joblite.parallel._memmap import FOLDER_PREFIX, default_temp_folder
+
+from ._tasks import array_info, crash_if, env_var, fail_on, fail_with_array, square, write_into
+
+pytestmark = pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+
+BIG = 2**20  # max_nbytes used below: 1 MiB
+
+
+def _leftovers(folder: str | Path) -> list[Path]:
+    return sorted(Path(folder).glob(f"{FOLDER_PREFIX}{os.getpid()}_*"))
+
+
+def test_worker_crash_names_the_task_and_the_next_call_works(backend: str) -> None:
+    with pytest.raises(WorkerCrashedError, match=r"task 5 \(crash_if\)"):
+        Parallel(n_jobs=2, backend=backend)(delayed(crash_if)(i, 5) for i in range(12))
+    assert Parallel(n_jobs=2, backend=backend)(delayed(square)(i) for i in range(6)) == [
+        0,
+        1,
+        4,
+        9,
+        16,
+        25,
+    ]
+
+
+def test_worker_crash_collected_in_its_slot(backend: str) -> None:
+    out = Parallel(n_jobs=2, backend=backend, on_error="collect")(
+        delayed(crash_if)(i, 2) for i in range(6)
+    )
+    assert isinstance(out[2], WorkerCrashedError)
+    assert out[:2] + out[3:] == [0, 1, 3, 4, 5]
+
+
+def test_lambdas_and_closures_travel(backend: str) -> None:
+    offset = 10
+
+    def shifted(x: int) -> int:
+        return x + offset
+
+    out = Parallel(n_jobs=2, backend=backend)(delayed(shifted)(i) for i in range(4))
+    assert out == [10, 11, 12, 13]
+    assert Parallel(n_jobs=2, backend=backend)(delayed(lambda x: x * 3)(i) for i in range(3)) == [
+        0,
+        3,
+        6,
+    ]
+
+
+def test_remote_traceback_is_the_cause(backend: str) -> None:
+    with pytest.raises(ValueError, match="task 1 is bad") as info:
+        Parallel(n_jobs=2, backend=backend)(delayed(fail_on)(i, 1) for i in range(3))
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert "in fail_on" in str(cause)
+
+
+def test_unpicklable_argument_fails_in_the_caller(backend: str) -> None:
+    import threading
+
+    with pytest.raises(TypeError, match="pickle"):
+        Parallel(n_jobs=2, backend=backend)([delayed(square)(threading.Lock())])
+
+
+def test_large_arrays_are_shared_read_only_once_per_call(backend: str, tmp_path: Path) -> None:
+    big = np.arange(BIG // 8 * 2, dtype=np.float64)
+    other = np.ones(BIG // 8 * 2)
+    small = np.arange(10.0)
+    tasks = [delayed(array_info)(a) for a in (big, big, other, small, big)]
+    out = Parallel(n_jobs=2, backend=backend, temp_folder=tmp_path, max_nbytes="1M")(tasks)
+    kinds = [kind for kind, _, _, _ in out]
+    assert kinds == ["memmap", "memmap", "memmap", "ndarray", "memmap"]
+    files = {filename for _, filename, _, _ in out if filename}
+    assert len(files) == 2  # one file per distinct array, however many tasks use it
+    assert all(not writeable for kind, _, writeable, _ in out if kind == "memmap")
+    assert [total for _, _, _, total in out] == [
+        float(big.sum()),
+        float(big.sum()),
+        float(other.sum()),
+        45.0,
+        float(big.sum()),
+    ]
+    assert _leftovers(tmp_path) == []
+
+
+def test_mmap_mode_r_refuses_writes_and_max_nbytes_none_pickles(backend: str) -> None:
+    big = np.zeros(BIG)
+    refused = Parallel(n_jobs=2, backend=backend)([delayed(write_into)(big)])
+    assert refused[0].startswith("refused")
+    copied = Parallel(n_jobs=2, backend=backend, max_nbytes=None)([delayed(array_info)(big)])
+    assert copied[0][0] == "ndarray"
+
+
+def test_no_shared_files_left_after_an_error(backend: str, tmp_path: Path) -> None:
+    big = np.zeros(BIG)
+    with pytest.raises(ValueError, match="array task failed"):
+        Parallel(n_jobs=2, backend=backend, temp_folder=tmp_path)(
+            delayed(fail_with_array)(big) for _ in range(4)
+        )
+    assert _leftovers(tmp_path) == []
+
+
+def test_no_shared_files_left_after_an_abandoned_generator(backend: str, tmp_path: Path) -> None:
+    big = np.zeros(BIG)
+    gen = Parallel(n_jobs=2, backend=backend, temp_folder=tmp_path, return_as="generator")(
+        delayed(array_info)(big) for _ in range(50)
+    )
+    assert next(gen)[0] == "memmap"
+    assert _leftovers(tmp_path) != []
+    del gen
+    gc.collect()
+    assert _leftovers(tmp_path) == []
+
+
+def test_no_shared_memory_left_after_keyboard_interrupt(backend: str) -> None:
+    shm = default_temp_folder()
+    before = _leftovers(shm)
+    big = np.zeros(BIG)
+
+    def interrupt(done: int, total: int | None) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Parallel(n_jobs=2, backend=backend, progress=interrupt)(
+            delayed(array_info)(big) for _ in range(20)
+        )
+    assert _leftovers(shm) == before
+    assert Parallel(n_jobs=2, backend=backend)(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+
+
+def test_inner_max_num_threads_caps_blas_threads(backend: str) -> None:
+    with parallel_config(backend=backend, n_jobs=2, inner_max_num_threads=1):
+        out = Parallel()(delayed(env_var)("OMP_NUM_THREADS") for _ in range(4))
+    assert out == ["1"] * 4
+
+
+def _helper_pids() -> set[int]:
+    """Long-lived helpers of the process machinery (not workers): trackers, forkserver."""
+    import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
+
+    from loky.backend import resource_tracker as loky_tracker
+
+    helpers = (
+        getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None),
+        getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None),
+        getattr(loky_tracker._resource_tracker, "_pid", None),
+    )
+    return {pid for pid in helpers if pid is not None}
+
+
+def _worker_children() -> list[psutil.Process]:
+    helpers = _helper_pids()
+    return [
+        child for child in psutil.Process().children(recursive=True) if child.pid not in helpers
+    ]
+
+
+def test_no_processes_left_after_the_run(backend: str) -> None:
+    Parallel(n_jobs=2, backend=backend)(delayed(square)(i) for i in range(10))
+    with pytest.raises(WorkerCrashedError):
+        Parallel(n_jobs=2, backend=backend)([delayed(crash_if)(1, 1)])
+    shutdown_workers()  # loky keeps a warm pool between calls until told otherwise
+    _, alive = psutil.wait_procs(_worker_children(), timeout=30)
+    assert [(p.pid, p.ppid(), p.cmdline()) for p in alive] == []
+
+
+def test_shared_array_argument_works_without_numpy_in_tasks(backend: str) -> None:
+    data: dict[str, Any] = {"arrays": [np.full(BIG // 8, 2.0)]}
+    out = Parallel(n_jobs=2, backend=backend)(
+        [delayed(lambda d: float(d["arrays"][0].sum()))(data)]
+    )
+    assert out == [float(BIG // 8 * 2)]
