@@ -16,6 +16,7 @@ STEPS: dict[str, str] = {
     "hashing": "joblite._demo",
     "persistence": "joblite._demo_persistence",
     "memory": "joblite._demo_memory",
+    "parallel": "joblite._demo_parallel",
 }
 
 

@@ -67,7 +67,7 @@ def test_inspect_reports_bad_files_clearly(tmp_path: Path) -> None:
 
 def test_demo_runs_every_step_and_checks_its_results() -> None:
     out = run_cli("demo").stdout
-    for step in ("[hashing]", "[persistence]", "[memory]"):
+    for step in ("[hashing]", "[persistence]", "[memory]", "[parallel]"):
         assert step in out
     assert "demo finished" in out
 
