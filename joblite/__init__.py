@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._logger import Logger as Logger
     from ._logger import PrintTime as PrintTime
     from .memory import MemorizedResult as MemorizedResult
+    from .memory import StoreBackendBase as StoreBackendBase
     from .memory import Memory as Memory
     from .memory import expires_after as expires_after
     from .memory import register_store_backend as register_store_backend
@@ -51,6 +52,7 @@ _LAZY: dict[str, str] = {
     "register_compressor": "joblite.persistence",
     "Memory": "joblite.memory",
     "MemorizedResult": "joblite.memory",
+    "StoreBackendBase": "joblite.memory",
     "expires_after": "joblite.memory",
     "register_store_backend": "joblite.memory",
     "Parallel": "joblite.parallel",

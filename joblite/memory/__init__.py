@@ -23,6 +23,7 @@ from ._results import expires_after as expires_after
 from .stores import FileStore as FileStore
 from .stores import InMemoryStore as InMemoryStore
 from .stores import Store as Store
+from .stores import Store as StoreBackendBase
 from .stores import StoreStat as StoreStat
 from .stores import register_store_backend as register_store_backend
 
@@ -38,6 +39,7 @@ __all__ = [
     "NotMemorizedFunc",
     "NotMemorizedResult",
     "Store",
+    "StoreBackendBase",
     "StoreStat",
     "expires_after",
     "register_store_backend",

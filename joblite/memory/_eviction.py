@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core.units import parse_bytes
 from . import _journal
 from .stores.base import Store
 
@@ -42,7 +43,6 @@ __all__ = [
     "delete_entry",
     "entry_info",
     "parse_age",
-    "parse_size",
     "scan_entries",
     "select_evictions",
 ]
@@ -52,33 +52,8 @@ FUNCTION_INFO = "function.json"
 
 _RESCAN_INTERVAL = 60.0
 _SLACK = 0.9
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kmgtp]?)(i?b)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 _AGE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_size(value: int | str | None, *, name: str = "bytes_limit") -> int | None:
-    """Bytes from an int or a string such as ``"10M"``, ``"1.5G"``, ``"512KiB"`` (powers of 1024).
-
-    Raises :class:`ValueError` naming ``name`` for anything else.
-
-    >>> parse_size("10M")
-    10485760
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number of bytes or a string like '10G', got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
-        return value
-    if isinstance(value, str):
-        match = _SIZE_RE.match(value)
-        if match:
-            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-    raise ValueError(f"{name} must be a number of bytes or a string like '10G', got {value!r}")
 
 
 def parse_age(
@@ -130,7 +105,7 @@ class CacheLimits:
             not isinstance(items_limit, int) or isinstance(items_limit, bool) or items_limit < 0
         ):
             raise ValueError(f"items_limit must be a non-negative int, got {items_limit!r}")
-        return cls(parse_size(bytes_limit), items_limit, parse_age(age_limit))
+        return cls(parse_bytes(bytes_limit, name="bytes_limit"), items_limit, parse_age(age_limit))
 
     def __bool__(self) -> bool:
         return not (

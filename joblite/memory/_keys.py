@@ -150,6 +150,8 @@ class ArgumentBinder:
         ignored = _check_ignore(ignore, self.names, func)
         self.ignored = ignored
         self._keep = tuple(i for i, n in enumerate(self.names) if n not in ignored)
+        # The names of the values bind() returns, in order.
+        self.kept_names = tuple(self.names[i] for i in self._keep)
         self._all_kept = len(self._keep) == len(self.names)
         self._simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
         self._defaults = {p.name: p.default for p in params if p.default is not p.empty}

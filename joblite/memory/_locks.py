@@ -1,16 +1,17 @@
 """Per-key locks so that concurrent identical calls compute once.
 
 :class:`FileLock` excludes other threads *and* other processes: on POSIX it
-takes an ``fcntl.flock`` on the file itself (created empty if missing; Memory
-locks an entry's ``.meta`` file, so a miss creates no extra file), which the
-kernel drops when the holder dies (even by SIGKILL): a crashed holder never
-blocks anyone. Where ``fcntl`` is missing (Windows) it falls back to creating
+takes an ``fcntl.flock`` on the file itself (created empty if missing;
+``FileStore`` locks the hidden ``.<entry>.part`` file it then writes the
+entry into and renames, so a miss creates no extra file), which the kernel
+drops when the holder dies (even by SIGKILL): a crashed holder never blocks
+anyone. Where ``fcntl`` is missing (Windows) it falls back to creating
 ``path + ".lock"`` with ``O_EXCL``; a lock file older than ``stale_after``
 seconds is then taken to belong to a dead holder and broken.
 
 Example::
 
-    with FileLock("/cache/joblib/f/0af3/9b2c.meta", timeout=60):
+    with FileLock("/cache/joblib/f/0af3/.9b2c.out.part", timeout=60):
         ...  # compute and store the entry
 """
 
@@ -72,13 +73,23 @@ class FileLock:
 
     def holds_file(self, path: str) -> bool:
         """Whether this lock is held by flock on the file currently named ``path``."""
+        return self.held_file_size(path) is not None
+
+    def held_file_size(self, path: str) -> int | None:
+        """The size of the locked file if it is still named ``path``, else None.
+
+        None also when the lock is not held or not an flock: the caller must
+        then not write into :meth:`fileno`.
+        """
         if self._fd is None or not self.use_flock or path != self.path:
-            return False
+            return None
         try:
             held, named = os.fstat(self._fd), os.stat(path)
         except FileNotFoundError:
-            return False  # a previous holder already renamed it to its final name
-        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+            return None  # a previous holder already renamed it to its final name
+        if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
+            return None
+        return held.st_size
 
     def _deadline_passed(self, start: float) -> bool:
         return self.timeout is not None and time.monotonic() - start >= self.timeout
@@ -97,24 +108,20 @@ class FileLock:
             return os.open(path, flags, 0o600)
 
     def acquire(self) -> None:
-        start = time.monotonic()
-        delays = _backoff()
         if self.use_flock:
             fd = self._open(self.path, os.O_RDWR | os.O_CREAT)
             try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if self._deadline_passed(start):
-                            raise self._timeout_error() from None
-                        time.sleep(next(delays))
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    self._wait_flock(fd)
             except BaseException:
                 os.close(fd)
                 raise
             self._fd = fd
             return
+        start = time.monotonic()
+        delays = _backoff()
         while True:
             try:
                 fd = self._open(self._exclusive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
@@ -127,6 +134,19 @@ class FileLock:
             os.write(fd, str(os.getpid()).encode())
             self._fd = fd
             return
+
+    def _wait_flock(self, fd: int) -> None:
+        # Polled rather than a blocking flock so that ``timeout`` is honoured.
+        start = time.monotonic()
+        for delay in _backoff():
+            if self._deadline_passed(start):
+                raise self._timeout_error()
+            time.sleep(delay)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
 
     def _break_if_stale(self) -> None:
         try:

@@ -56,6 +56,8 @@ _UNSTORABLE = (pickle.PicklingError, TypeError, OSError, CacheError)
 
 # What _load returns beside False when an entry exists but the callback rejected it.
 _STALE = object()
+# What _load_file returns when there is no file.
+_MISSING = object()
 
 
 @dataclass
@@ -179,6 +181,12 @@ class MemorizedFunc:
             )
 
     def _entry(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        return self._entry_and_values(args, kwargs)[0]
+
+    def _entry_and_values(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The entry key and the bound argument values it hashes (for the metadata)."""
         prefix = self._prefix
         if prefix is None or self._settings.checked.get(self._identity.func_id) != self._version:
             prefix = self._entry_prefix()
@@ -187,8 +195,8 @@ class MemorizedFunc:
             args = (identity.implicit_self, *args)
         values = self._binder.bind(args, kwargs)
         if identity.bound_state:
-            return prefix + core_hash((identity.bound_state, values))
-        return prefix + core_hash(values)
+            return prefix + core_hash((identity.bound_state, values)), values
+        return prefix + core_hash(values), values
 
     def __cache_key__(self, *args: Any, **kwargs: Any) -> str:
         """The store key of this call's entry (``func_id/version/args_hash``)."""
@@ -205,6 +213,8 @@ class MemorizedFunc:
         try:
             if path is not None and self.mmap_mode is None:
                 value = self._load_file(path)
+                if value is _MISSING:
+                    return False, None
             else:
                 value = read_output(store, output, self.mmap_mode)
         except KeyError:
@@ -229,14 +239,17 @@ class MemorizedFunc:
         return True, value
 
     def _load_file(self, path: str) -> Any:
-        """Load ``path``, from the in-process copy while the file is unchanged."""
-        from .._core.fileformat import read_object
+        """Load ``path``, from the in-process copy while the file is unchanged.
 
-        hot = self._settings.hot
+        Returns ``_MISSING`` (cheaper than raising, on every miss) if there is no file.
+        """
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
-            raise KeyError(path) from None
+            return _MISSING
+        from .._core.fileformat import read_object
+
+        hot = self._settings.hot
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         data = hot.get(path, identity)
         if data:
@@ -244,28 +257,21 @@ class MemorizedFunc:
         try:
             value = read_object(path)
         except (FileNotFoundError, NotADirectoryError):
-            raise KeyError(path) from None
+            return _MISSING
         if data is None and st.st_size <= MAX_HOT_FILE_SIZE:
             hot.put(path, identity, value)
         return value
 
     # -- computing and storing ------------------------------------------
 
-    def _metadata(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], start: float, duration: float
-    ) -> dict[str, Any]:
-        identity = self._identity
-        full_args = args if identity.implicit_self is None else (identity.implicit_self, *args)
-        try:
-            named = self._binder.named_arguments(full_args, kwargs, fast=True)
-        except TypeError:
-            named = {}
-        ignored = self._binder.ignored
+    def _metadata(self, values: tuple[Any, ...], start: float, duration: float) -> dict[str, Any]:
+        # ``values`` are the bound, non-ignored arguments already hashed for the key.
+        names = self._binder.kept_names
         return {
             "duration": duration,
             "time": start,
-            "input_args": {k: short_repr(v) for k, v in named.items() if k not in ignored},
-            "func": identity.name,
+            "input_args": {name: short_repr(v) for name, v in zip(names, values, strict=True)},
+            "func": self._identity.name,
         }
 
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, float, float]:
@@ -318,12 +324,18 @@ class MemorizedFunc:
         return True
 
     def _compute_and_store(
-        self, entry: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, stale: bool = False
+        self,
+        entry: str,
+        values: tuple[Any, ...],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        stale: bool = False,
     ) -> Any:
         settings = self._settings
         if not settings.lock:
             value, start, duration = self._run(args, kwargs)
-            self._store(entry, value, self._metadata(args, kwargs, start, duration))
+            self._store(entry, value, self._metadata(values, start, duration))
             return value
         with settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout) as lock:
             # Another caller may have computed it while we waited for the lock
@@ -333,23 +345,23 @@ class MemorizedFunc:
                 if found:
                     return value
             value, start, duration = self._run(args, kwargs)
-            self._store(entry, value, self._metadata(args, kwargs, start, duration), lock)
+            self._store(entry, value, self._metadata(values, start, duration), lock)
         return value
 
     # -- public interface -------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        entry = self._entry(args, kwargs)
+        entry, values = self._entry_and_values(args, kwargs)
         found, value = self._load(entry)
         if found:
             return value
-        return self._compute_and_store(entry, args, kwargs, stale=value is _STALE)
+        return self._compute_and_store(entry, values, args, kwargs, stale=value is _STALE)
 
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Always compute (and store) the result; return ``(output, metadata)``."""
-        entry = self._entry(args, kwargs)
+        entry, values = self._entry_and_values(args, kwargs)
         value, start, duration = self._run(args, kwargs)
-        metadata = self._metadata(args, kwargs, start, duration)
+        metadata = self._metadata(values, start, duration)
         self._store(entry, value, metadata)
         return value, metadata
 
@@ -358,9 +370,9 @@ class MemorizedFunc:
 
         Returns a :class:`NotMemorizedResult` holding the value if it could not be stored.
         """
-        entry = self._entry(args, kwargs)
+        entry, values = self._entry_and_values(args, kwargs)
         if not self.check_call_in_cache(*args, **kwargs):
-            value = self._compute_and_store(entry, args, kwargs)
+            value = self._compute_and_store(entry, values, args, kwargs)
             if entry_info(self.store, entry) is None:
                 return NotMemorizedResult(value)
         return MemorizedResult(
@@ -389,8 +401,8 @@ class MemorizedFunc:
 
     def put(self, value: Any, *args: Any, **kwargs: Any) -> None:
         """Store ``value`` as the result of this call, without calling the function."""
-        entry = self._entry(args, kwargs)
-        self._store(entry, value, self._metadata(args, kwargs, time.time(), 0.0))
+        entry, values = self._entry_and_values(args, kwargs)
+        self._store(entry, value, self._metadata(values, time.time(), 0.0))
 
     def clear(self, warn: bool = True) -> None:
         """Delete every stored result of this function."""
@@ -459,11 +471,11 @@ class AsyncMemorizedFunc(MemorizedFunc):
         return value
 
     async def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:  # type: ignore[override]
-        entry = self._entry(args, kwargs)
+        entry, values = self._entry_and_values(args, kwargs)
         start = time.time()
         started = time.perf_counter()
         value = await self.func(*args, **kwargs)
-        metadata = self._metadata(args, kwargs, start, time.perf_counter() - started)
+        metadata = self._metadata(values, start, time.perf_counter() - started)
         self._store(entry, value, metadata)
         return value, metadata
 

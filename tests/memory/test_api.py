@@ -535,3 +535,18 @@ def test_backend_by_name(tmp_path: Path) -> None:
     f = mem.cache(abs)
     assert f(-3) == f(-3) == 3
     assert f.store_backend is mem.store
+
+
+def test_metadata_names_the_bound_arguments(local_memory: Memory) -> None:
+    @local_memory.cache(ignore=["debug"])
+    def f(a: int, b: int = 2, *, debug: bool = False) -> int:
+        return a + b
+
+    @local_memory.cache
+    def g(x: int, *rest: int, **options: int) -> int:
+        return x
+
+    _, metadata = f.call(1, debug=True)
+    assert metadata["input_args"] == {"a": "1", "b": "2"}
+    _, metadata = g.call(1, 2, z=3)
+    assert metadata["input_args"] == {"x": "1", "rest": "(2,)", "options": "{'z': 3}"}

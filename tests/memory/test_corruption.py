@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 import pytest
@@ -90,3 +91,29 @@ def test_missing_or_torn_journal_is_tolerated(memory: Memory) -> None:
     assert info is not None
     assert info.metadata()["input_args"] == {"x": "2"}
     assert calls == [1, 2]
+
+
+def test_leftover_of_a_killed_writer_is_overwritten(local_memory: Memory) -> None:
+    # A writer killed mid-write leaves its hidden lock-and-write file behind,
+    # half full; the next writer of that entry must not keep any of it.
+    calls = []
+
+    @local_memory.cache
+    def f(x: int) -> list[int]:
+        calls.append(x)
+        return [x] * 10
+
+    store = local_memory.store
+    assert store is not None
+    path = store.local_path(f.__cache_key__(2) + ".out")
+    assert path is not None
+    head, tail = os.path.split(path)
+    os.makedirs(head, exist_ok=True)
+    with open(os.path.join(head, f".{tail}.part"), "wb") as leftover:
+        leftover.write(b"\x89JOBLITE" + b"\xff" * 100_000)
+
+    assert f(2) == [2] * 10
+    fresh = Memory(local_memory.location, verbose=0).cache(f.__wrapped__)
+    assert fresh(2) == [2] * 10  # read back from the file, not from memory
+    assert calls == [2]
+    assert os.path.getsize(path) < 100_000

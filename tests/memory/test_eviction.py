@@ -10,21 +10,18 @@ from pathlib import Path
 import pytest
 
 from joblite.memory import Memory
-from joblite.memory._eviction import parse_age, parse_size
+from joblite.memory._eviction import parse_age
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [(123, 123), ("10M", 10 * 1024**2), ("1G", 1024**3), ("1.5k", 1536), ("512KiB", 512 * 1024)],
-)
-def test_parse_size(text: int | str, expected: int) -> None:
-    assert parse_size(text) == expected
-
-
-@pytest.mark.parametrize("bad", ["ten", "-1", -5, "5X", True])
-def test_parse_size_rejects(bad: object) -> None:
+@pytest.mark.parametrize("bad", ["ten", "-1", -5, "5X"])
+def test_bad_bytes_limit_is_refused_naming_it(tmp_path: Path, bad: object) -> None:
     with pytest.raises(ValueError, match="bytes_limit"):
-        parse_size(bad)  # type: ignore[arg-type]
+        Memory(tmp_path, bytes_limit=bad, verbose=0)  # type: ignore[arg-type]
+
+
+def test_bytes_limit_of_the_wrong_type_is_a_type_error(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="bytes_limit"):
+        Memory(tmp_path, bytes_limit=True, verbose=0)  # type: ignore[arg-type]
 
 
 def test_parse_age() -> None:

@@ -109,3 +109,14 @@ def test_file_store_hides_temp_files(tmp_path: Path) -> None:
 def test_file_store_rejects_unknown_options(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="backend_options"):
         FileStore(tmp_path, compresslevel=3)
+
+
+def test_a_store_written_for_joblibs_interface_fails_clearly() -> None:
+    import joblite
+
+    class JoblibStyleStore(joblite.StoreBackendBase):  # type: ignore[misc]
+        def _open_item(self, f, mode):  # type: ignore[no-untyped-def]
+            return open(f, mode)
+
+    with pytest.raises(TypeError, match="abstract method"):
+        JoblibStyleStore()

@@ -33,6 +33,7 @@ __all__ = ["PART_SUFFIX", "FileStore"]
 PART_SUFFIX = ".part"
 
 _PRIVATE = 0o700
+_WRITE_BUFFER = 64 * 1024
 # Names starting with a dot (temp files, deleted trees) are not keys.
 _HIDDEN = "."
 
@@ -80,9 +81,11 @@ class FileStore(Store):
     @contextlib.contextmanager
     def open_write(self, key: str, *, lock: object = None) -> Iterator[BinaryIO]:
         path = self._root + key
-        if isinstance(lock, FileLock) and lock.holds_file(_part_path(path)):
-            yield from self._write_through_lock(lock, path)
-            return
+        if isinstance(lock, FileLock):
+            leftover = lock.held_file_size(_part_path(path))
+            if leftover is not None:
+                yield from self._write_through_lock(lock, path, leftover)
+                return
         with contextlib.ExitStack() as stack:
             try:
                 f = stack.enter_context(atomic_write(path, fsync=self.fsync))
@@ -91,18 +94,19 @@ class FileStore(Store):
                 f = stack.enter_context(atomic_write(path, fsync=self.fsync))
             yield f
 
-    def _write_through_lock(self, lock: FileLock, path: str) -> Iterator[BinaryIO]:
+    def _write_through_lock(self, lock: FileLock, path: str, leftover: int) -> Iterator[BinaryIO]:
         # The locked file is already a private temp file next to ``path``:
         # writing into it and renaming it saves creating another one.
         fd = lock.fileno()
         try:
-            if os.fstat(fd).st_size:  # left over by a writer that died
+            if leftover:  # bytes of a writer that died
                 os.ftruncate(fd, 0)
-            with os.fdopen(os.dup(fd), "wb") as f:
+            # A set buffer size spares the isatty probe; closefd=False spares a dup.
+            with open(fd, "wb", buffering=_WRITE_BUFFER, closefd=False) as f:
                 yield f
                 f.flush()
                 if self.fsync:
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
             os.rename(lock.path, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -187,8 +191,9 @@ class FileStore(Store):
 
 
 def _part_path(path: str) -> str:
-    head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}{PART_SUFFIX}")
+    # Keys use "/" even where os.sep differs (Windows paths mix both).
+    cut = max(path.rfind("/"), path.rfind(os.sep)) + 1
+    return f"{path[:cut]}.{path[cut:]}{PART_SUFFIX}"
 
 
 def _make_private_dirs(path: str) -> None:
