@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import copyreg
 import pickle
 import sys
 import types
@@ -360,8 +361,11 @@ def _reduce_function_signature(func: types.FunctionType) -> tuple[Any, ...]:
 
 
 def _reduce_instance(obj: Any) -> Any:
+    # Honour copyreg registrations first, as pickle does (numpy's ufuncs are
+    # only picklable through one).
+    registered = copyreg.dispatch_table.get(type(obj))
     try:
-        reduced = obj.__reduce_ex__(_PROTOCOL)
+        reduced = registered(obj) if registered else obj.__reduce_ex__(_PROTOCOL)
     except TypeError as error:
         raise TypeError(
             f"cannot hash object of type {type(obj).__qualname__!r}: it cannot be pickled ({error})"

@@ -251,6 +251,12 @@ def test_memory_order_is_part_of_the_hash() -> None:
     assert jhash(c) != jhash(f)
 
 
+def test_ufuncs_and_copyreg_registered_types_hash_like_pickle_sees_them() -> None:
+    assert jhash(np.square) == jhash(np.square)
+    assert jhash(np.square) != jhash(np.sqrt)
+    assert jhash([np.add, {"f": np.multiply}]) == jhash([np.add, {"f": np.multiply}])
+
+
 def test_structured_object_and_empty_arrays() -> None:
     rec = np.array([(1, 2.0), (3, 4.0)], dtype=[("a", "i4"), ("b", "f8")])
     assert jhash(rec) == jhash(rec.copy())
