@@ -29,10 +29,12 @@ Example::
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import pickle
+import stat
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +64,12 @@ CHUNK_SIZE = 8 * 1024 * 1024
 _HEADER = struct.Struct("<8sHHIQQ")
 _MAX_MANIFEST = 256 * 1024 * 1024
 MMAP_MODES = (None, "r", "r+", "c", "w+")
+# Regular files up to this size are read whole in one call (see _read_path).
+SMALL_FILE = 1024 * 1024
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+# Built once: json.dumps/loads with options build a new coder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_DECODER = json.JSONDecoder()
 
 # First bytes of files joblib writes: a pickle, or one of its compressors' streams.
 _JOBLIB_SIGNATURES = {
@@ -104,15 +112,11 @@ def write_object(
     raises for unpicklable objects (before anything is written), and
     :class:`~joblite.exceptions.MissingDependencyError` for a missing codec.
     """
-    codec = get_codec(compression.codec) if compression.codec is not None else None
+    codec = None if compression.codec is None else get_codec(compression.codec)
     pickled = dump_parts(obj, protocol=protocol)
-    sections = [Section(memoryview(pickled.data), None)]
-    sections += [
-        Section(buffer.raw(), info)
-        for buffer, info in zip(pickled.buffers, pickled.arrays, strict=True)
-    ]
-    arrays_nbytes = sum(section.nbytes for section in sections[1:])
-    entries: list[dict[str, Any]] = [{"nbytes": sections[0].nbytes}]
+    views = [memoryview(pickled.data), *(buffer.raw() for buffer in pickled.buffers)]
+    arrays_nbytes = sum(info.nbytes for info in pickled.arrays)
+    entries: list[dict[str, Any]] = [{"nbytes": len(pickled.data)}]
     entries += [
         {
             "dtype": _dtype_description(info.dtype),
@@ -132,13 +136,46 @@ def write_object(
         "pickle": entries[0],
         "arrays": entries[1:],
         "arrays_nbytes": arrays_nbytes,
-        "total_nbytes": arrays_nbytes + sections[0].nbytes,
+        "total_nbytes": arrays_nbytes + len(pickled.data),
     }
+    if codec is None and arrays_nbytes + len(pickled.data) <= SMALL_FILE:
+        _write_small(fileobj, manifest, views, entries)
+        return
+    sections = [
+        Section(view, info) for view, info in zip(views, [None, *pickled.arrays], strict=True)
+    ]
     if codec is not None:
         fileobj.write(_encode_head(manifest))
         _sections.write_compressed(fileobj, sections, codec, compression.level, CHUNK_SIZE)
     else:
         _write_uncompressed(fileobj, manifest, sections, entries)
+
+
+def _write_small(
+    fileobj: BinaryIO,
+    manifest: dict[str, object],
+    views: list[memoryview],
+    entries: list[dict[str, Any]],
+) -> None:
+    """An uncompressed file of a small object: checksummed inline, written in one call.
+
+    Memory writes one per cache miss, so the per-call overhead matters here.
+    """
+    offset = 0
+    for view, entry in zip(views, entries, strict=True):
+        offset = _align(offset)
+        entry["offset"] = offset
+        entry["checksum"] = f"{_sections.section_checksum(view):016x}"
+        offset += view.nbytes
+    manifest["data_nbytes"] = offset
+    head = _encode_head(manifest)
+    parts: list[bytes | memoryview] = [head]
+    position = len(head)
+    data_start = _align(position)
+    for view, entry in zip(views, entries, strict=True):
+        parts += (bytes(data_start + entry["offset"] - position), view)
+        position = data_start + entry["offset"] + view.nbytes
+    fileobj.write(b"".join(parts))
 
 
 def _write_uncompressed(
@@ -163,8 +200,8 @@ def _write_uncompressed(
     manifest["data_nbytes"] = offset
     start = fileobj.tell() if patch else 0
     head = _encode_head(manifest)
-    fileobj.write(head)
     data_start = _align(len(head))
+    fileobj.write(head)
     checksums = _sections.write_raw(
         fileobj, sections, len(head), data_start, data_start + offset, hash_threads=threads * patch
     )
@@ -181,7 +218,7 @@ def _write_uncompressed(
 
 def _encode_head(manifest: dict[str, object]) -> bytes:
     """The header and the manifest, ready to write."""
-    manifest_bytes = json.dumps(manifest, separators=(",", ":"), default=str).encode()
+    manifest_bytes = _ENCODER.encode(manifest).encode()
     header_start = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0, len(manifest_bytes), 0)[:24]
     manifest_checksum = _sections.checksum(header_start + manifest_bytes)
     return header_start + struct.pack("<Q", manifest_checksum) + manifest_bytes
@@ -227,7 +264,7 @@ def _read_layout(fileobj: BinaryIO) -> _Layout:
     if _sections.checksum(head[:24] + manifest_bytes) != expected:
         raise CorruptFileError("corrupt joblite file: the manifest checksum does not match")
     try:
-        manifest = json.loads(manifest_bytes)
+        manifest = _DECODER.decode(manifest_bytes.decode())
         return _parse_layout(manifest, _HEADER.size + manifest_length)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise CorruptFileError(f"corrupt joblite file: malformed manifest ({error})") from None
@@ -299,20 +336,57 @@ def read_object(
     if mmap_mode not in MMAP_MODES:
         raise ValueError(f"`mmap_mode` must be one of {MMAP_MODES}, got {mmap_mode!r}")
     if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as fileobj:
-            return _read_from(fileobj, os.fspath(source), mmap_mode, allowed)
+        return _read_path(source, mmap_mode, allowed)
     if mmap_mode is not None:
         logger.info("mmap_mode=%r ignored: a file object cannot be memory-mapped", mmap_mode)
     return _read_from(source, None, None, allowed)
 
 
-def _read_from(
-    fileobj: BinaryIO, path: str | None, mmap_mode: str | None, allowed: Sequence[str] | None
+def _read_path(
+    path: str | os.PathLike[str], mmap_mode: str | None, allowed: Sequence[str] | None
 ) -> object:
+    fd = os.open(path, os.O_RDONLY | _O_BINARY)
+    try:
+        info = os.fstat(fd)
+        # Cache hits load many small files: one read and parsing from memory costs a
+        # few microseconds where a map or buffered reads cost tens.
+        whole = None
+        if mmap_mode is None and stat.S_ISREG(info.st_mode) and info.st_size <= SMALL_FILE:
+            whole = _read_to_end(fd, info.st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+    if whole is not None:
+        os.close(fd)
+        return _read_from(io.BytesIO(whole), None, None, allowed, whole=whole)
+    with open(fd, "rb") as fileobj:
+        return _read_from(fileobj, os.fspath(path), mmap_mode, allowed)
+
+
+def _read_to_end(fd: int, size: int) -> bytes:
+    # One byte more than the size: a file growing meanwhile is read to its end.
+    chunks = [os.read(fd, size + 1)]
+    while chunks[-1]:
+        chunks.append(os.read(fd, SMALL_FILE))
+    return b"".join(chunks)
+
+
+def _read_from(
+    fileobj: BinaryIO,
+    path: str | None,
+    mmap_mode: str | None,
+    allowed: Sequence[str] | None,
+    whole: bytes | None = None,
+) -> object:
+    """Load from ``fileobj``; ``whole`` is the entire file when it was read at once."""
     layout = _read_layout(fileobj)
     if layout.codec is None:
         data_start = _align(layout.manifest_end)
-        if path is not None and mmap_mode is not None:
+        if whole is not None:
+            pickle_data, buffers = _sections.split_whole(
+                whole, layout.sections, data_start, data_start + layout.data_nbytes
+            )
+        elif path is not None and mmap_mode is not None:
             _check_size(fileobj, path, data_start + layout.data_nbytes)
             pickle_data, buffers = _sections.map_raw(
                 fileobj, path, layout.sections, data_start, mmap_mode

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from joblite.persistence import inspect, load
+from joblite.persistence import dump, inspect, load
 
 from .helpers import assert_same
 
@@ -41,3 +41,11 @@ def test_golden_manifest_is_unchanged(name: str) -> None:
     expected: dict[str, Any] = json.loads((DATA / f"{name}.manifest.json").read_text())
     assert inspect(DATA / name) == expected
     assert expected["format_version"] == 1
+
+
+@pytest.mark.parametrize("name", sorted(MAKE_GOLDEN.GOLDEN))
+def test_writing_the_golden_value_reproduces_the_file(name: str, tmp_path: pathlib.Path) -> None:
+    # The writer's fast paths must not drift from format version 1, byte for byte.
+    path = tmp_path / name
+    dump(MAKE_GOLDEN.expected_value(), path, compress=MAKE_GOLDEN.GOLDEN[name])
+    assert path.read_bytes() == (DATA / name).read_bytes()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from joblite._core.fileformat import SMALL_FILE
 from joblite.persistence import dump, load
 
 from .helpers import assert_same
@@ -186,3 +187,49 @@ def test_large_arrays_take_the_threaded_paths(tmp_path: pathlib.Path, target: st
     with open(path, "rb") as f:
         assert f.read(4) == b"head"
         assert_same(load(f), BIG)
+
+
+# Files up to SMALL_FILE bytes are read whole and written in one call; check both sides.
+@pytest.mark.parametrize("elements", [10, SMALL_FILE // 8 - 200, SMALL_FILE // 8 + 200])
+def test_sizes_around_the_small_file_limit(tmp_path: pathlib.Path, elements: int) -> None:
+    value = {"a": np.arange(float(elements)), "b": np.arange(3), "c": [1, "x"]}
+    path = tmp_path / "v.jl"
+    dump(value, path)
+    buffer = io.BytesIO()
+    dump(value, buffer)
+    assert path.read_bytes() == buffer.getvalue()
+    loaded: Any = load(path)
+    assert_same(loaded, value)
+    assert_same(load(io.BytesIO(buffer.getvalue())), value)
+    # Arrays are writable and independent of each other and of the file.
+    loaded["a"][:] = -1.0
+    loaded["b"][0] = 7
+    assert loaded["b"].tolist() == [7, 1, 2]
+    assert_same(load(path), value)
+
+
+def test_a_directory_is_not_a_file(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(IsADirectoryError):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("copy_threads", [False, True])
+def test_big_loads_copy_out_of_a_map_on_one_or_more_threads(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, copy_threads: bool
+) -> None:
+    from joblite._core import _sections
+    from joblite.exceptions import CorruptFileError
+
+    if copy_threads:  # normally only from 256 MiB on: too big for a test
+        monkeypatch.setattr(_sections, "_PARALLEL_COPY_MIN", 0)
+    path = tmp_path / "big.jl"
+    dump(BIG, path)
+    loaded: Any = load(path)
+    assert_same(loaded, BIG)
+    loaded["big"][:] = 0.0  # a private, writable copy
+    assert_same(load(path), BIG)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="array 0"):
+        load(path)
