@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 import xxhash
 
+from ._names import found_by_name
+
 __all__ = ["HASH_NAMES", "hash"]
 
 
@@ -254,7 +256,7 @@ class _HashPickler(pickle.Pickler):
         if numpy is not None and isinstance(obj, (numpy.ndarray, numpy.generic, numpy.dtype)):
             return _reduce_numpy(self, obj, numpy)
         if isinstance(obj, type):
-            return NotImplemented if _importable(obj) else _reduce_local_class(obj)
+            return NotImplemented if found_by_name(obj) else _reduce_local_class(obj)
         return _reduce_instance(obj)
 
 
@@ -285,7 +287,7 @@ def _reduce_cycle(pickler: _HashPickler, obj: _Cycle) -> Any:
 
 
 def _reduce_function(pickler: _HashPickler, obj: types.FunctionType) -> Any:
-    if _importable(obj):
+    if found_by_name(obj):
         return NotImplemented
     closure = tuple(_cell_value(cell) for cell in obj.__closure__ or ())
     return (
@@ -326,19 +328,6 @@ def _code_signature(code: types.CodeType) -> tuple[Any, ...]:
         _code_signature(c) if isinstance(c, types.CodeType) else c for c in code.co_consts
     )
     return (code.co_code, consts, code.co_names, code.co_varnames, code.co_freevars)
-
-
-def _importable(obj: Any) -> bool:
-    """True if the pickler can save ``obj`` by reference as module.qualname."""
-    module = sys.modules.get(getattr(obj, "__module__", None) or "")
-    if module is None:
-        return False
-    target: Any = module
-    for part in getattr(obj, "__qualname__", "<").split("."):
-        if part.startswith("<"):
-            return False
-        target = getattr(target, part, None)
-    return target is obj
 
 
 def _reduce_local_class(cls: type) -> Any:

@@ -31,6 +31,8 @@ from typing import Any
 
 from joblite.exceptions import UnsafeLoadError
 
+from ._names import found_by_name
+
 __all__ = ["ArrayInfo", "Pickled", "dump_parts", "dumps", "loads"]
 
 DEFAULT_PROTOCOL = 5
@@ -79,18 +81,8 @@ _BY_VALUE_LOADER = f"{__name__}._load_by_value"
 
 
 def _importable_by_reference(obj: Any) -> bool:
-    """True when plain pickle can save ``obj`` as ``module.qualname`` and find it again."""
-    module_name = getattr(obj, "__module__", None)
-    qualname = getattr(obj, "__qualname__", None)
-    if not isinstance(module_name, str) or not isinstance(qualname, str):
-        return False
     # __main__ objects are pickled by value so another process can load them.
-    if module_name == "__main__" or "<" in qualname:
-        return False
-    found: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    return found is obj
+    return getattr(obj, "__module__", None) != "__main__" and found_by_name(obj)
 
 
 class _Pickler(pickle.Pickler):
