@@ -62,15 +62,16 @@ class UnsafeLoadError(JobliteError, pickle.UnpicklingError):
     ``global_name`` is the refused ``module.qualname``.
     """
 
-    def __init__(self, global_name: str) -> None:
+    def __init__(self, global_name: str, reason: str = "it is not in `allowed`") -> None:
         super().__init__(
-            f"refusing to load global {global_name!r}: it is not in `allowed`; "
+            f"refusing to load global {global_name!r}: {reason}; "
             "add its module or 'module.qualname' to `allowed` if you trust the file"
         )
         self.global_name = global_name
+        self.reason = reason
 
-    def __reduce__(self) -> tuple[type, tuple[str]]:
-        return (type(self), (self.global_name,))
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.global_name, self.reason))
 
 
 class MissingDependencyError(JobliteError, ImportError):

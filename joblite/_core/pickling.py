@@ -219,7 +219,7 @@ _SAFE_GLOBALS = frozenset(
 
 
 def _matches(module: str, name: str, patterns: Sequence[str]) -> bool:
-    full = f"{module}.{name}"
+    full = f"{module}.{name}" if name else module
     if full == _BY_VALUE_LOADER:
         # It runs an unrestricted pickle.loads: only an exact opt-in unlocks it.
         return full in patterns
@@ -239,11 +239,39 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         full = f"{module}.{name}"
-        if full in _SAFE_GLOBALS or full.startswith("numpy.dtypes."):
+        if full in _SAFE_GLOBALS:
             return super().find_class(module, name)
-        if _matches(module, name, self._allowed):
-            return super().find_class(module, name)
+        # Protocol 4 resolves a dotted name attribute by attribute, which can
+        # walk from any allowed object to builtins (f.__globals__, ...): a
+        # dotted name must be listed exactly.
+        dotted = "." in name
+        if dotted and full not in self._allowed:
+            raise UnsafeLoadError(full, "a dotted attribute path must be listed exactly")
+        if module == "numpy.dtypes" and not dotted:
+            found = super().find_class(module, name)
+            numpy = sys.modules.get("numpy")
+            if numpy is not None and isinstance(found, type) and issubclass(found, numpy.dtype):
+                return found
+            raise UnsafeLoadError(full, "only numpy's dtype classes are allowed there")
+        if full in self._allowed or (not dotted and _matches(module, name, self._allowed)):
+            found = super().find_class(module, name)
+            if full not in self._allowed:
+                _check_defined_in_allowed(full, found, self._allowed)
+            return found
         raise UnsafeLoadError(full)
+
+
+def _check_defined_in_allowed(full: str, found: Any, patterns: Sequence[str]) -> None:
+    """Refuse what an allowed module merely imported from elsewhere.
+
+    Allowing ``mypkg`` means trusting the classes and functions ``mypkg``
+    defines, not ``os.system`` that one of its modules happens to import.
+    """
+    if isinstance(found, types.ModuleType):
+        raise UnsafeLoadError(full, "it is a module, not a class or function")
+    owner = getattr(found, "__module__", None)
+    if isinstance(owner, str) and not _matches(owner, "", patterns):
+        raise UnsafeLoadError(full, f"it is defined in {owner!r}, which is not in `allowed`")
 
 
 def _check_allowed(allowed: object) -> list[str]:
