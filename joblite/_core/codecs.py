@@ -24,7 +24,6 @@ import lzma
 import os
 import threading
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,6 +72,7 @@ class _ZlibCodec:
     name = "zlib"
     extensions: tuple[str, ...] = (".z",)
     default_level = 3
+    max_level = 9
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         return zlib.compress(data, level)
@@ -85,6 +85,7 @@ class _GzipCodec:
     name = "gzip"
     extensions: tuple[str, ...] = (".gz",)
     default_level = 3
+    max_level = 9
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         # mtime=0: the same data gives the same bytes (reproducible files).
@@ -98,6 +99,7 @@ class _Bz2Codec:
     name = "bz2"
     extensions: tuple[str, ...] = (".bz2",)
     default_level = 3
+    max_level = 9
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         return bz2.compress(data, max(level, 1))
@@ -108,6 +110,7 @@ class _Bz2Codec:
 
 class _LzmaCodec:
     default_level = 3
+    max_level = 9
 
     def __init__(self, name: str, extension: str, file_format: int) -> None:
         self.name = name
@@ -125,6 +128,7 @@ class _Lz4Codec:
     name = "lz4"
     extensions: tuple[str, ...] = (".lz4",)
     default_level = 0  # lz4's own fast mode; higher levels switch to lz4-HC
+    max_level = 16
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         frame = _import_optional("lz4.frame", "lz4", "lz4", "the lz4 codec")
@@ -141,6 +145,7 @@ class _ZstdCodec:
     name = "zstd"
     extensions: tuple[str, ...] = (".zst", ".zstd")
     default_level = 3
+    max_level = 22
 
     def __init__(self) -> None:
         # zstd contexts are costly to create and not thread-safe: one per thread and level.
@@ -181,16 +186,28 @@ class _JoblibCompressorCodec:
             (extension,) if isinstance(extension, str) and extension else ()
         )
         self.default_level = 3
-        self._factory: Callable[..., Any] = wrapper.fileobj_factory
+        self.max_level = 9
+        self._wrapper = wrapper
+
+    def _open(self, fileobj: io.BytesIO, mode: str, level: int | None = None) -> Any:
+        # As joblib does: the wrapper's compressor_file/decompressor_file
+        # (subclasses override them), else its fileobj_factory.
+        if mode == "wb" and hasattr(self._wrapper, "compressor_file"):
+            return self._wrapper.compressor_file(fileobj, compresslevel=level)
+        if mode == "rb" and hasattr(self._wrapper, "decompressor_file"):
+            return self._wrapper.decompressor_file(fileobj)
+        if level is None:
+            return self._wrapper.fileobj_factory(fileobj, mode)
+        return self._wrapper.fileobj_factory(fileobj, mode, compresslevel=level)
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         buffer = io.BytesIO()
-        with self._factory(buffer, "wb", compresslevel=level) as f:
+        with self._open(buffer, "wb", level) as f:
             f.write(data)
         return buffer.getvalue()
 
     def decompress(self, data: bytes | memoryview) -> bytes:
-        with self._factory(io.BytesIO(data), "rb") as f:
+        with self._open(io.BytesIO(data), "rb") as f:
             result: bytes = f.read()
         return result
 
@@ -270,9 +287,10 @@ def _codec_from_extension(filename: str | os.PathLike[str] | None) -> str | None
     return None
 
 
-def _check_level(level: object, maximum: int) -> int:
+def _check_level(level: object, maximum: int, codec: str | None = None) -> int:
     if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= maximum:
-        raise ValueError(f"`compress`: the level must be an int from 0 to {maximum}, got {level!r}")
+        which = f"{codec} levels are" if codec else "the level must be"
+        raise ValueError(f"`compress`: {which} an int from 0 to {maximum}, got {level!r}")
     return level
 
 
@@ -302,7 +320,7 @@ def normalize_compress(
         if level is None:
             return Compression(name, codec.default_level)
         # A tuple may use the codec's full range (zstd goes to 22), as an explicit choice.
-        level = _check_level(level, 22)
+        level = _check_level(level, getattr(codec, "max_level", 22), name)
         return Compression(name, level) if level else UNCOMPRESSED
     if isinstance(compress, str):
         return Compression(compress, _known_codec(compress).default_level)

@@ -14,8 +14,10 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,16 +62,29 @@ def atomic_write(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterat
     file survives a power loss, at the cost of a few milliseconds.
     On any exception the temp file is removed and ``path`` is untouched.
     """
-    target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent or ".")
+    # Like open(path, "wb"): write through a symlink to its target, keep an
+    # existing file's permissions, and fail naming the user's path, not the
+    # temp file's. Two syscalls on the common path (lstat, stat).
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    try:
+        existing = os.stat(target)
+    except FileNotFoundError:
+        mode = 0o666 & ~_UMASK  # what a plain open() would give a new file
+    else:
+        if stat.S_ISDIR(existing.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", str(path))
+        mode = stat.S_IMODE(existing.st_mode)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "its directory does not exist", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
-        # mkstemp creates 0o600; give the file the permissions a plain open() would.
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
+        os.chmod(tmp_name, mode)
         os.replace(tmp_name, target)
     except BaseException:
         safe_remove(tmp_name)

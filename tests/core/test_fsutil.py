@@ -84,3 +84,32 @@ def test_writer_killed_mid_write_leaves_the_old_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"old"
     leftovers = [name for name in os.listdir(tmp_path) if name != "data.bin"]
     assert all(name.startswith(TEMP_PREFIX) for name in leftovers)
+
+
+def test_writes_through_a_symlink_like_open_does(tmp_path: Path) -> None:
+    real = tmp_path / "real.bin"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    link.symlink_to(real)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink()
+    assert real.read_bytes() == b"new"
+
+
+def test_existing_file_keeps_its_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "private.bin"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    atomic_write_bytes(target, b"new")
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_errors_name_the_users_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "f.bin"
+    with pytest.raises(FileNotFoundError, match="directory does not exist") as raised:
+        atomic_write_bytes(missing, b"x")
+    assert raised.value.filename == str(missing)
+    with pytest.raises(IsADirectoryError) as raised_dir:
+        atomic_write_bytes(tmp_path, b"x")
+    assert raised_dir.value.filename == str(tmp_path)
+    assert os.listdir(tmp_path) == []

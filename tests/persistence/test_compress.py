@@ -166,3 +166,27 @@ def test_compressed_files_are_smaller_and_default_is_zstd(tmp_path: pathlib.Path
     assert inspect(tmp_path / "small.jl")["codec"] == "zstd"
     raw_size = (tmp_path / "raw.jl").stat().st_size
     assert (tmp_path / "small.jl").stat().st_size < raw_size / 2
+
+
+@pytest.mark.parametrize(
+    ("compress", "maximum"),
+    [(("zlib", 15), 9), (("lzma", 10), 9), (("xz", 22), 9), (("bz2", 10), 9), (("lz4", 17), 16)],
+)
+def test_out_of_range_levels_are_refused_per_codec(
+    tmp_path: pathlib.Path, compress: tuple[str, int], maximum: int
+) -> None:
+    name = compress[0]
+    expected = f"`compress`: {name} levels are an int from 0 to {maximum}"
+    with pytest.raises(ValueError, match=expected):
+        dump([1, 2, 3], tmp_path / "x.jl", compress=compress)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_joblib_compressor_wrappers_are_used_as_joblib_uses_them(tmp_path: pathlib.Path) -> None:
+    import joblib.compressor
+
+    from joblite._core.codecs import register_compressor
+
+    register_compressor("jl-gzip", joblib.compressor.GzipCompressorWrapper(), force=True)
+    dump({"a": list(range(100))}, tmp_path / "x.jl", compress=("jl-gzip", 3))
+    assert load(tmp_path / "x.jl") == {"a": list(range(100))}
