@@ -2,9 +2,12 @@
 
 Layout, all integers little-endian::
 
-    header    32 bytes: magic b"\\x89JOBLITE", u16 format version, u16 flags (0),
+    header    32 bytes: magic b"\\x89JOBLITE", u16 format version, u16 flags,
               u32 reserved (0), u64 manifest length, u64 xxh3_64 of the
-              header's first 24 bytes + the manifest
+              header's first 24 bytes + the manifest. Flag 1 (ARRAYS_WRITABLE)
+              is set when a reader maps the file with ``mmap_mode="r+"``: its
+              arrays may then change in place, so their checksums are no
+              longer verified (the header, manifest and pickle stream still are).
     manifest  UTF-8 JSON: codec, object type, each section's size, ... (never
               needs unpickling, so ``read_manifest`` is safe on untrusted files)
     sections  section 0 is the pickle stream, then one per out-of-band array:
@@ -62,6 +65,7 @@ FORMAT_VERSION = 1
 ALIGNMENT = 64
 CHUNK_SIZE = 8 * 1024 * 1024
 _HEADER = struct.Struct("<8sHHIQQ")
+ARRAYS_WRITABLE = 1
 _MAX_MANIFEST = 256 * 1024 * 1024
 MMAP_MODES = (None, "r", "r+", "c", "w+")
 # Regular files up to this size are read whole in one call (see _read_path).
@@ -224,7 +228,7 @@ def _encode_head(manifest: dict[str, object]) -> bytes:
     return header_start + struct.pack("<Q", manifest_checksum) + manifest_bytes
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Layout:
     """The parts of a manifest the reader relies on, checked once."""
 
@@ -234,6 +238,7 @@ class _Layout:
     chunk_size: int
     data_nbytes: int  # uncompressed files: bytes from the aligned data start to the end
     sections: list[Section]  # views unset; nbytes, offset, checksum, array info
+    arrays_writable: bool = False  # ARRAYS_WRITABLE: array checksums not verified
 
 
 def _describe_foreign(head: bytes) -> str:
@@ -258,16 +263,38 @@ def _read_layout(fileobj: BinaryIO) -> _Layout:
             f"the file uses joblite format version {version}; this joblite reads versions "
             f"up to {FORMAT_VERSION}: upgrade joblite to load it"
         )
-    if version < 1 or flags != 0 or manifest_length > _MAX_MANIFEST:
+    if version < 1 or flags & ~ARRAYS_WRITABLE or manifest_length > _MAX_MANIFEST:
         raise CorruptFileError("corrupt joblite header (bad version, flags or manifest size)")
     manifest_bytes = read_exact(fileobj, manifest_length, what="manifest")
     if _sections.checksum(head[:24] + manifest_bytes) != expected:
         raise CorruptFileError("corrupt joblite file: the manifest checksum does not match")
     try:
         manifest = _DECODER.decode(manifest_bytes.decode())
-        return _parse_layout(manifest, _HEADER.size + manifest_length)
+        layout = _parse_layout(manifest, _HEADER.size + manifest_length)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise CorruptFileError(f"corrupt joblite file: malformed manifest ({error})") from None
+    layout.arrays_writable = bool(flags & ARRAYS_WRITABLE)
+    if layout.arrays_writable:
+        for section in layout.sections[1:]:
+            section.checksum = None
+    return layout
+
+
+def _mark_arrays_writable(path: str, layout: _Layout) -> None:
+    """Set ARRAYS_WRITABLE before an "r+" map lets the caller change the arrays.
+
+    Flags and header checksum are rewritten with one 22-byte write, so a
+    crash leaves the old header or the new one.
+    """
+    with open(path, "r+b") as f:
+        head = bytearray(read_exact(f, _HEADER.size, what="header"))
+        manifest_length = _HEADER.unpack(head)[4]
+        manifest_bytes = read_exact(f, manifest_length, what="manifest")
+        struct.pack_into("<H", head, 10, ARRAYS_WRITABLE)
+        struct.pack_into("<Q", head, 24, _sections.checksum(bytes(head[:24]) + manifest_bytes))
+        f.seek(10)
+        f.write(head[10:])
+    layout.arrays_writable = True
 
 
 def _parse_layout(manifest: dict[str, Any], manifest_end: int) -> _Layout:
@@ -388,6 +415,8 @@ def _read_from(
             )
         elif path is not None and mmap_mode is not None:
             _check_size(fileobj, path, data_start + layout.data_nbytes)
+            if mmap_mode in ("r+", "w+") and not layout.arrays_writable:
+                _mark_arrays_writable(path, layout)
             pickle_data, buffers = _sections.map_raw(
                 fileobj, path, layout.sections, data_start, mmap_mode
             )

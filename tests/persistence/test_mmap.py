@@ -57,6 +57,21 @@ def test_r_plus_writes_through_to_the_file(path: pathlib.Path, mode: str) -> Non
     loaded["c"].flush()
     del loaded
     assert load(path, mmap_mode="r")["c"][:4].tolist() == [-1.0, -1.0, -1.0, 3.0]  # type: ignore[index]
+    # A full, checksummed load sees the change too, instead of calling it corruption.
+    assert load(path)["c"][:4].tolist() == [-1.0, -1.0, -1.0, 3.0]  # type: ignore[index]
+
+
+def test_after_r_plus_the_rest_of_the_file_is_still_verified(path: pathlib.Path) -> None:
+    from joblite.exceptions import CorruptFileError
+
+    load(path, mmap_mode="r+")
+    data = bytearray(path.read_bytes())
+    header_and_manifest = 32 + int.from_bytes(data[16:24], "little")
+    pickle_start = -(-header_and_manifest // 64) * 64  # section 0, at the aligned data start
+    data[pickle_start + 5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="checksum"):
+        load(path)
 
 
 def test_copy_on_write_leaves_the_file_unchanged(path: pathlib.Path) -> None:
