@@ -6,6 +6,7 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     JobliteError
     ├── InvalidFileError (ValueError)         not a joblite file, or unreadable
     │   ├── CorruptFileError                  checksum mismatch, truncated file
+    │   ├── ForeignFileError                  a joblib or pickle file, not joblite's
     │   └── UnsupportedVersionError           written by a newer joblite
     ├── UnsafeLoadError (pickle.UnpicklingError)
     │                                         a global outside ``allowed``
@@ -30,6 +31,7 @@ __all__ = [
     "CacheError",
     "CacheLockTimeoutError",
     "CorruptFileError",
+    "ForeignFileError",
     "InvalidFileError",
     "JobliteError",
     "MissingDependencyError",
@@ -50,6 +52,10 @@ class InvalidFileError(JobliteError, ValueError):
 
 class CorruptFileError(InvalidFileError):
     """The file is a joblite file but truncated or altered (checksum mismatch)."""
+
+
+class ForeignFileError(InvalidFileError):
+    """The file looks like one written by joblib (or plain pickle), not by joblite."""
 
 
 class UnsupportedVersionError(InvalidFileError):

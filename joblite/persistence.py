@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Sequence
@@ -26,6 +27,9 @@ from joblite._core import fileformat
 from joblite._core.codecs import normalize_compress
 from joblite._core.codecs import register_compressor as register_compressor
 from joblite._core.fsutil import atomic_write
+from joblite.exceptions import ForeignFileError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["dump", "format_manifest", "inspect", "load", "register_compressor"]
 
@@ -131,7 +135,12 @@ def load(
     For a compressed file or a file object it is ignored and the arrays are
     loaded in memory (logged at INFO, no warning).
 
-    Raises ``InvalidFileError`` (not a joblite file, e.g. a joblib file),
+    A file written by joblib (or plain pickle) is loaded with ``joblib.load``
+    when joblib is installed and ``allowed`` is not given (logged at INFO), so
+    existing ``model.pkl`` files keep working; otherwise ``ForeignFileError``
+    says how to load it.
+
+    Raises ``InvalidFileError`` (not a joblite file),
     ``CorruptFileError`` (truncated or altered), ``UnsupportedVersionError``,
     ``MissingDependencyError`` (codec extra missing), ``UnsafeLoadError`` and
     ``ValueError`` for bad arguments; all but the last two are ``ValueError``s.
@@ -141,7 +150,46 @@ def load(
             "`filename` must be a path or a binary file object opened for reading, "
             f"got {type(filename).__name__}: {filename!r}"
         )
-    return fileformat.read_object(filename, mmap_mode=mmap_mode, allowed=allowed)
+    start = None if _is_path(filename) else _tell(filename)  # type: ignore[arg-type]
+    try:
+        return fileformat.read_object(filename, mmap_mode=mmap_mode, allowed=allowed)
+    except ForeignFileError as error:
+        if allowed is not None:
+            raise ForeignFileError(
+                f"{error}; `allowed` restricts joblite's own unpickler, which cannot read it"
+            ) from None
+        return _load_with_joblib(filename, mmap_mode, start, error)
+
+
+def _tell(fileobj: BinaryIO) -> int | None:
+    try:
+        return fileobj.tell()
+    except (OSError, AttributeError):
+        return None
+
+
+def _load_with_joblib(
+    filename: str | os.PathLike[str] | BinaryIO,
+    mmap_mode: str | None,
+    start: int | None,
+    error: ForeignFileError,
+) -> object:
+    try:
+        import joblib
+    except ImportError:
+        raise ForeignFileError(f"{error}; install joblib to read it with joblite.load") from None
+    if not _is_path(filename):
+        if start is None:
+            raise ForeignFileError(f"{error}; the file object cannot seek back") from None
+        filename.seek(start)  # type: ignore[union-attr]
+    logger.info("%s is a joblib file: loading it with joblib.load", filename)
+    try:
+        return joblib.load(filename, mmap_mode=mmap_mode)
+    except Exception as joblib_error:  # garbage that only looked like joblib's formats
+        raise ForeignFileError(
+            f"{error}; joblib.load could not read it either "
+            f"({type(joblib_error).__name__}: {joblib_error})"
+        ) from joblib_error
 
 
 def inspect(filename: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:

@@ -47,7 +47,12 @@ from joblite._core import _sections
 from joblite._core._sections import Section, read_exact
 from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
 from joblite._core.pickling import dump_parts, loads
-from joblite.exceptions import CorruptFileError, InvalidFileError, UnsupportedVersionError
+from joblite.exceptions import (
+    CorruptFileError,
+    ForeignFileError,
+    InvalidFileError,
+    UnsupportedVersionError,
+)
 
 __all__ = [
     "ALIGNMENT",
@@ -241,20 +246,20 @@ class _Layout:
     arrays_writable: bool = False  # ARRAYS_WRITABLE: array checksums not verified
 
 
-def _describe_foreign(head: bytes) -> str:
+def _foreign_file_error(head: bytes) -> InvalidFileError:
     for signature, description in _JOBLIB_SIGNATURES.items():
         if head.startswith(signature):
-            return (
+            return ForeignFileError(
                 f"not a joblite file: it looks like {description}; "
                 "load it with joblib.load (or pickle) if you trust it"
             )
-    return "not a joblite file: the magic bytes are missing"
+    return InvalidFileError("not a joblite file: the magic bytes are missing")
 
 
 def _read_layout(fileobj: BinaryIO) -> _Layout:
     head = read_exact(fileobj, _HEADER.size, what="header", truncated_ok=True)
     if not head.startswith(MAGIC[: len(head)]) or not head:
-        raise InvalidFileError(_describe_foreign(head) if head else "not a joblite file: empty")
+        raise _foreign_file_error(head) if head else InvalidFileError("not a joblite file: empty")
     if len(head) < _HEADER.size:
         raise CorruptFileError(f"truncated joblite file: only {len(head)} header bytes")
     _, version, flags, _, manifest_length, expected = _HEADER.unpack(head)

@@ -7,7 +7,7 @@ import json
 import pathlib
 import pickle
 import struct
-import zlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from joblite._core import fileformat
 from joblite._core._sections import checksum
 from joblite.exceptions import (
     CorruptFileError,
+    ForeignFileError,
     InvalidFileError,
     JobliteError,
     UnsupportedVersionError,
@@ -124,8 +125,7 @@ def test_newer_version_is_unsupported(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (pickle.dumps({"a": 1}, protocol=4), "joblib"),
-        (zlib.compress(pickle.dumps([1, 2])), "joblib"),
+        (b"\x80\x04garbage", "joblib"),
         (b"\x1f\x8b\x08\x00rest", "gzip"),
         (b"hello world, this is text", "magic"),
         (b"", "empty"),
@@ -141,10 +141,32 @@ def test_files_that_are_not_joblite_files(
         inspect(io.BytesIO(content))
 
 
-def test_joblib_written_file_points_to_joblib(tmp_path: pathlib.Path) -> None:
-    joblib = pytest.importorskip("joblib")
-    joblib.dump({"a": np.arange(3)}, tmp_path / "j.pkl")
-    with pytest.raises(InvalidFileError, match=r"joblib\.load"):
+@pytest.mark.parametrize("compress", [0, 3])
+def test_joblib_written_files_load_through_joblib(tmp_path: pathlib.Path, compress: int) -> None:
+    import joblib
+
+    value = {"a": np.arange(3), "b": [1, "x"]}
+    joblib.dump(value, tmp_path / "j.pkl", compress=compress)
+    assert_same(load(tmp_path / "j.pkl"), value)
+    with open(tmp_path / "j.pkl", "rb") as f:
+        assert_same(load(f), value)
+    assert_same(load(io.BytesIO(pickle.dumps(value))), value)  # plain pickle too
+    # Still not a joblite file: inspect refuses, and so does a restricted load.
+    with pytest.raises(ForeignFileError, match=r"joblib\.load"):
+        inspect(tmp_path / "j.pkl")
+    with pytest.raises(ForeignFileError, match="`allowed`"):
+        load(tmp_path / "j.pkl", allowed=["numpy"])
+
+
+def test_joblib_file_without_joblib_says_what_to_install(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "j.pkl").write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(ForeignFileError, match=r"joblib\.load could not read it either") as raised:
+        _load_bytes(b"\x80\x04garbage", tmp_path)
+    assert raised.value.__cause__ is not None  # joblib's own error, chained
+    monkeypatch.setitem(sys.modules, "joblib", None)  # import joblib now fails
+    with pytest.raises(ForeignFileError, match="install joblib"):
         load(tmp_path / "j.pkl")
 
 
