@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from ._logger import Logger as Logger
     from ._logger import PrintTime as PrintTime
     from .memory import MemorizedResult as MemorizedResult
-    from .memory import StoreBackendBase as StoreBackendBase
     from .memory import Memory as Memory
+    from .memory import StoreBackendBase as StoreBackendBase
     from .memory import expires_after as expires_after
     from .memory import register_store_backend as register_store_backend
     from .parallel import Parallel as Parallel
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .parallel import parallel_backend as parallel_backend
     from .parallel import parallel_config as parallel_config
     from .parallel import register_parallel_backend as register_parallel_backend
+    from .parallel import wrap_non_picklable_objects as wrap_non_picklable_objects
     from .persistence import dump as dump
     from .persistence import inspect as inspect
     from .persistence import load as load
@@ -63,6 +64,7 @@ _LAZY: dict[str, str] = {
     "parallel_backend": "joblite.parallel",
     "parallel_config": "joblite.parallel",
     "register_parallel_backend": "joblite.parallel",
+    "wrap_non_picklable_objects": "joblite.parallel",
 }
 
 __all__ = ["__version__", "exceptions", "hash", *_LAZY]

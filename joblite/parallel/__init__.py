@@ -1,7 +1,7 @@
 """Parallel loops with joblib's API: ``Parallel(n_jobs=4)(delayed(f)(x) for x in xs)``.
 
-Importing this package is cheap: backends (and loky, multiprocessing,
-concurrent.futures, numpy) load on first use.
+Importing this package is cheap: every name, and loky, multiprocessing,
+concurrent.futures and numpy, load on first use.
 
 Example::
 
@@ -15,17 +15,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._config import cpu_count as cpu_count
-from ._config import effective_n_jobs as effective_n_jobs
-from ._config import parallel_backend as parallel_backend
-from ._config import parallel_config as parallel_config
-from ._config import register_parallel_backend as register_parallel_backend
-from ._parallel import Parallel as Parallel
-from ._parallel import delayed as delayed
-from .backends.base import ParallelBackendBase as ParallelBackendBase
-
 if TYPE_CHECKING:
+    from ._config import cpu_count as cpu_count
+    from ._config import effective_n_jobs as effective_n_jobs
+    from ._config import parallel_backend as parallel_backend
+    from ._config import parallel_config as parallel_config
+    from ._config import register_parallel_backend as register_parallel_backend
     from ._errors import RemoteTraceback as RemoteTraceback
+    from ._parallel import Parallel as Parallel
+    from ._parallel import delayed as delayed
+    from ._wrap import wrap_non_picklable_objects as wrap_non_picklable_objects
+    from .backends.base import ParallelBackendBase as ParallelBackendBase
     from .backends.loky_pool import LokyBackend as LokyBackend
     from .backends.multiprocessing_pool import MultiprocessingBackend as MultiprocessingBackend
     from .backends.sequential import SequentialBackend as SequentialBackend
@@ -46,14 +46,26 @@ __all__ = [
     "parallel_config",
     "register_parallel_backend",
     "shutdown_workers",
+    "wrap_non_picklable_objects",
 ]
 
+# Every name loads on first use: worker processes import this package to run
+# batches and must not pay for the caller's machinery.
 _LAZY = {
+    "cpu_count": "._config",
+    "effective_n_jobs": "._config",
+    "parallel_backend": "._config",
+    "parallel_config": "._config",
+    "register_parallel_backend": "._config",
+    "RemoteTraceback": "._errors",
+    "Parallel": "._parallel",
+    "delayed": "._parallel",
+    "wrap_non_picklable_objects": "._wrap",
+    "ParallelBackendBase": ".backends.base",
     "LokyBackend": ".backends.loky_pool",
     "MultiprocessingBackend": ".backends.multiprocessing_pool",
     "SequentialBackend": ".backends.sequential",
     "ThreadingBackend": ".backends.threads",
-    "RemoteTraceback": "._errors",
 }
 
 
@@ -61,7 +73,13 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def shutdown_workers() -> None:

@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -129,9 +129,10 @@ class parallel_config:
     an enclosing block. ``backend`` is a registered name or a backend
     instance; extra keyword arguments go to the backend's constructor.
 
-    Raises ``ValueError`` for an unknown ``prefer``/``require``/``mmap_mode``
-    or an ``n_jobs`` of 0, ``KeyError``-free: an unknown backend name is a
-    ``ValueError`` listing the registered ones.
+    Raises ``ValueError`` for an unknown ``prefer``/``require``/``mmap_mode``,
+    an ``n_jobs`` of 0, a negative or unreadable ``max_nbytes`` (``TypeError``
+    for one of the wrong type), and for an unknown backend name (listing the
+    registered ones).
 
     Example::
 
@@ -161,6 +162,10 @@ class parallel_config:
             resolve_backend_name(backend)  # fail here, not at the first Parallel call
         if n_jobs is not UNSET and n_jobs is not None:
             normalize_n_jobs(n_jobs)
+        if max_nbytes is not UNSET:
+            from .._core.units import parse_bytes  # lazily: workers import this module
+
+            parse_bytes(max_nbytes, name="max_nbytes")
         if inner_max_num_threads not in (UNSET, None) and (
             not isinstance(inner_max_num_threads, int) or inner_max_num_threads < 1
         ):
@@ -373,26 +378,3 @@ WORKER_STATE: Final = _WorkerState()
 def gil_disabled() -> bool:
     is_enabled: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
     return is_enabled is not None and not is_enabled()
-
-
-def parse_nbytes(value: object, name: str = "max_nbytes") -> int | None:
-    """``"1M"`` -> 1048576; ints pass through; ``None`` means "never"."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, a str like '1M', or None, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
-        return value
-    if isinstance(value, str):
-        units: Mapping[str, int] = {"K": 2**10, "M": 2**20, "G": 2**30}
-        text = value.strip().upper()
-        try:
-            if text and text[-1] in units:
-                return int(float(text[:-1]) * units[text[-1]])
-            return int(text)
-        except ValueError:
-            pass
-        raise ValueError(f"{name} must look like '1M', '500K' or '2G', got {value!r}")
-    raise TypeError(f"{name} must be an int, a str like '1M', or None, got {value!r}")

@@ -15,11 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future
-from itertools import islice
 from typing import Any
 
 from ..exceptions import TaskTimeoutError, WorkerCrashedError
-from ._batching import Batch, BatchOutput, BatchSizer
+from ._batching import Batch, BatchOutput, BatchSizer, take_tasks
 from ._memmap import ArraySharer, dumps_tasks
 from ._progress import Progress
 from .backends.base import ExecutorBackend, ParallelBackendBase
@@ -113,7 +112,7 @@ class Run:
                 return
             else:
                 size = self.sizer.next_size()
-                items = list(islice(self.tasks, size))
+                items = take_tasks(self.tasks, size)
                 if len(items) < size:
                     self.exhausted = True
                     self.total = self.consumed + len(items)

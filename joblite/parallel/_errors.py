@@ -8,7 +8,6 @@ function that failed (what loky does for ``concurrent.futures``).
 
 from __future__ import annotations
 
-import traceback
 from typing import Final
 
 __all__ = ["RemoteTraceback", "TaskFailure", "capture_failure"]
@@ -57,6 +56,8 @@ def capture_failure(position: int, exc: BaseException, remote: bool) -> TaskFail
     """Package ``exc`` for the caller; for ``remote`` workers make sure it pickles."""
     if not remote:
         return TaskFailure(position, exc, None)
+    import traceback  # here, not at the top: workers import this module at start-up
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     text = _REMOTE_HEADER + text + '"""'
     exc.__traceback__ = None  # frames do not pickle; the text carries them

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from .._core.units import parse_bytes
 from ..exceptions import TaskTimeoutError
 from ._config import (
     MMAP_MODES,
@@ -29,12 +30,12 @@ from ._config import (
     gil_disabled,
     make_backend,
     normalize_n_jobs,
-    parse_nbytes,
     resolve_backend_name,
 )
 from .backends.base import ExecutorBackend, ParallelBackendBase
 
 if TYPE_CHECKING:
+    from ._engine import Run
     from ._progress import Progress, ProgressCallback
 
 __all__ = ["Parallel", "delayed"]
@@ -44,8 +45,9 @@ RETURN_AS: Final = ("list", "generator", "generator_unordered")
 ON_ERROR: Final = ("raise", "collect")
 
 
-# A one-entry cache: ``delayed(f)(x) for x in xs`` builds the wrapper once, not per item.
-_LAST_DELAYED: list[tuple[Any, Any]] = [(None, None)]
+# A one-entry cache: ``delayed(f)(x) for x in xs`` builds the wrapper once, not per
+# item. One immutable pair, read once: thread-safe without a lock.
+_LAST_DELAYED: tuple[Any, Any] = (None, None)
 
 
 def delayed(
@@ -60,9 +62,16 @@ def delayed(
         >>> delayed(max)(1, 2)
         (<built-in function max>, (1, 2), {})
     """
-    cached_function, cached_wrapper = _LAST_DELAYED[0]  # one read: thread-safe
-    if cached_function is function:
-        return cached_wrapper  # type: ignore[no-any-return]
+    last = _LAST_DELAYED
+    if last[0] is function:
+        return last[1]  # type: ignore[no-any-return]
+    return _new_delayed(function)
+
+
+def _new_delayed(
+    function: Callable[..., T],
+) -> Callable[..., tuple[Callable[..., T], tuple[Any, ...], dict[str, Any]]]:
+    global _LAST_DELAYED
     if not callable(function):
         raise TypeError(f"delayed expects a callable, got {function!r}")
 
@@ -75,7 +84,7 @@ def delayed(
         functools.update_wrapper(delayed_function, function)
     except (AttributeError, TypeError):  # callables without __name__ (partials, objects)
         delayed_function.__wrapped__ = function  # type: ignore[attr-defined]
-    _LAST_DELAYED[0] = (function, delayed_function)
+    _LAST_DELAYED = (function, delayed_function)
     return delayed_function
 
 
@@ -181,7 +190,7 @@ class Parallel:
         if n_jobs is not UNSET and n_jobs is not None:
             normalize_n_jobs(n_jobs)
         if max_nbytes is not UNSET:
-            parse_nbytes(max_nbytes)
+            parse_bytes(max_nbytes, name="max_nbytes")
         if isinstance(backend, str):
             resolve_backend_name(backend)
         elif (
@@ -372,11 +381,47 @@ class Parallel:
         progress: Progress | None,
         managed: bool,
     ) -> Any:
+        # Process workers take long to start: let them boot while we import and
+        # prepare the first batches.
+        backend.start_call()
+        try:
+            run = self._new_run(backend, n_jobs, tasks, total, progress, managed)
+        except BaseException:
+            backend.stop_call()
+            if not managed:
+                backend.terminate()
+            raise
+        if self.return_as == "list":
+            results: list[Any] = []
+            for chunk in run.chunks():
+                results.extend(chunk)
+            return results
+        chunks = run.chunks()
+        try:
+            run.fill()  # start working now, like joblib, not at the first next()
+        except BaseException:
+            run.close()
+            raise
+        generator = _flatten(chunks)
+        weakref.finalize(generator, run.close)
+        return generator
+
+    def _new_run(
+        self,
+        backend: ParallelBackendBase,
+        n_jobs: int,
+        tasks: Iterator[Any],
+        total: int | None,
+        progress: Progress | None,
+        managed: bool,
+    ) -> Run:
         from ._engine import Run
         from ._memmap import ArraySharer
 
         sharer = None
-        max_nbytes = parse_nbytes(self._setting("max_nbytes", self._max_nbytes, "1M"))
+        max_nbytes = parse_bytes(
+            self._setting("max_nbytes", self._max_nbytes, "1M"), name="max_nbytes"
+        )
         in_processes = getattr(backend, "kind", None) == "processes" or (
             not isinstance(backend, ExecutorBackend) and not getattr(backend, "uses_threads", False)
         )
@@ -405,7 +450,6 @@ class Parallel:
             else:
                 backend.terminate()
 
-        backend.start_call()
         run = Run(
             backend=backend,
             tasks=tasks,
@@ -421,20 +465,7 @@ class Parallel:
             progress=progress,
             on_close=on_close,
         )
-        if self.return_as == "list":
-            results: list[Any] = []
-            for chunk in run.chunks():
-                results.extend(chunk)
-            return results
-        chunks = run.chunks()
-        try:
-            run.fill()  # start working now, like joblib, not at the first next()
-        except BaseException:
-            run.close()
-            raise
-        generator = _flatten(chunks)
-        weakref.finalize(generator, run.close)
-        return generator
+        return run
 
     def __repr__(self) -> str:
         return f"Parallel(n_jobs={self.n_jobs!r}, return_as={self.return_as!r})"

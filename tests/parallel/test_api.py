@@ -54,11 +54,25 @@ def test_delayed_captures_the_call() -> None:
         ({"backend": "nope"}, "backend"),
         ({"n_jobs": 0}, "n_jobs"),
         ({"max_nbytes": "lots"}, "max_nbytes"),
+        ({"max_nbytes": -1}, "max_nbytes"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Parallel(**kwargs)
+
+
+@pytest.mark.parametrize("value", [True, 1.5, b"1M"])
+def test_max_nbytes_of_a_wrong_type_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match="max_nbytes"):
+        Parallel(max_nbytes=value)
+    with pytest.raises(TypeError, match="max_nbytes"):
+        parallel_config(max_nbytes=value)  # type: ignore[arg-type]
+
+
+def test_bad_max_nbytes_in_parallel_config_fails_at_once() -> None:
+    with pytest.raises(ValueError, match="max_nbytes"):
+        parallel_config(max_nbytes="1 lot")
 
 
 def test_bad_pre_dispatch_is_reported_at_call_time() -> None:

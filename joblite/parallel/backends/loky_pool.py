@@ -79,6 +79,16 @@ class LokyBackend(ExecutorBackend):
         self._executor = None  # size or initializer may have changed: ask loky again
         return super().configure(n_jobs, parallel, prefer, require, **backend_kwargs)
 
+    def start_call(self) -> None:
+        # A cold pool's workers take a few hundred ms to boot: start them now,
+        # while the caller prepares the first batches, not at the first submit.
+        executor = self._get_executor()
+        ensure_running = getattr(executor, "_ensure_executor_running", None)
+        if ensure_running is not None:  # loky's (private) hook; submit does it anyway
+            with executor._flags.shutdown_lock:
+                if not (executor._flags.broken or executor._flags.shutdown):
+                    ensure_running()
+
     def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
         future: Future[Any] = self._get_executor().submit(func)
         return future

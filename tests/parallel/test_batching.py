@@ -1,0 +1,129 @@
+"""Packed batches: the compact form shipped to process workers and its C-level run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from joblite.parallel import Parallel, delayed
+from joblite.parallel._batching import (
+    pack_tasks,
+    run_packed,
+    run_tasks,
+)
+
+from ._tasks import add, fail_on, square
+
+
+def _raises_stop_iteration(x: int) -> int:
+    if x == 2:
+        raise StopIteration("no more")
+    return x
+
+
+def test_one_function_without_kwargs_is_packed() -> None:
+    single = [delayed(square)(i) for i in range(4)]
+    assert pack_tasks(single) == (square, [0, 1, 2, 3], False)
+    pairs = [delayed(pow)(i, 2) for i in range(3)]
+    assert pack_tasks(pairs) == (pow, [(0, 2), (1, 2), (2, 2)], True)
+    empty_mapping = [(square, (1,), MappingProxyType({}))]
+    assert pack_tasks(empty_mapping) == (square, [1], False)
+    # Other argument containers unpack as f(*args) would: a dict gives its keys.
+    assert pack_tasks([(square, [1], {}), (square, {2: "a"}, {})]) == (square, [1, 2], False)
+    lazy = [(pow, iter((2, 3)), {})]
+    assert pack_tasks(lazy) == (pow, [lazy[0][1]], True)
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        [],
+        [delayed(add)(1, y=2), delayed(add)(2)],  # keywords
+        [delayed(square)(1), delayed(add)(2)],  # two functions
+        [delayed(square)(1), (square, (2,))],  # not a triple
+        [delayed(square)(1), 3],  # no len()
+    ],
+)
+def test_anything_else_is_left_as_triples(tasks: list[Any]) -> None:
+    assert pack_tasks(tasks) is tasks
+
+
+def test_the_same_function_under_another_object_is_not_merged() -> None:
+    class Twin:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Twin)
+
+        __hash__ = object.__hash__
+
+        def __call__(self, x: int) -> str:
+            return f"{self.label}{x}"
+
+    tasks = [(Twin("a"), (1,), {}), (Twin("b"), (2,), {})]
+    assert pack_tasks(tasks) is tasks
+
+
+@pytest.mark.parametrize("stop_on_error", [True, False])
+@pytest.mark.parametrize("retries", [0, 2])
+def test_packed_run_matches_the_plain_run(stop_on_error: bool, retries: int) -> None:
+    tasks = [delayed(fail_on)(i, 3) for i in range(6)]
+    function, values, star = pack_tasks([delayed(fail_on)(i, 3) for i in range(6)])
+    plain = run_tasks(tasks, retries, stop_on_error, remote=False)
+    packed = run_packed(function, values, star, retries, stop_on_error, remote=False)
+    assert packed[0] == plain[0]
+    assert packed[1] is not None
+    assert plain[1] is not None
+    assert [f.position for f in packed[1]] == [f.position for f in plain[1]] == [3]
+    assert str(packed[1][0].exception) == str(plain[1][0].exception) == "task 3 is bad"
+
+
+def test_packed_run_keeps_going_after_several_failures() -> None:
+    values = [(i, i if i in (0, 3, 5) else -1) for i in range(6)]
+    results, failures, _ = run_packed(fail_on, values, True, 0, False, remote=False)
+    assert results == [None, 1, 2, None, 4, None]
+    assert failures is not None
+    assert [f.position for f in failures] == [0, 3, 5]
+
+
+def test_a_task_raising_stop_iteration_fails_its_own_slot() -> None:
+    # `map` would take the StopIteration for its own end and drop the rest.
+    results, failures, _ = run_packed(
+        _raises_stop_iteration, [0, 1, 2, 3], False, 0, False, remote=False
+    )
+    assert results == [0, 1, None, 3]
+    assert failures is not None
+    assert failures[0].position == 2
+    assert isinstance(failures[0].exception, StopIteration)
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_failures_in_packed_batches_land_in_their_slots(backend: str) -> None:
+    out = Parallel(n_jobs=2, backend=backend, on_error="collect", batch_size=5)(
+        delayed(fail_on)(i, 7) for i in range(10)
+    )
+    assert out[:7] == list(range(7))
+    assert out[8:] == [8, 9]
+    assert isinstance(out[7], ValueError)
+
+
+def test_delayed_caches_per_function_without_mixing_them_up() -> None:
+    calls = [delayed(square)(1), delayed(add)(1), delayed(square)(2), delayed(add)(2, y=1)]
+    assert [task[0] for task in calls] == [square, add, square, add]
+    assert delayed(square).__wrapped__ is square  # type: ignore[attr-defined]
+
+
+def test_worker_start_up_imports_only_what_runs_a_batch() -> None:
+    code = (
+        "import sys, joblite.parallel._batching\n"
+        "caller_side = ['joblite.parallel._parallel', 'joblite.parallel._engine',"
+        " 'joblite.parallel._memmap', 'joblite.parallel.backends.base', 'traceback']\n"
+        "print([name for name in caller_side if name in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
