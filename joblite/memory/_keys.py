@@ -2,6 +2,8 @@
 
 - The function's identity is its module and qualified name (a lambda also
   gets its line number, so two lambdas of one module do not share entries).
+  For ``__main__`` the module name includes the script's absolute path, so
+  two scripts sharing a cache do not share (or invalidate) each other's entries.
 - Its *version* hashes its source code (or, when no source is available, its
   compiled code object): editing the function moves it to a new version and
   the old entries are dropped.
@@ -22,7 +24,9 @@ import contextlib
 import functools
 import inspect
 import marshal
+import os
 import re
+import sys
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,6 +38,8 @@ __all__ = ["ArgumentBinder", "FunctionIdentity", "code_version", "identify"]
 
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 _VERSION_LENGTH = 16
+# func_id is a directory name: file systems refuse names over 255 bytes.
+_MAX_FUNC_ID = 160
 
 
 @dataclass(frozen=True)
@@ -80,11 +86,38 @@ def identify(func: Callable[..., Any]) -> FunctionIdentity:
     code = getattr(target, "__code__", None)
     if qualname.endswith("<lambda>") and code is not None:
         qualname = f"{qualname}-L{code.co_firstlineno}"
+    if module == "__main__":
+        module = _main_module_name(target)
     name = f"{module}.{qualname}"
     signature_of = func if isinstance(func, functools.partial) else target
-    return FunctionIdentity(
-        name, _UNSAFE_PATH_CHARS.sub("-", name), target, bound_state, implicit_self, signature_of
-    )
+    return FunctionIdentity(name, _func_id(name), target, bound_state, implicit_self, signature_of)
+
+
+def _main_module_name(target: Callable[..., Any]) -> str:
+    """``__main__`` plus the script's path, as joblib does; plain ``__main__`` without a file.
+
+    The script is the ``__file__`` of the function's globals (kept when the
+    function is pickled by value to another process); interactive sessions
+    and notebooks have none, and their ``co_filename`` changes per session.
+    """
+    namespace = getattr(target, "__globals__", None)
+    if not isinstance(namespace, dict):  # a class or callable instance
+        namespace = vars(sys.modules["__main__"]) if "__main__" in sys.modules else {}
+    script = namespace.get("__file__")
+    if not isinstance(script, str) or not script:
+        return "__main__"
+    stem, extension = os.path.splitext(os.path.abspath(script))
+    if extension != ".py":
+        stem += extension
+    return "__main__-" + stem.replace(os.sep, "-").strip("-")
+
+
+def _func_id(name: str) -> str:
+    func_id = _UNSAFE_PATH_CHARS.sub("-", name)
+    if len(func_id) <= _MAX_FUNC_ID:
+        return func_id
+    # Keep the end (the most telling part) and a digest of the whole name.
+    return f"{func_id[-(_MAX_FUNC_ID - 17) :]}-{core_hash(name)[:16]}"
 
 
 _VERSIONS: weakref.WeakKeyDictionary[Any, tuple[Any, str, str | None]] = weakref.WeakKeyDictionary()
@@ -146,6 +179,13 @@ class ArgumentBinder:
                 ]
             )
         params = list(self.signature.parameters.values())
+        named = func.func if isinstance(func, functools.partial) else func
+        self._func_name = str(
+            getattr(named, "__qualname__", None) or getattr(named, "__name__", None) or named
+        )
+        self._n_positional = sum(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params
+        )
         self.names = tuple(p.name for p in params)
         ignored = _check_ignore(ignore, self.names, func)
         self.ignored = ignored
@@ -195,13 +235,28 @@ class ArgumentBinder:
             values = self._fast_bind(args, kwargs)
             if values is not None:
                 return dict(zip(self.names, values, strict=True))
-        bound = self.signature.bind(*args, **kwargs)
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise self._call_error(exc, len(args)) from None
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         for name, param in self.signature.parameters.items():
             if param.kind is inspect.Parameter.VAR_KEYWORD:
                 arguments[name] = dict(sorted(arguments[name].items()))
         return arguments
+
+    def _call_error(self, exc: TypeError, n_args: int) -> TypeError:
+        """The error, worded like Python's for the function (``Signature.bind`` omits its name)."""
+        name = self._func_name
+        if str(exc) == "too many positional arguments":
+            expected = self._n_positional
+            plural = "" if expected == 1 else "s"
+            verb = "was" if n_args == 1 else "were"
+            return TypeError(
+                f"{name}() takes {expected} positional argument{plural} but {n_args} {verb} given"
+            )
+        return TypeError(f"{name}(): {exc}")
 
 
 def _check_ignore(

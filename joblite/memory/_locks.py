@@ -5,9 +5,13 @@ takes an ``fcntl.flock`` on the file itself (created empty if missing;
 ``FileStore`` locks the hidden ``.<entry>.part`` file it then writes the
 entry into and renames, so a miss creates no extra file), which the kernel
 drops when the holder dies (even by SIGKILL): a crashed holder never blocks
-anyone. Where ``fcntl`` is missing (Windows) it falls back to creating
-``path + ".lock"`` with ``O_EXCL``; a lock file older than ``stale_after``
-seconds is then taken to belong to a dead holder and broken.
+anyone. A holder that did not rename the file away removes it on release, so
+no empty file is left behind; a waiter that then gets the lock on the removed
+file sees that the path no longer names it and locks the current file
+instead, so two callers never both hold the lock. Where ``fcntl`` is missing
+(Windows) it falls back to creating ``path + ".lock"`` with ``O_EXCL``; a
+lock file older than ``stale_after`` seconds is then taken to belong to a
+dead holder and broken.
 
 Example::
 
@@ -63,6 +67,7 @@ class FileLock:
         self.stale_after = stale_after
         self.use_flock = fcntl is not None if use_flock is None else use_flock
         self._fd: int | None = None
+        self._renamed = False
         self._exclusive_path = path + ".lock"
 
     def fileno(self) -> int:
@@ -91,6 +96,10 @@ class FileLock:
             return None
         return held.st_size
 
+    def mark_renamed(self) -> None:
+        """Tell the lock its holder renamed the locked file away (release removes nothing)."""
+        self._renamed = True
+
     def _deadline_passed(self, start: float) -> bool:
         return self.timeout is not None and time.monotonic() - start >= self.timeout
 
@@ -108,19 +117,27 @@ class FileLock:
             return os.open(path, flags, 0o600)
 
     def acquire(self) -> None:
-        if self.use_flock:
-            fd = self._open(self.path, os.O_RDWR | os.O_CREAT)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    self._wait_flock(fd)
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
-            return
         start = time.monotonic()
+        if self.use_flock:
+            while True:
+                fd = self._open(self.path, os.O_RDWR | os.O_CREAT)
+                try:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        self._wait_flock(fd, start)
+                    current = self._names_file(fd)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                if current:
+                    break
+                # The previous holder removed or renamed the file while we waited:
+                # its lock no longer excludes anyone, lock the file now at ``path``.
+                os.close(fd)
+            self._fd = fd
+            self._renamed = False
+            return
         delays = _backoff()
         while True:
             try:
@@ -135,9 +152,17 @@ class FileLock:
             self._fd = fd
             return
 
-    def _wait_flock(self, fd: int) -> None:
+    def _names_file(self, fd: int) -> bool:
+        """Whether ``self.path`` still names the file open as ``fd``."""
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+    def _wait_flock(self, fd: int, start: float) -> None:
         # Polled rather than a blocking flock so that ``timeout`` is honoured.
-        start = time.monotonic()
         for delay in _backoff():
             if self._deadline_passed(start):
                 raise self._timeout_error()
@@ -161,6 +186,11 @@ class FileLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        if self.use_flock and not self._renamed:
+            # Removed while still locked, so a waiter can tell it went away (see acquire).
+            with contextlib.suppress(OSError):
+                if self._names_file(fd):
+                    os.unlink(self.path)
         os.close(fd)
         if not self.use_flock:
             with contextlib.suppress(FileNotFoundError):

@@ -17,16 +17,14 @@ import os
 import pickle
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._core.hashing import hash as core_hash
 from ..exceptions import CacheError, InvalidFileError
-from ._access import MAX_HOT_FILE_SIZE, AccessTracker, HotValues
+from ._access import MAX_HOT_FILE_SIZE
 from ._eviction import (
     FUNCTION_INFO,
     OUTPUT,
-    AutoEvictor,
     EntryInfo,
     delete_entry,
     entry_info,
@@ -40,66 +38,27 @@ from ._results import (
     read_output,
     short_repr,
 )
+from ._settings import MMAP_MODES as MMAP_MODES
+from ._settings import CacheSettings as CacheSettings
+from ._settings import check_verbose
 from .stores.base import Store
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["AsyncMemorizedFunc", "BoundMemorizedFunc", "CacheSettings", "MemorizedFunc"]
 
-MMAP_MODES = (None, "r+", "r", "w+", "c")
 # Unpickling an entry written by other code can fail in these ways besides a
 # corrupt file (a class that moved, a module that is gone): all mean "recompute".
 _UNLOADABLE = (InvalidFileError, pickle.UnpicklingError, EOFError, ImportError, AttributeError)
 # Storing a result can fail without the computation being wrong (an
 # unpicklable value, a full disk): the value is returned, uncached, with a log.
+# These are the expected ways; any other error is logged with its traceback.
 _UNSTORABLE = (pickle.PicklingError, TypeError, OSError, CacheError)
 
 # What _load returns beside False when an entry exists but the callback rejected it.
 _STALE = object()
 # What _load_file returns when there is no file.
 _MISSING = object()
-
-
-@dataclass
-class CacheSettings:
-    """What the functions of one ``Memory`` share: the store and how to use it."""
-
-    store: Store
-    compression: Any
-    lock: bool = True
-    lock_timeout: float | None = None
-    evictor: AutoEvictor | None = None
-    # func_id -> version already checked against the store in this process.
-    checked: dict[str, str] = field(default_factory=dict)
-    info_written: set[str] = field(default_factory=set)
-    hot: HotValues = field(default_factory=HotValues)
-    access: AccessTracker = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.access = AccessTracker(self.store)
-
-    def forget_checks(self) -> None:
-        """Forget what this process knows of the store (after it was cleared)."""
-        self.checked.clear()
-        self.info_written.clear()
-        self.access.forget()
-        self.hot.clear()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["checked"] = {}
-        state["info_written"] = set()
-        del state["hot"], state["access"]
-        evictor = state.pop("evictor")
-        state["limits"] = None if evictor is None else evictor.limits
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        limits = state.pop("limits")
-        self.__dict__.update(state)
-        self.evictor = None if limits is None else AutoEvictor(self.store, limits)
-        self.hot = HotValues()
-        self.access = AccessTracker(self.store)
 
 
 class MemorizedFunc:
@@ -117,7 +76,7 @@ class MemorizedFunc:
         settings: CacheSettings,
         *,
         ignore: Iterable[str] | None = None,
-        verbose: int = 1,
+        verbose: float = 1,
         mmap_mode: str | None = None,
         cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
@@ -131,7 +90,7 @@ class MemorizedFunc:
             raise ValueError(f"mmap_mode must be one of {MMAP_MODES}, got {mmap_mode!r}")
         self.func = func
         self.ignore = list(ignore) if ignore is not None else []
-        self.verbose = verbose
+        self.verbose = check_verbose(verbose)
         self.mmap_mode = mmap_mode
         self.cache_validation_callback = cache_validation_callback
         self._settings = settings
@@ -194,9 +153,10 @@ class MemorizedFunc:
         if identity.implicit_self is not None:
             args = (identity.implicit_self, *args)
         values = self._binder.bind(args, kwargs)
-        if identity.bound_state:
-            return prefix + core_hash((identity.bound_state, values)), values
-        return prefix + core_hash(values), values
+        # As joblib: with mmap_mode, a memmap argument (e.g. a cached result
+        # passed on) hits the entry of the equal in-memory array.
+        hashed = (identity.bound_state, values) if identity.bound_state else values
+        return prefix + core_hash(hashed, coerce_mmap=self.mmap_mode is not None), values
 
     def __cache_key__(self, *args: Any, **kwargs: Any) -> str:
         """The store key of this call's entry (``func_id/version/args_hash``)."""
@@ -306,12 +266,15 @@ class MemorizedFunc:
             with store.open_write(entry + OUTPUT, lock=lock) as f:
                 write_object(value, f, compression=settings.compression)
             append_store(store, entry, metadata)
-        except _UNSTORABLE as exc:
+        # Pickling runs the value's own code (__reduce__, __getstate__), which
+        # may raise anything: the value is computed and must not be lost.
+        except Exception as exc:
             logger.warning(
                 "[Memory] the result of %s could not be cached (%s: %s); returning it uncached",
                 self._identity.name,
                 type(exc).__name__,
                 exc,
+                exc_info=not isinstance(exc, _UNSTORABLE),
             )
             delete_entry(store, entry)
             return False
@@ -322,6 +285,15 @@ class MemorizedFunc:
                 size = 0
             settings.evictor.after_write(size)
         return True
+
+    def _stored_value(self, entry: str, value: Any) -> Any:
+        """With ``mmap_mode``, the stored value reloaded as hits load it; else ``value``."""
+        if self.mmap_mode is None:
+            return value
+        try:
+            return read_output(self._settings.store, entry + OUTPUT, self.mmap_mode)
+        except (KeyError, *_UNLOADABLE):  # evicted or replaced meanwhile
+            return value
 
     def _compute_and_store(
         self,
@@ -335,7 +307,8 @@ class MemorizedFunc:
         settings = self._settings
         if not settings.lock:
             value, start, duration = self._run(args, kwargs)
-            self._store(entry, value, self._metadata(values, start, duration))
+            if self._store(entry, value, self._metadata(values, start, duration)):
+                value = self._stored_value(entry, value)
             return value
         with settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout) as lock:
             # Another caller may have computed it while we waited for the lock
@@ -345,8 +318,8 @@ class MemorizedFunc:
                 if found:
                     return value
             value, start, duration = self._run(args, kwargs)
-            self._store(entry, value, self._metadata(values, start, duration), lock)
-        return value
+            stored = self._store(entry, value, self._metadata(values, start, duration), lock)
+        return self._stored_value(entry, value) if stored else value
 
     # -- public interface -------------------------------------------------
 
@@ -362,7 +335,8 @@ class MemorizedFunc:
         entry, values = self._entry_and_values(args, kwargs)
         value, start, duration = self._run(args, kwargs)
         metadata = self._metadata(values, start, duration)
-        self._store(entry, value, metadata)
+        if self._store(entry, value, metadata):
+            value = self._stored_value(entry, value)
         return value, metadata
 
     def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult | NotMemorizedResult:
@@ -441,7 +415,7 @@ def _rebuild(
     func: Callable[..., Any],
     settings: CacheSettings,
     ignore: list[str],
-    verbose: int,
+    verbose: float,
     mmap_mode: str | None,
     callback: Callable[[dict[str, Any]], bool] | None,
 ) -> MemorizedFunc:
@@ -476,7 +450,8 @@ class AsyncMemorizedFunc(MemorizedFunc):
         started = time.perf_counter()
         value = await self.func(*args, **kwargs)
         metadata = self._metadata(values, start, time.perf_counter() - started)
-        self._store(entry, value, metadata)
+        if self._store(entry, value, metadata):
+            value = self._stored_value(entry, value)
         return value, metadata
 
     async def call_and_shelve(  # type: ignore[override]

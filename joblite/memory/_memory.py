@@ -8,14 +8,16 @@ import functools
 import inspect
 import logging
 import os
+import pathlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ._eviction import AutoEvictor, CacheLimits, evict
-from ._memorized import MMAP_MODES, AsyncMemorizedFunc, CacheSettings, MemorizedFunc
+from ._memorized import AsyncMemorizedFunc, MemorizedFunc
 from ._results import NotMemorizedFunc
+from ._settings import MMAP_MODES, CacheSettings, check_verbose
 from .stores.base import Store, get_store_class
 
 logger = logging.getLogger(__name__)
@@ -46,8 +48,9 @@ class Memory:
     ``lock_timeout`` bounds the wait for another caller computing the same
     call (then :class:`~joblite.exceptions.CacheLockTimeoutError`).
 
-    Raises :class:`TypeError` for a ``location`` of another type and
-    :class:`ValueError` for an unknown ``backend``, ``mmap_mode`` or limit.
+    Raises :class:`TypeError` for a ``location`` of another type or a
+    ``verbose`` that is not a number, and :class:`ValueError` for an unknown
+    ``backend``, ``mmap_mode`` or limit.
 
     Example::
 
@@ -79,7 +82,7 @@ class Memory:
         self.backend = backend
         self.mmap_mode = mmap_mode
         self.compress = compress
-        self._verbose = verbose
+        self._verbose = check_verbose(verbose)
         self.backend_options = dict(backend_options or {})
         self.limits = CacheLimits.parse(bytes_limit, items_limit, age_limit)
         compression = normalize_compress(compress)
@@ -121,7 +124,7 @@ class Memory:
     store_backend = store
 
     @property
-    def verbose(self) -> int:
+    def verbose(self) -> float:
         return self._verbose
 
     @classmethod
@@ -234,7 +237,15 @@ class Memory:
         return len(removed)
 
     def __repr__(self) -> str:
-        location = None if self._settings is None else self._settings.store.location
+        # Where entries go, spelled as joblib spells "<str>/joblib" (which
+        # scikit-learn's doctests show). joblib 1.6 prints a Path without the
+        # subfolder it does not use for Paths (its issue #1684); joblite uses
+        # the subfolder for both, and the repr says so.
+        location: object = self.location
+        if isinstance(location, (str, pathlib.Path)):
+            location = os.path.expanduser(os.path.join(location, "joblib"))
+        elif self._settings is not None:
+            location = self._settings.store.location
         return f"{type(self).__name__}(location={location})"
 
     def __getstate__(self) -> dict[str, Any]:

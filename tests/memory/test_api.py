@@ -23,10 +23,25 @@ from joblite.memory import (
 )
 
 
-def test_repr_matches_joblib(tmp_path: Path) -> None:
+def test_repr_matches_joblib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mem = Memory(str(tmp_path), verbose=0)
     assert repr(mem) == f"Memory(location={tmp_path}/joblib)"
     assert repr(Memory(None)) == "Memory(location=None)"
+    # joblib 1.6 shows a str location joined with "joblib" as given, a Path as is.
+    monkeypatch.chdir(tmp_path)
+    assert repr(Memory("./d//e", verbose=0)) == "Memory(location=./d//e/joblib)"
+    # joblib 1.6 omits /joblib for a Path (its issue #1684) though joblite stores there.
+    assert repr(Memory(Path("d"), verbose=0)) == "Memory(location=d/joblib)"
+    assert repr(Memory(tmp_path / "p", verbose=0)) == f"Memory(location={tmp_path}/p/joblib)"
+
+
+@pytest.mark.parametrize("verbose", ["x", None, [1]])
+def test_bad_verbose_raises_naming_it(tmp_path: Path, verbose: Any) -> None:
+    with pytest.raises(TypeError, match="verbose"):
+        Memory(tmp_path, verbose=verbose)
+    if verbose is not None:  # cache(verbose=None) means "the Memory's"
+        with pytest.raises(TypeError, match="verbose"):
+            Memory(tmp_path, verbose=0).cache(abs, verbose=verbose)
 
 
 def test_pathlib_location_and_private_directories(tmp_path: Path) -> None:
@@ -139,11 +154,11 @@ def test_wrong_call_arguments_raise_type_error(memory: Memory) -> None:
     def f(x: int) -> int:
         return x
 
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="f"):
         f()
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"f\(\) takes 1 positional argument but 2 were given"):
         f(1, 2)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"f\(\).*'y'"):
         f(1, y=2)
 
 
@@ -180,6 +195,68 @@ def test_unpicklable_result_is_returned_uncached(
     assert not f.check_call_in_cache()
     f()
     assert len(calls) == 2
+
+
+class _Unreducible:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __reduce__(self) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("no"), ValueError("no"), AttributeError("no"), RecursionError("no")],
+    ids=lambda e: type(e).__name__,
+)
+def test_result_failing_to_pickle_is_returned_uncached(
+    memory: Memory, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    @memory.cache
+    def f(x: int) -> Any:
+        return [x, _Unreducible(error)]
+
+    with caplog.at_level(logging.WARNING, logger="joblite.memory"):
+        value = f(1)
+        called, _ = f.call(1)
+    assert value[0] == called[0] == 1
+    assert "could not be cached" in caplog.text
+    assert f.__qualname__ in caplog.text
+    assert f"{type(error).__name__}: no" in caplog.text
+    assert not f.check_call_in_cache(1)
+    # Nothing half-written: at most the function's description was stored.
+    assert [key for key in memory.store.walk() if not key.endswith("/function.json")] == []
+
+
+def _leftovers(root: Path) -> list[str]:
+    return [
+        name
+        for _, dirnames, filenames in os.walk(root)
+        for name in dirnames + filenames
+        if name.startswith(".")
+    ]
+
+
+def test_failed_calls_leave_no_hidden_file(local_memory: Memory, tmp_path: Path) -> None:
+    import threading
+
+    @local_memory.cache
+    def fails(x: int) -> int:
+        raise ValueError(f"failed {x}")
+
+    @local_memory.cache
+    def unstorable(x: int) -> Any:
+        return threading.Lock()
+
+    with pytest.raises(ValueError, match="failed 1"):
+        fails(1)
+    unstorable(1)
+    assert _leftovers(tmp_path / "cache") == []
+    # The lock was released: the next call computes (and fails) again.
+    with pytest.raises(ValueError, match="failed 1"):
+        fails(1)
+    assert _leftovers(tmp_path / "cache") == []
 
 
 def test_call_always_runs_and_returns_metadata(memory: Memory) -> None:
@@ -429,10 +506,41 @@ def test_mmap_mode_loads_arrays_as_memmaps(tmp_path: Path) -> None:
     first = make(1000)
     loaded = make(1000)
     np.testing.assert_array_equal(first, loaded)
-    assert isinstance(loaded, np.memmap)
-    assert not loaded.flags.writeable
+    for value in (first, loaded, make.call(2000)[0]):
+        assert isinstance(value, np.memmap)
+        assert not value.flags.writeable
     plain = mem.cache(make.__wrapped__, mmap_mode=None)(1000)
     assert not isinstance(plain, np.memmap)
+
+
+def test_mmap_pipeline_hits_on_a_second_run(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    calls: list[str] = []
+
+    def run(x: Any) -> Any:
+        mem = Memory(tmp_path, mmap_mode="r", verbose=0)
+
+        @mem.cache
+        def stage1(x: Any) -> Any:
+            calls.append("stage1")
+            return x * 2
+
+        @mem.cache
+        def stage2(y: Any) -> Any:
+            calls.append("stage2")
+            return y + 1
+
+        return stage2(stage1(x)), stage2
+
+    first, _ = run(np.arange(100.0))
+    assert calls == ["stage1", "stage2"]
+    second, stage2 = run(np.arange(100.0))  # stage1 now loads a memmap: stage2 still hits
+    assert calls == ["stage1", "stage2"]
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(second, np.arange(100.0) * 2 + 1)
+    # Keyed by content: the equal in-memory array hits the memmap argument's entry.
+    stage2(np.arange(100.0) * 2)
+    assert calls == ["stage1", "stage2"]
 
 
 def test_compressed_results(tmp_path: Path) -> None:

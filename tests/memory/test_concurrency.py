@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,3 +239,28 @@ def test_exclusive_create_fallback_breaks_stale_locks(tmp_path: Path) -> None:
     with FileLock(path, use_flock=False, stale_after=60, timeout=5):
         pass
     assert not os.path.exists(path + ".lock")
+
+
+def test_waiter_on_a_removed_lock_file_locks_the_current_one(tmp_path: Path) -> None:
+    path = str(tmp_path / ".entry.out.part")
+    holder = FileLock(path)
+    holder.acquire()
+    waiter = FileLock(path, timeout=60)
+    waiting = threading.Event()
+    original_wait = waiter._wait_flock
+
+    def wait_flock(*args: Any) -> None:
+        waiting.set()  # the waiter has opened the holder's file
+        original_wait(*args)
+
+    waiter._wait_flock = wait_flock  # type: ignore[method-assign]
+    thread = threading.Thread(target=waiter.acquire)
+    thread.start()
+    assert waiting.wait(60)
+    holder.release()  # removes the file it did not rename away
+    thread.join(60)
+    assert waiter.holds_file(path)
+    with pytest.raises(CacheLockTimeoutError):
+        FileLock(path, timeout=0.05).acquire()
+    waiter.release()
+    assert not os.path.exists(path)

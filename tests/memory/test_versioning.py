@@ -90,7 +90,7 @@ def test_same_code_in_a_new_process_is_a_hit(tmp_path: Path) -> None:
         [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
     )
     assert third.stdout.splitlines() == ["computing 4", "result 400", "lambda 42"]
-    assert "__main__.slow has changed" in third.stderr
+    assert "script.slow has changed" in third.stderr
 
 
 def test_function_without_source_is_cached(tmp_path: Path) -> None:
@@ -100,3 +100,53 @@ def test_function_without_source_is_cached(tmp_path: Path) -> None:
     made = mem.cache(namespace["made"])
     assert made(1) == made(1) == 2
     assert made.check_call_in_cache(1)
+
+
+SCRIPT = """
+import sys
+from joblite.memory import Memory
+
+K = {k}
+mem = Memory({cache!r}, verbose=0)
+
+@mem.cache
+def f(x):
+    print("computing", x)
+    return x * K{extra}
+
+print("result", f(2))
+"""
+
+
+def _run(script: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("extra", ["", " + 0"], ids=["same-source", "different-source"])
+def test_two_scripts_sharing_a_cache_keep_their_own_entries(tmp_path: Path, extra: str) -> None:
+    cache = str(tmp_path / "cache")
+    one, hundred = tmp_path / "one" / "run.py", tmp_path / "hundred" / "run.py"
+    for script, k, more in ((one, 1, ""), (hundred, 100, extra)):
+        script.parent.mkdir()
+        script.write_text(SCRIPT.format(k=k, cache=cache, extra=more))
+    outputs = [_run(script) for script in (one, hundred, one, hundred)]
+    assert [o.stdout.splitlines() for o in outputs] == [
+        ["computing 2", "result 2"],
+        ["computing 2", "result 200"],
+        ["result 2"],
+        ["result 200"],
+    ]
+    assert not any("has changed" in o.stderr for o in outputs)
+
+
+def test_main_function_without_a_script_file_is_cached(tmp_path: Path) -> None:
+    code = SCRIPT.format(k=3, cache=str(tmp_path / "cache"), extra="")
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        )
+        for _ in range(2)
+    ]
+    assert [r.stdout.splitlines() for r in runs] == [["computing 2", "result 6"], ["result 6"]]

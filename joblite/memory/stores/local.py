@@ -108,6 +108,7 @@ class FileStore(Store):
                 if self.fsync:
                     os.fsync(fd)
             os.rename(lock.path, path)
+            lock.mark_renamed()
         except BaseException:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
