@@ -11,6 +11,7 @@ entered it. Example::
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib
 import os
 import sys
@@ -116,9 +117,82 @@ def active_settings() -> ParallelSettings:
     return _ACTIVE.get()
 
 
+def none_is_unset(value: Any) -> Any:
+    return UNSET if value is None else value
+
+
 def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
     if value is not UNSET and value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def check_verbose(verbose: object) -> None:
+    if verbose is not UNSET and not isinstance(verbose, int):
+        raise TypeError(f"verbose must be an int (0 = silent), got {verbose!r}")
+
+
+def check_temp_folder(temp_folder: object) -> None:
+    """Fail now, naming the argument, rather than at the first shared array."""
+    if temp_folder is UNSET or temp_folder is None:
+        return
+    if not isinstance(temp_folder, (str, os.PathLike)):
+        raise TypeError(f"temp_folder must be a path (str or os.PathLike), got {temp_folder!r}")
+    if os.path.exists(temp_folder) and not os.path.isdir(temp_folder):
+        raise ValueError(f"temp_folder must be a folder, got an existing file {temp_folder!r}")
+
+
+def check_backend(backend: object) -> None:
+    """Reject what is neither a backend name nor a backend (old joblib ones included)."""
+    if backend is UNSET or backend is None:
+        return
+    if isinstance(backend, str):
+        resolve_backend_name(backend)
+        return
+    from .backends.base import ParallelBackendBase
+
+    if not isinstance(backend, ParallelBackendBase) and not (
+        hasattr(backend, "submit") or hasattr(backend, "apply_async")
+    ):
+        raise TypeError(
+            f"backend must be a backend name or a ParallelBackendBase instance, got {backend!r}"
+        )
+
+
+@functools.cache
+def _constructor_parameters(cls: type) -> frozenset[str]:
+    import inspect  # lazily: slow to import, and only needed when kwargs are given
+
+    parameters = inspect.signature(cls).parameters.values()
+    return frozenset(
+        p.name
+        for p in parameters
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
+
+
+def check_backend_kwargs(backend: object, kwargs: dict[str, Any]) -> None:
+    """Raise ``TypeError`` naming keywords a built-in backend does not take.
+
+    Third-party backends get whatever keywords the caller gives them.
+    """
+    if not kwargs:
+        return
+    cls: type | None = None
+    if isinstance(backend, str):
+        factory = REGISTRY.factories.get(REGISTRY.aliases.get(backend, backend))
+        load = getattr(factory, "backend_class", None)
+        cls = load() if load is not None else None
+    elif type(backend).__module__.startswith("joblite.parallel.backends."):
+        cls = type(backend)
+    if cls is None:
+        return
+    unknown = sorted(set(kwargs) - _constructor_parameters(cls))
+    if unknown:
+        accepted = sorted(_constructor_parameters(cls) - {"nesting_level"})
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(map(repr, unknown))} for {cls.__name__}; "
+            f"it accepts {accepted} (check the spelling of Parallel/parallel_config arguments)"
+        )
 
 
 class parallel_config:
@@ -129,10 +203,15 @@ class parallel_config:
     an enclosing block. ``backend`` is a registered name or a backend
     instance; extra keyword arguments go to the backend's constructor.
 
+    ``None`` for ``backend``, ``n_jobs``, ``temp_folder``, ``prefer``,
+    ``require`` or ``inner_max_num_threads`` also keeps the enclosing value.
+
     Raises ``ValueError`` for an unknown ``prefer``/``require``/``mmap_mode``,
-    an ``n_jobs`` of 0, a negative or unreadable ``max_nbytes`` (``TypeError``
-    for one of the wrong type), and for an unknown backend name (listing the
-    registered ones).
+    an ``n_jobs`` of 0, a negative or unreadable ``max_nbytes``, a
+    ``temp_folder`` that is a file, and for an unknown backend name (listing
+    the registered ones); ``TypeError`` for a ``backend`` that is neither a
+    name nor a backend, a non-int ``verbose``, arguments of the wrong type, and
+    keywords a built-in backend does not take (``n_job=2``).
 
     Example::
 
@@ -155,13 +234,27 @@ class parallel_config:
         inner_max_num_threads: int | _Unset | None = UNSET,
         **backend_params: Any,
     ) -> None:
+        # None is joblib's default for these: it means "keep the enclosing value".
+        backend = none_is_unset(backend)
+        n_jobs = none_is_unset(n_jobs)
+        temp_folder = none_is_unset(temp_folder)
+        prefer = none_is_unset(prefer)
+        require = none_is_unset(require)
+        inner_max_num_threads = none_is_unset(inner_max_num_threads)
         _check_choice("prefer", prefer, PREFER_VALUES)
         _check_choice("require", require, REQUIRE_VALUES)
         _check_choice("mmap_mode", mmap_mode, MMAP_MODES)
-        if isinstance(backend, str):
-            resolve_backend_name(backend)  # fail here, not at the first Parallel call
-        if n_jobs is not UNSET and n_jobs is not None:
+        # Fail here, not at the first Parallel call.
+        check_backend(backend)
+        outer = _ACTIVE.get()
+        check_backend_kwargs(
+            outer.get("backend", REGISTRY.default) if backend is UNSET else backend,
+            backend_params,
+        )
+        if n_jobs is not UNSET:
             normalize_n_jobs(n_jobs)
+        check_verbose(verbose)
+        check_temp_folder(temp_folder)
         if max_nbytes is not UNSET:
             from .._core.units import parse_bytes  # lazily: workers import this module
 
@@ -172,7 +265,6 @@ class parallel_config:
             raise ValueError(
                 f"inner_max_num_threads must be a positive int, got {inner_max_num_threads!r}"
             )
-        outer = _ACTIVE.get()
         params = dict(outer.backend_params) if backend is UNSET else {}
         params.update(backend_params)
         self.settings = outer.merged(
@@ -238,12 +330,17 @@ class parallel_backend(parallel_config):
 def _lazy(module: str, name: str) -> Callable[..., ParallelBackendBase]:
     # Built-in backends are imported on first use: loky and multiprocessing are
     # slow to import and `import joblite` must stay fast.
+    def backend_class() -> type[ParallelBackendBase]:
+        cls: type[ParallelBackendBase] = getattr(
+            importlib.import_module(f"joblite.parallel.backends.{module}"), name
+        )
+        return cls
+
     def factory(**kwargs: Any) -> ParallelBackendBase:
-        cls = getattr(importlib.import_module(f"joblite.parallel.backends.{module}"), name)
-        backend: ParallelBackendBase = cls(**kwargs)
-        return backend
+        return backend_class()(**kwargs)
 
     factory.__qualname__ = factory.__name__ = name
+    factory.backend_class = backend_class  # type: ignore[attr-defined]
     return factory
 
 
@@ -299,6 +396,7 @@ def resolve_backend_name(name: str) -> str:
 
 def make_backend(name: str, **kwargs: Any) -> ParallelBackendBase:
     """Instantiate a registered backend by name or alias."""
+    check_backend_kwargs(name, kwargs)
     return REGISTRY.factories[resolve_backend_name(name)](**kwargs)
 
 

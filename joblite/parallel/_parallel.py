@@ -27,10 +27,14 @@ from ._config import (
     UNSET,
     WORKER_STATE,
     active_settings,
+    check_backend,
+    check_backend_kwargs,
+    check_temp_folder,
+    check_verbose,
     gil_disabled,
     make_backend,
+    none_is_unset,
     normalize_n_jobs,
-    resolve_backend_name,
 )
 from .backends.base import ExecutorBackend, ParallelBackendBase
 
@@ -128,7 +132,9 @@ class Parallel:
     Same parameters, defaults and meanings as ``joblib.Parallel``, plus
     ``progress``, ``initializer``/``initargs``, ``on_error`` and ``retries``
     (see docs/parallel.md). Use it as a context manager to keep its workers
-    across calls.
+    across calls. ``None`` for ``n_jobs``, ``backend``, ``temp_folder``,
+    ``prefer`` or ``require`` means "not given", as in joblib: the active
+    ``parallel_config`` applies.
 
     Raises the first failing task's own exception (remote traceback as its
     ``__cause__``), ``TaskTimeoutError`` (a ``TimeoutError``) past ``timeout``,
@@ -174,8 +180,16 @@ class Parallel:
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
             raise ValueError(f"batch_size must be 'auto' or an int >= 1, got {batch_size!r}")
-        if not (pre_dispatch == "all" or isinstance(pre_dispatch, (int, str))):
-            raise ValueError(f"pre_dispatch must be 'all', an int or a str, got {pre_dispatch!r}")
+        if isinstance(pre_dispatch, str):
+            if pre_dispatch != "all":
+                _eval_pre_dispatch(pre_dispatch, 1)  # a bad expression fails now
+        elif (
+            isinstance(pre_dispatch, bool) or not isinstance(pre_dispatch, int) or pre_dispatch < 1
+        ):
+            raise ValueError(
+                "pre_dispatch must be 'all', an int >= 1 or an expression of n_jobs "
+                f"such as '2 * n_jobs', got {pre_dispatch!r}"
+            )
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable or None, got {initializer!r}")
         if not isinstance(initargs, (tuple, list)):
@@ -187,18 +201,21 @@ class Parallel:
         ):
             if value is not UNSET and value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-        if n_jobs is not UNSET and n_jobs is not None:
+        # None is joblib's default for these: it means "use the active configuration".
+        n_jobs = none_is_unset(n_jobs)
+        backend = none_is_unset(backend)
+        temp_folder = none_is_unset(temp_folder)
+        prefer = none_is_unset(prefer)
+        require = none_is_unset(require)
+        if n_jobs is not UNSET:
             normalize_n_jobs(n_jobs)
         if max_nbytes is not UNSET:
             parse_bytes(max_nbytes, name="max_nbytes")
-        if isinstance(backend, str):
-            resolve_backend_name(backend)
-        elif (
-            backend not in (UNSET, None)
-            and not isinstance(backend, ParallelBackendBase)
-            and not (hasattr(backend, "submit") or hasattr(backend, "apply_async"))
-        ):
-            raise TypeError(f"backend must be a name or a ParallelBackendBase, got {backend!r}")
+        check_verbose(verbose)
+        check_temp_folder(temp_folder)
+        check_backend(backend)
+        if backend is not UNSET:
+            check_backend_kwargs(backend, backend_kwargs)
         self._n_jobs = n_jobs
         self._backend_arg = backend
         self.return_as = return_as
@@ -273,6 +290,7 @@ class Parallel:
             raise ValueError(
                 "n_jobs == 0 in Parallel has no meaning; use None, 1, or -1 (all CPUs)"
             )
+        check_backend_kwargs(backend, self._backend_kwargs)  # an instance passed in
         if isinstance(backend, ExecutorBackend):
             backend.set_initializer(self.initializer, self.initargs)
         elif self.initializer is not None:

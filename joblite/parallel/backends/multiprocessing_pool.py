@@ -1,7 +1,9 @@
 """The multiprocessing backend: the standard library's ``ProcessPoolExecutor``.
 
-Workers start with ``forkserver`` where available (safe with threads in the
-caller) and live as long as the backend: one call, or a ``with Parallel`` block.
+Workers start with the platform's default start method, as in joblib (fork on
+Linux before Python 3.14, so scripts without a ``__main__`` guard work);
+``start_method=`` picks another. They live as long as the backend: one call, or
+a ``with Parallel`` block.
 """
 
 from __future__ import annotations
@@ -54,13 +56,10 @@ class MultiprocessingBackend(ExecutorBackend):
                 self._stop(pool)
                 pool = self._pool = None
             if pool is None:
-                method = self.start_method
-                if method is None:
-                    methods = multiprocessing.get_all_start_methods()
-                    method = "forkserver" if "forkserver" in methods else methods[0]
                 pool = self._pool = ProcessPoolExecutor(
                     max_workers=self.n_jobs,
-                    mp_context=multiprocessing.get_context(method),
+                    # None: multiprocessing's default context (set_start_method counts)
+                    mp_context=multiprocessing.get_context(self.start_method),
                     initializer=init_process_worker,
                     initargs=(payload, self.worker_environment(self.n_jobs)),
                 )

@@ -1,0 +1,215 @@
+"""Behaviours a joblib user relies on: None means "use the config", early errors, clean exit."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from joblite.parallel import Parallel, delayed, parallel_backend, parallel_config
+
+from ._tasks import square
+
+
+def _thread_name() -> str:
+    return threading.current_thread().name
+
+
+def _run_script(
+    source: str, tmp_path: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source))
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+
+
+# ------------------------------------------------------------ None is the default
+
+
+def test_n_jobs_none_uses_the_configured_n_jobs() -> None:
+    with parallel_config(backend="threading", n_jobs=2):
+        names = Parallel(n_jobs=None)(delayed(_thread_name)() for _ in range(4))
+    assert all(name.startswith("joblite-worker") for name in names)
+    with parallel_backend("threading", n_jobs=2):
+        assert Parallel(n_jobs=None).n_jobs == 2
+    with parallel_config(n_jobs=-1):
+        assert Parallel(n_jobs=None).n_jobs == -1
+
+
+def test_n_jobs_none_uses_process_workers_under_loky_config() -> None:
+    with parallel_config(backend="loky", n_jobs=2):
+        pids = Parallel(n_jobs=None)(delayed(os.getpid)() for _ in range(6))
+    assert os.getpid() not in pids
+
+
+def test_none_arguments_fall_through_to_the_config(tmp_path: Path) -> None:
+    with parallel_config(backend="threading", n_jobs=2, prefer="threads", require="sharedmem"):
+        names = Parallel(backend=None, prefer=None, require=None, temp_folder=None)(
+            delayed(_thread_name)() for _ in range(4)
+        )
+        assert all(name.startswith("joblite-worker") for name in names)
+        # a nested parallel_config given None keeps the outer values
+        with parallel_config(backend=None, n_jobs=None, prefer=None, require=None) as inner:
+            assert (inner.backend, inner.n_jobs, inner.prefer, inner.require) == (
+                "threading",
+                2,
+                "threads",
+                "sharedmem",
+            )
+    with parallel_config(temp_folder=tmp_path), parallel_config(temp_folder=None) as inner:
+        assert inner.temp_folder == tmp_path
+
+
+# ------------------------------------------------------------ bad input fails at once
+
+
+@pytest.mark.parametrize("backend", [3, object(), 1.5])
+def test_config_rejects_a_backend_of_the_wrong_type(backend: Any) -> None:
+    with pytest.raises(TypeError, match="backend"):
+        parallel_config(backend=backend)
+
+
+def test_unknown_keywords_for_builtin_backends_are_rejected() -> None:
+    with pytest.raises(TypeError, match="n_job"):
+        parallel_config(n_job=2)
+    with pytest.raises(TypeError, match="njobs"):
+        Parallel(backend="threading", njobs=2)
+    with pytest.raises(TypeError, match="njobs"):
+        parallel_backend("threading", njobs=2)
+    with pytest.raises(TypeError, match="njobs"):
+        parallel_config(backend="loky", njobs=2)
+    with parallel_config(backend="threading"), pytest.raises(TypeError, match="njobs"):
+        Parallel(njobs=2)([delayed(square)(2)])
+    # the built-in backends' own keywords still pass
+    assert Parallel(n_jobs=2, backend="multiprocessing", start_method="spawn").n_jobs == 2
+    with parallel_config(backend="loky", idle_worker_timeout=10):
+        pass
+
+
+def test_custom_backends_still_receive_their_own_keywords() -> None:
+    from joblite.parallel import register_parallel_backend
+    from joblite.parallel._config import REGISTRY
+
+    from ._tasks import ThreadPoolBackend
+
+    received: dict[str, Any] = {}
+
+    def factory(**kwargs: Any) -> ThreadPoolBackend:
+        received.update(kwargs)
+        return ThreadPoolBackend()
+
+    register_parallel_backend("parity-custom", factory)
+    try:
+        with parallel_config(backend="parity-custom", flavour="x"):
+            assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+        assert received["flavour"] == "x"
+    finally:
+        REGISTRY.factories.pop("parity-custom")
+
+
+def test_temp_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ValueError, match="temp_folder"):
+        Parallel(temp_folder=a_file)
+    with pytest.raises(ValueError, match="temp_folder"):
+        parallel_config(temp_folder=str(a_file))
+    with pytest.raises(TypeError, match="temp_folder"):
+        Parallel(temp_folder=3)
+
+
+@pytest.mark.parametrize("verbose", ["high", 1.5, None])
+def test_verbose_must_be_an_int(verbose: Any) -> None:
+    with pytest.raises(TypeError, match="verbose"):
+        Parallel(verbose=verbose)
+    with pytest.raises(TypeError, match="verbose"):
+        parallel_config(verbose=verbose)
+
+
+@pytest.mark.parametrize("pre_dispatch", [0, -2, True, 2.5, "3 *", "n_jobs ** 2"])
+def test_bad_pre_dispatch_is_named(pre_dispatch: Any) -> None:
+    with pytest.raises(ValueError, match="pre_dispatch"):
+        Parallel(pre_dispatch=pre_dispatch)
+
+
+@pytest.mark.parametrize("pre_dispatch", [1, 5, "all", "n_jobs", "2 * n_jobs", "1.5*n_jobs"])
+def test_joblib_pre_dispatch_forms_work(pre_dispatch: Any) -> None:
+    out = Parallel(n_jobs=2, backend="threading", pre_dispatch=pre_dispatch)(
+        delayed(square)(i) for i in range(7)
+    )
+    assert out == [i * i for i in range(7)]
+
+
+# ------------------------------------------------------------ processes and exit
+
+
+@pytest.mark.skipif(
+    multiprocessing.get_start_method() != "fork", reason="the platform's default must be fork"
+)
+def test_multiprocessing_works_in_a_script_without_main_guard(tmp_path: Path) -> None:
+    result = _run_script(
+        """
+        from joblite.parallel import Parallel, delayed
+
+        def square(x):
+            return x * x
+
+        print(Parallel(n_jobs=2, backend="multiprocessing")(delayed(square)(i) for i in range(5)))
+        """,
+        tmp_path,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "[0, 1, 4, 9, 16]"), result.stderr
+    assert "RuntimeError" not in result.stderr
+
+
+def test_multiprocessing_start_method_follows_the_platform_default() -> None:
+    from joblite.parallel.backends.multiprocessing_pool import MultiprocessingBackend
+
+    backend = MultiprocessingBackend()
+    backend.configure(n_jobs=1)
+    try:
+        pool = backend._get_pool()
+        assert pool._mp_context.get_start_method() == multiprocessing.get_start_method()
+    finally:
+        backend.terminate()
+    backend = MultiprocessingBackend(start_method="spawn")
+    backend.configure(n_jobs=1)
+    try:
+        assert backend._get_pool()._mp_context.get_start_method() == "spawn"
+    finally:
+        backend.terminate()
+
+
+def test_stuck_thread_after_timeout_does_not_block_exit(tmp_path: Path) -> None:
+    # Failure bound only: the task sleeps 60 s, the process must be gone long before.
+    result = _run_script(
+        """
+        import time
+        from joblite.exceptions import TaskTimeoutError
+        from joblite.parallel import Parallel, delayed
+
+        try:
+            Parallel(n_jobs=2, backend="threading", timeout=0.5)(
+                delayed(time.sleep)(t) for t in (60, 0.1)
+            )
+        except TaskTimeoutError:
+            print("timed out")
+        """,
+        tmp_path,
+        timeout=30,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "timed out"), result.stderr
