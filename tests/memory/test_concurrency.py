@@ -112,8 +112,19 @@ def test_processes_compute_once(tmp_path: Path) -> None:
 
 
 HAMMER = """
-import sys, random
+import logging, sys, random
 from joblite.memory import Memory
+
+class FailOnWarning(logging.Handler):
+    # A partial read would be caught by the checksum and silently recomputed:
+    # the warning that recovery logs is the only trace, so it fails the run.
+    def emit(self, record):
+        print("unexpected warning:", record.getMessage(), file=sys.stderr)
+        sys.stderr.flush()
+        import os
+        os._exit(3)
+
+logging.getLogger("joblite").addHandler(FailOnWarning(logging.WARNING))
 mem = Memory(sys.argv[1], verbose=0)
 
 @mem.cache
@@ -137,10 +148,10 @@ def test_many_processes_never_read_a_partial_entry(tmp_path: Path) -> None:
     script.write_text(HAMMER)
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path / "cache"), str(seed), "400"],
+            [sys.executable, str(script), str(tmp_path / "cache"), str(seed), "1000"],
             stderr=subprocess.PIPE,
         )
-        for seed in range(6)
+        for seed in range(8)
     ]
     for p in procs:
         _, err = p.communicate(timeout=90)
