@@ -125,7 +125,14 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
         # cannot follow: start over with a memo (deterministic for a given
         # object graph, though no longer blind to shared references).
         pickler = _HashPickler(bool(coerce_mmap), memo=True)
-        pickler.dump(canonical)
+        try:
+            pickler.dump(canonical)
+        except RecursionError:
+            raise TypeError(
+                f"cannot hash {type(obj).__name__} object: it refers back to itself "
+                "through something the hasher cannot follow (a function or object "
+                "whose reduction contains itself)"
+            ) from None
     except pickle.PicklingError as error:
         raise TypeError(f"cannot hash object: {error}") from error
     chunks, buffers = pickler.chunks, pickler.buffers
@@ -289,18 +296,45 @@ def _reduce_cycle(pickler: _HashPickler, obj: _Cycle) -> Any:
 def _reduce_function(pickler: _HashPickler, obj: types.FunctionType) -> Any:
     if found_by_name(obj):
         return NotImplemented
-    closure = tuple(_cell_value(cell) for cell in obj.__closure__ or ())
+    return (_tag, _function_parts(obj, []))
+
+
+class _LocalFunction:
+    """A local function inside another's closure, reduced like a top-level one."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[Any, ...]) -> None:
+        self.parts = parts
+
+
+def _reduce_local_function(pickler: _HashPickler, obj: _LocalFunction) -> Any:
+    return (_tag, obj.parts)
+
+
+def _function_parts(obj: types.FunctionType, path: list[int]) -> tuple[Any, ...]:
+    # Local functions in the closure are expanded here rather than left to the
+    # pickler, so that a recursive helper (its closure holds itself) or two
+    # mutually recursive ones end in a cycle marker instead of endless reduction.
+    path.append(id(obj))
+    closure = []
+    for cell in obj.__closure__ or ():
+        value = _cell_value(cell)
+        if type(value) is types.FunctionType and not found_by_name(value):
+            if id(value) in path:
+                value = _Cycle(path.index(id(value)))
+            else:
+                value = _LocalFunction(_function_parts(value, path))
+        closure.append(value)
+    path.pop()
     return (
-        _tag,
-        (
-            "function",
-            obj.__module__,
-            obj.__qualname__,
-            _code_signature(obj.__code__),
-            _canonical(obj.__defaults__, set()),
-            _canonical(obj.__kwdefaults__, set()),
-            _canonical(closure, set()),
-        ),
+        "function",
+        obj.__module__,
+        obj.__qualname__,
+        _code_signature(obj.__code__),
+        _canonical(obj.__defaults__, set()),
+        _canonical(obj.__kwdefaults__, set()),
+        _canonical(tuple(closure), set()),
     )
 
 
@@ -406,6 +440,7 @@ def _dtype_key(dtype: Any) -> Any:
 _REDUCERS: dict[type, Callable[[_HashPickler, Any], Any]] = {
     _CanonicalSet: _reduce_canonical_set,
     _Cycle: _reduce_cycle,
+    _LocalFunction: _reduce_local_function,
     types.FunctionType: _reduce_function,
     types.ModuleType: _reduce_module,
     types.CodeType: _reduce_code,

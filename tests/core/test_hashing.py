@@ -163,6 +163,34 @@ def test_containers_with_cycles_hash_deterministically() -> None:
     assert jhash(a) == jhash(b)
 
 
+def test_recursive_local_functions_hash_by_content() -> None:
+    # A nested helper that calls itself holds itself in its closure.
+    def make(step: int):  # type: ignore[no-untyped-def]
+        def even(n: int) -> bool:
+            return n == 0 or odd(n - 1)
+
+        def odd(n: int) -> bool:
+            return n != 0 and even(n - step)
+
+        def fact(n: int) -> int:
+            return 1 if n <= 1 else n * fact(n - step)
+
+        return even, fact
+
+    assert jhash(make(1)) == jhash(make(1))
+    assert jhash(make(1)[0]) != jhash(make(2)[0]), "mutual recursion keeps closure values"
+    assert jhash(make(1)[1]) != jhash(make(2)[1])
+
+
+def test_an_object_whose_reduction_contains_itself_is_a_type_error() -> None:
+    class Loop:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (Loop, (self,))
+
+    with pytest.raises(TypeError, match="cannot hash Loop object"):
+        jhash(Loop())
+
+
 def test_functions_lambdas_and_classes_hash_by_content() -> None:
     assert jhash(module_function) == jhash(module_function)
     assert jhash(lambda x: x + 1) == jhash(lambda x: x + 1)
