@@ -165,9 +165,9 @@ class DaskBackend(ExecutorBackend):
         # The caller cancels `future` when it no longer wants the result (an
         # error elsewhere, a closed generator): release the dask task too.
         future.add_done_callback(lambda done: done.cancelled() and dask_future.cancel())
-        dask_future.add_done_callback(
-            lambda finished: self._settle(finished, weakref.ref(future), first)
-        )
+        # Weakly: a future the caller dropped (a task past its timeout) is not kept alive.
+        future_ref = weakref.ref(future)
+        dask_future.add_done_callback(lambda finished: self._settle(finished, future_ref, first))
         return future
 
     def _settle(self, dask_future: Any, future_ref: weakref.ref[Future[Any]], first: int) -> None:
