@@ -11,6 +11,7 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     ├── UnsafeLoadError (pickle.UnpicklingError)
     │                                         a global outside ``allowed``
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
     ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
     └── CacheError (RuntimeError)             a Memory store could not be used
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidFileError",
     "JobliteError",
     "MissingDependencyError",
+    "NoDaskClientError",
     "TaskTimeoutError",
     "UnsafeLoadError",
     "UnsupportedVersionError",
@@ -94,6 +96,13 @@ class MissingDependencyError(JobliteError, ImportError):
 
     def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
         return (type(self), (self.package, self.extra, self.feature))
+
+
+class NoDaskClientError(JobliteError, ValueError):
+    """``backend="dask"`` was asked for but no ``distributed.Client`` is active.
+
+    A ``ValueError``, as ``distributed.get_client()`` and joblib raise.
+    """
 
 
 class TaskTimeoutError(JobliteError, TimeoutError):

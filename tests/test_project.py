@@ -108,9 +108,9 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 
 def test_import_joblite_does_not_import_heavy_modules() -> None:
     script = (
-        "import sys, joblite\n"
+        "import sys, joblite, joblite.parallel\n"
         "heavy = ['numpy', 'loky', 'cloudpickle', 'multiprocessing', 'zstandard', 'tqdm',"
-        " 'concurrent.futures', 'asyncio']\n"
+        " 'concurrent.futures', 'asyncio', 'dask', 'distributed']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(

@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from ._parallel import delayed as delayed
     from ._wrap import wrap_non_picklable_objects as wrap_non_picklable_objects
     from .backends.base import ParallelBackendBase as ParallelBackendBase
+    from .backends.dask_backend import DaskBackend as DaskBackend
     from .backends.loky_pool import LokyBackend as LokyBackend
     from .backends.multiprocessing_pool import MultiprocessingBackend as MultiprocessingBackend
     from .backends.sequential import SequentialBackend as SequentialBackend
     from .backends.threads import ThreadingBackend as ThreadingBackend
 
 __all__ = [
+    "DaskBackend",
     "LokyBackend",
     "MultiprocessingBackend",
     "Parallel",
@@ -62,6 +64,7 @@ _LAZY = {
     "delayed": "._parallel",
     "wrap_non_picklable_objects": "._wrap",
     "ParallelBackendBase": ".backends.base",
+    "DaskBackend": ".backends.dask_backend",
     "LokyBackend": ".backends.loky_pool",
     "MultiprocessingBackend": ".backends.multiprocessing_pool",
     "SequentialBackend": ".backends.sequential",

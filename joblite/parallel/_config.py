@@ -354,6 +354,7 @@ class _Registry:
             "threading": _lazy("threads", "ThreadingBackend"),
             "loky": _lazy("loky_pool", "LokyBackend"),
             "multiprocessing": _lazy("multiprocessing_pool", "MultiprocessingBackend"),
+            "dask": _lazy("dask_backend", "DaskBackend"),
         }
         self.aliases = {"threads": "threading", "processes": "loky"}
         self.default = "loky"

@@ -328,8 +328,9 @@ class Parallel:
         from ._progress import make_progress
 
         progress = make_progress(self.progress, self.verbose, backend_name, n_jobs)
+        # A cluster backend is chosen to run elsewhere: even one task at a time goes there.
         sequential = isinstance(backend, ExecutorBackend) and (
-            n_jobs == 1 or backend.kind == "sequential"
+            (n_jobs == 1 and backend.kind != "cluster") or backend.kind == "sequential"
         )
         if sequential:
             if not managed:

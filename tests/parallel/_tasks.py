@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -149,3 +151,24 @@ class OldStyleBackend(ParallelBackendBase):
         if callback is not None:
             callback(result)
         return result
+
+
+@contextlib.contextmanager
+def dask_test_client(processes: bool) -> Iterator[Any]:
+    """A client of a 2-worker, 1-thread-each LocalCluster, not set as the default client."""
+    from distributed import Client, LocalCluster
+
+    # Dashboard off. The scheduler still serves health checks over HTTP, on
+    # port 8787 by default: a random local port instead, so a second cluster
+    # (or any program on 8787) cannot make it warn and leak its failed socket.
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client

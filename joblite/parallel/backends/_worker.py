@@ -14,8 +14,13 @@ def init_process_worker(payload: bytes | None, env: dict[str, str] | None = None
     if env:
         os.environ.update(env)
     if payload is not None:
-        initializer, initargs = pickle.loads(payload)
-        initializer(*initargs)
+        run_initializer(payload)
+
+
+def run_initializer(payload: bytes) -> None:
+    """Unpickle what :func:`pickle_initializer` made and call it."""
+    initializer, initargs = pickle.loads(payload)
+    initializer(*initargs)
 
 
 def pickle_initializer(initializer: object, initargs: tuple[object, ...]) -> bytes | None:

@@ -158,7 +158,8 @@ class ExecutorBackend(ParallelBackendBase):
     """A joblite backend: ``submit`` returns a ``concurrent.futures.Future``.
 
     ``kind`` tells Parallel how tasks travel ("threads" share memory,
-    "processes" get pickled payloads and shared arrays).
+    "processes" get pickled payloads and shared arrays, "cluster" backends
+    pickle batches themselves and run even ``n_jobs=1`` remotely).
     """
 
     kind: ClassVar[str] = "threads"

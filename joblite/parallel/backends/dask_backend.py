@@ -1,0 +1,289 @@
+"""The dask backend: batches run as tasks on a ``distributed`` cluster.
+
+``Parallel(backend="dask")`` uses the active ``distributed.Client``; pass
+``DaskBackend(client=...)`` to pick one. Each batch travels as one dask task
+holding the cloudpickled tasks (lambdas and closures work, as with loky);
+nothing is shared through files, as workers may be on other machines.
+
+What a cluster cannot do that local pools can:
+
+- kill a task: past ``timeout`` the task's slot gets ``TaskTimeoutError`` but
+  the function keeps running on its dask worker thread until it returns, and
+  the scheduler may queue later tasks behind it;
+- narrow a crash down to one task of a batch: when a dask worker dies, dask
+  re-runs its tasks elsewhere, and a batch that kills workers more often than
+  ``distributed.scheduler.allowed-failures`` allows fails with
+  ``WorkerCrashedError`` for every task in it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError, Future, InvalidStateError
+from typing import Any, ClassVar
+
+from ...exceptions import MissingDependencyError, NoDaskClientError, WorkerCrashedError
+from .base import ExecutorBackend
+
+__all__ = ["DaskBackend"]
+
+logger = logging.getLogger(__name__)
+
+_NO_CLIENT = (
+    'backend="dask" needs a distributed.Client: create one first, e.g.\n\n'
+    "    from distributed import Client\n"
+    "    client = Client()                      # a local cluster\n"
+    '    client = Client("scheduler-host:8786")  # an existing one\n\n'
+    "or pass DaskBackend(client=client)"
+)
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise MissingDependencyError("distributed", "dask", 'Parallel(backend="dask")') from exc
+    return distributed
+
+
+class DaskBackend(ExecutorBackend):
+    """Runs batches on the workers of a dask ``distributed`` cluster.
+
+    ``n_jobs=-1`` (and ``None``) means every thread of the cluster, ``-2`` all
+    but one, a positive value at most that many. Tasks always go to the
+    cluster, ``n_jobs=1`` included. ``submit_kwargs`` go to ``client.submit``
+    for each batch (e.g. ``{"resources": {"GPU": 1}}``).
+
+    Raises ``NoDaskClientError`` (a ``ValueError``) when no client is active,
+    ``MissingDependencyError`` (an ``ImportError``) without ``distributed``.
+
+    Example::
+
+        >>> with distributed.Client(processes=False), parallel_config(backend="dask"):
+        ...     Parallel()(delayed(abs)(-i) for i in range(3))
+        [0, 1, 2]
+    """
+
+    kind: ClassVar[str] = "cluster"
+    default_n_jobs: ClassVar[int] = -1
+
+    def __init__(
+        self,
+        nesting_level: int | None = None,
+        inner_max_num_threads: int | None = None,
+        client: Any = None,
+        wait_for_workers_timeout: float = 10.0,
+        submit_kwargs: Mapping[str, Any] | None = None,
+        **backend_kwargs: Any,
+    ) -> None:
+        super().__init__(nesting_level, inner_max_num_threads, **backend_kwargs)
+        _import_distributed()
+        self.client = client
+        self.wait_for_workers_timeout = wait_for_workers_timeout
+        self.submit_kwargs = dict(submit_kwargs or {})
+        self._active_client: Any = None
+        self._init_payload: tuple[str, bytes] | None = None
+        self._lock = threading.Lock()
+        self._in_flight: set[Any] = set()  # dask futures of this backend not yet done
+
+    def _get_client(self) -> Any:
+        if self.client is not None:
+            return self.client
+        distributed = _import_distributed()
+        try:
+            return distributed.get_client()
+        except ValueError as exc:  # distributed's "No global client found"
+            raise NoDaskClientError(_NO_CLIENT) from exc
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        from .._config import normalize_n_jobs
+
+        normalize_n_jobs(n_jobs)  # reject 0 and junk before asking the cluster
+        client = self._get_client()
+        total = int(sum(client.nthreads().values()))
+        if total == 0:
+            # An adaptive cluster may start empty: give it time to get a worker.
+            try:
+                client.wait_for_workers(1, timeout=self.wait_for_workers_timeout)
+            except TimeoutError as exc:
+                raise TimeoutError(
+                    f"the dask cluster has no worker after {self.wait_for_workers_timeout}s; "
+                    "start workers or raise DaskBackend(wait_for_workers_timeout=...)"
+                ) from exc
+            total = int(sum(client.nthreads().values()))
+        requested = int(n_jobs // 1)  # floats round down, as everywhere
+        if requested < 0:
+            return max(total + 1 + requested, 1)
+        return min(requested, total)  # more would only queue on the scheduler
+
+    def set_initializer(
+        self, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+    ) -> None:
+        super().set_initializer(initializer, initargs)
+        from ._worker import pickle_initializer
+
+        payload = pickle_initializer(initializer, initargs)
+        # A fresh token per Parallel call (or `with` block): each runs it once per worker.
+        self._init_payload = None if payload is None else (uuid.uuid4().hex, payload)
+
+    def configure(
+        self,
+        n_jobs: int = 1,
+        parallel: Any = None,
+        prefer: str | None = None,
+        require: str | None = None,
+        **backend_kwargs: Any,
+    ) -> int:
+        self._active_client = self._get_client()
+        return super().configure(n_jobs, parallel, prefer, require, **backend_kwargs)
+
+    def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
+        from .._batching import Batch
+        from .._memmap import dumps_tasks
+
+        if not isinstance(func, Batch):
+            raise TypeError(f"DaskBackend runs joblite batches, got {func!r}")
+        client = self._active_client or self._get_client()
+        payload = dumps_tasks(func.tasks, func.retries, func.stop_on_error, None)
+        dask_future = client.submit(
+            run_dask_batch,
+            payload,
+            self._init_payload,
+            key=f"joblite-{_batch_name(func)}-{uuid.uuid4().hex}",
+            pure=False,
+            **self.submit_kwargs,
+        )
+        first = func.start
+        future: Future[Any] = Future()
+        with self._lock:
+            self._in_flight.add(dask_future)
+        # The caller cancels `future` when it no longer wants the result (an
+        # error elsewhere, a closed generator): release the dask task too.
+        future.add_done_callback(lambda done: done.cancelled() and dask_future.cancel())
+        # Weakly: a future the caller dropped (a task past its timeout) is not kept alive.
+        future_ref = weakref.ref(future)
+        dask_future.add_done_callback(lambda finished: self._settle(finished, future_ref, first))
+        return future
+
+    def _settle(self, dask_future: Any, future_ref: weakref.ref[Future[Any]], first: int) -> None:
+        """Runs on dask's callback thread: move the outcome into the caller's future."""
+        with self._lock:
+            self._in_flight.discard(dask_future)
+        future = future_ref()
+        if future is None or future.done():
+            return  # cancelled or dropped by the caller: nobody reads the result
+        from distributed.scheduler import KilledWorker
+
+        try:
+            outcome = dask_future.result()
+        except KilledWorker as exc:
+            error: BaseException = WorkerCrashedError(
+                f"dask workers died while running the batch starting at task {first}: {exc}"
+            )
+            error.__cause__ = exc
+        except CancelledError as exc:
+            # Not our cancel (that sets `future` done first): client.restart or a closed client.
+            error = WorkerCrashedError(
+                f"the dask task of the batch starting at task {first} was cancelled "
+                f"outside joblite (client restarted or closed?): {exc!r}"
+            )
+        except BaseException as exc:  # the initializer's error, an unpicklable payload...
+            error = exc
+        else:
+            _set(future, outcome, None)
+            return
+        _set(future, None, error)
+
+    def replace_workers(self) -> None:
+        # Called after a task passed its deadline: a dask task cannot be killed.
+        # It keeps its worker thread until it returns; stop_call releases it.
+        logger.debug("dask backend: a task past its timeout keeps running on its worker")
+
+    def stop_call(self) -> None:
+        # The call is over: drop what is still queued or running (timed-out tasks).
+        with self._lock:
+            leftovers, self._in_flight = list(self._in_flight), set()
+        if leftovers:
+            (self._active_client or self._get_client()).cancel(leftovers)
+
+    def terminate(self) -> None:
+        self._active_client = None  # the client and its cluster belong to the user
+
+
+def _set(future: Future[Any], result: Any, error: BaseException | None) -> None:
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:  # the caller cancelled it meanwhile
+        pass
+
+
+def _batch_name(batch: Any) -> str:
+    # Names the dask task group in the dashboard, e.g. "joblite-square".
+    try:
+        return str(getattr(batch.tasks[0][0], "__name__", "batch"))
+    except Exception:  # an item that is not a triple: the engine reports it later
+        return "batch"
+
+
+# ------------------------------------------------------------ worker side
+
+# Per dask worker: initializer token -> None (done) or the exception it raised.
+# Bounded: tokens of long-finished calls are forgotten.
+_INITIALIZED: weakref.WeakKeyDictionary[Any, collections.OrderedDict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_INIT_LOCK = threading.Lock()
+_KEEP_TOKENS = 64
+
+
+def _run_initializer_once(init: tuple[str, bytes]) -> None:
+    from distributed import get_worker
+
+    from ._worker import run_initializer
+
+    token, payload = init
+    worker = get_worker()
+    with _INIT_LOCK:  # also makes a worker's other threads wait until it is done
+        seen = _INITIALIZED.setdefault(worker, collections.OrderedDict())
+        if token not in seen:
+            try:
+                run_initializer(payload)
+            except Exception as exc:
+                seen[token] = exc
+            else:
+                seen[token] = None
+            while len(seen) > _KEEP_TOKENS:
+                seen.popitem(last=False)
+        error = seen[token]
+    if error is not None:
+        raise error  # every batch on this worker fails, as with a broken pool
+
+
+def run_dask_batch(payload: bytes, init: tuple[str, bytes] | None) -> Any:
+    """Run one batch on a dask worker thread; returns the batch's output."""
+    import pickle
+
+    from .._batching import _RemoteBatch
+    from .._config import WORKER_STATE
+
+    state = WORKER_STATE.thread
+    was_worker = getattr(state, "is_worker", False)
+    # Nested Parallel calls in the task run sequentially: the cluster's
+    # threads are already all busy. Thread-local, so in-process workers
+    # (LocalCluster(processes=False)) do not mark the caller's thread.
+    state.is_worker = True
+    try:
+        if init is not None:
+            _run_initializer_once(init)
+        tasks, retries, stop_on_error = pickle.loads(payload)
+        return _RemoteBatch(tasks, retries, stop_on_error)()
+    finally:
+        state.is_worker = was_worker
