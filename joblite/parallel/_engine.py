@@ -135,7 +135,17 @@ class Run:
 
     def _submit_to_backend(self, batch: Batch) -> Future[Any]:
         if isinstance(self.backend, ExecutorBackend):
-            return self.backend.submit_batch(batch)
+            try:
+                return self.backend.submit_batch(batch)
+            except Exception as exc:
+                if not (self.kind == "processes" and _is_worker_death(exc)):
+                    raise
+                # A worker died after the backend last saw its pool whole, so
+                # submit raised instead of returning a future: fail the batch
+                # as that future would have, and the crash handling takes over.
+                broken: Future[Any] = Future()
+                broken.set_exception(exc)
+                return broken
         backend = self.backend
         future: Future[Any] = Future()
 

@@ -75,6 +75,20 @@ def crash_if(i: int, bad: int) -> int:
     return i
 
 
+def crash_once_signalled(fifo: str) -> None:
+    """Kills its worker once the test writes a byte to the named pipe ``fifo``.
+
+    The pipe is removed on the way out, so a re-run of the task (crash
+    handling runs suspects again, one at a time) kills its worker at once
+    instead of waiting for a signal that never comes.
+    """
+    if os.path.exists(fifo):
+        with open(fifo, "rb") as pipe:
+            pipe.read(1)
+        os.unlink(fifo)
+    os._exit(3)
+
+
 def env_var(name: str) -> str | None:
     return os.environ.get(name)
 

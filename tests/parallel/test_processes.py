@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,27 @@ import psutil
 import pytest
 
 from joblite.exceptions import WorkerCrashedError
-from joblite.parallel import Parallel, RemoteTraceback, delayed, parallel_config, shutdown_workers
+from joblite.parallel import (
+    LokyBackend,
+    MultiprocessingBackend,
+    Parallel,
+    RemoteTraceback,
+    delayed,
+    parallel_config,
+    shutdown_workers,
+)
 from joblite.parallel._memmap import FOLDER_PREFIX, default_temp_folder
 
-from ._tasks import array_info, crash_if, env_var, fail_on, fail_with_array, square, write_into
+from ._tasks import (
+    array_info,
+    crash_if,
+    crash_once_signalled,
+    env_var,
+    fail_on,
+    fail_with_array,
+    square,
+    write_into,
+)
 
 pytestmark = pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
 
@@ -45,6 +63,64 @@ def test_worker_crash_collected_in_its_slot(backend: str) -> None:
     )
     assert isinstance(out[2], WorkerCrashedError)
     assert out[:2] + out[3:] == [0, 1, 3, 4, 5]
+
+
+def _pool_breaking_backend(backend: str, fifo: Path) -> Any:
+    """A backend whose pool breaks after it was checked and before the second submit.
+
+    That is the race of a worker dying while batches are still being submitted,
+    made deterministic: once the backend has found its pool whole, the first task
+    is told (through ``fifo``) to kill its worker, and we wait for that task's
+    future, which loky and concurrent.futures fail only after flagging the pool
+    broken. The submit that follows then raises instead of returning a future.
+    """
+    base, get_pool = {
+        "loky": (LokyBackend, "_get_executor"),
+        "multiprocessing": (MultiprocessingBackend, "_get_pool"),
+    }[backend]
+
+    class PoolBreaksDuringSubmit(base):  # type: ignore[valid-type,misc]
+        first: Future[Any] | None = None
+        raced = False
+
+        def submit_batch(self, func: Any) -> Future[Any]:
+            future: Future[Any] = super().submit_batch(func)
+            if self.first is None:
+                self.first = future
+            return future
+
+    def checked_pool(self: PoolBreaksDuringSubmit) -> Any:
+        pool = getattr(base, get_pool)(self)  # the backend finds its pool whole...
+        if self.first is not None and not self.raced:
+            self.raced = True
+            fifo.write_bytes(b"x")  # ...and then the first task kills its worker
+            wait([self.first])
+        return pool
+
+    setattr(PoolBreaksDuringSubmit, get_pool, checked_pool)
+    return PoolBreaksDuringSubmit()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("on_error", ["raise", "collect"])
+def test_worker_death_during_submission_is_a_crash_and_the_next_call_works(
+    backend: str, on_error: str, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "signal"
+    os.mkfifo(fifo)
+    racing = _pool_breaking_backend(backend, fifo)
+    tasks = [delayed(crash_once_signalled)(str(fifo))] + [delayed(square)(i) for i in range(1, 6)]
+    parallel = Parallel(n_jobs=2, backend=racing, batch_size=1, on_error=on_error)
+    if on_error == "raise":
+        with pytest.raises(WorkerCrashedError, match=r"task 0 \(crash_once_signalled\)"):
+            parallel(tasks)
+    else:
+        out = parallel(tasks)
+        assert isinstance(out[0], WorkerCrashedError)
+        assert out[1:] == [1, 4, 9, 16, 25]
+    assert racing.raced
+    # The broken pool was replaced: the same backend serves the next call.
+    assert Parallel(n_jobs=2, backend=racing)(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
 
 
 def test_lambdas_and_closures_travel(backend: str) -> None:

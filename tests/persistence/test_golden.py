@@ -8,6 +8,7 @@ import pathlib
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 from joblite.persistence import dump, inspect, load
@@ -43,6 +44,18 @@ def test_golden_manifest_is_unchanged(name: str) -> None:
     assert expected["format_version"] == 1
 
 
+def _numpy_pickles_datetime_dtypes_like_the_golden_writer() -> bool:
+    # numpy 2.2 (the last for Python 3.10) pickles a datetime64 dtype's empty metadata
+    # as {} where the numpy that wrote the golden files writes None, so the pickle
+    # stream differs by bytes that are numpy's, not joblite's writer's.
+    state = np.dtype("M8[D]").__reduce__()[2]
+    return state[-1][0] is None
+
+
+@pytest.mark.skipif(
+    not _numpy_pickles_datetime_dtypes_like_the_golden_writer(),
+    reason="this numpy pickles datetime64 dtypes differently from the golden files' writer",
+)
 @pytest.mark.parametrize("name", sorted(MAKE_GOLDEN.GOLDEN))
 def test_writing_the_golden_value_reproduces_the_file(name: str, tmp_path: pathlib.Path) -> None:
     # The writer's fast paths must not drift from format version 1, byte for byte.
