@@ -258,7 +258,32 @@ class _RestrictedUnpickler(pickle.Unpickler):
             if full not in self._allowed:
                 _check_defined_in_allowed(full, found, self._allowed)
             return found
+        found = _allowed_under_another_name(module, name, self._allowed)
+        if found is not None:
+            return found
         raise UnsafeLoadError(full)
+
+
+def _allowed_under_another_name(module: str, name: str, patterns: Sequence[str]) -> Any:
+    """The object the file names ``module.name``, if ``allowed`` lists it by another name.
+
+    Pickle writes where an object is defined, which moves between versions
+    (``pathlib.PurePosixPath`` is ``pathlib._local.PurePosixPath`` from Python
+    3.13 on): the name the user listed still means that object. Only modules
+    already imported are looked at, so nothing in the file triggers an import.
+    """
+    owner = sys.modules.get(module)
+    if owner is None or "." in name:
+        return None
+    found = getattr(owner, name, None)
+    if found is None or isinstance(found, types.ModuleType):
+        return None
+    for pattern in patterns:
+        listed_module, _, listed_name = pattern.rpartition(".")
+        listed_owner = sys.modules.get(listed_module)
+        if listed_owner is not None and getattr(listed_owner, listed_name, None) is found:
+            return found
+    return None
 
 
 def _check_defined_in_allowed(full: str, found: Any, patterns: Sequence[str]) -> None:

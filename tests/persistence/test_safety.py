@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import pickle
 from typing import Any
@@ -95,6 +96,32 @@ def test_allowed_refuses_unlisted_globals(
     assert raised.value.global_name == refused
     assert refused in str(raised.value)
     assert isinstance(raised.value, pickle.UnpicklingError)
+
+
+@pytest.mark.parametrize(
+    ("value", "listed"),
+    [
+        # Pickle writes json.decoder.JSONDecodeError; users know it as json.JSONDecodeError.
+        (json.JSONDecodeError("bad", "doc", 1), "json.JSONDecodeError"),
+        # pathlib._local.PurePosixPath in the file from Python 3.13 on.
+        (pathlib.PurePosixPath("a/b"), "pathlib.PurePosixPath"),
+    ],
+)
+def test_allowed_accepts_an_object_listed_under_its_public_name(
+    tmp_path: pathlib.Path, value: object, listed: str
+) -> None:
+    dump(value, tmp_path / "x.jl")
+    loaded = load(tmp_path / "x.jl", allowed=[listed])
+    assert type(loaded) is type(value)
+    assert str(loaded) == str(value)
+
+
+def test_a_public_name_does_not_allow_other_objects_of_its_module(
+    tmp_path: pathlib.Path,
+) -> None:
+    dump(json.decoder.JSONArray, tmp_path / "x.jl")  # another global of json.decoder
+    with pytest.raises(UnsafeLoadError, match=r"json\.decoder\.JSONArray"):
+        load(tmp_path / "x.jl", allowed=["json.JSONDecodeError"])
 
 
 def test_by_value_functions_need_an_exact_opt_in(tmp_path: pathlib.Path) -> None:
