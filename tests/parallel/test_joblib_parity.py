@@ -213,3 +213,20 @@ def test_stuck_thread_after_timeout_does_not_block_exit(tmp_path: Path) -> None:
         timeout=30,
     )
     assert (result.returncode, result.stdout.strip()) == (0, "timed out"), result.stderr
+
+
+def test_parallel_mp_is_the_multiprocessing_module() -> None:
+    # scikit-learn's test utilities read joblib.parallel.mp (None meaning
+    # "no multiprocessing") to decide whether to run process-based tests.
+    import joblite.parallel
+
+    assert joblite.parallel.mp is multiprocessing
+    assert "mp" in dir(joblite.parallel)
+
+
+def test_importing_parallel_does_not_import_multiprocessing() -> None:
+    script = "import sys, joblite.parallel; print('multiprocessing' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
