@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from . import logger as logger
+    from . import parallel as parallel
     from .logger import Logger as Logger
     from .logger import PrintTime as PrintTime
     from .memory import MemorizedResult as MemorizedResult
@@ -69,8 +70,10 @@ _LAZY: dict[str, str] = {
 }
 
 # public submodule name -> its module, for code that does `from joblib import logger`
+# or reads `joblib.parallel.mp` after `import joblib`
 _LAZY_MODULES: dict[str, str] = {
     "logger": "joblite.logger",
+    "parallel": "joblite.parallel",
 }
 
 __all__ = ["__version__", "exceptions", "hash", *_LAZY]

@@ -300,3 +300,18 @@ def test_non_integer_numpy_verbose_is_named(verbose: Any) -> None:
         Parallel(verbose=verbose)
     with pytest.raises(TypeError, match="verbose"):
         parallel_config(verbose=verbose)
+
+
+def test_joblib_parallel_mp_resolves_right_after_import() -> None:
+    # `import joblib; joblib.parallel.mp` (scikit-learn's _testing) with joblite
+    # standing in for joblib, before anything else has imported joblite.parallel.
+    script = (
+        "import sys, joblite\n"
+        "sys.modules['joblib'] = joblite\n"
+        "import joblib, multiprocessing\n"
+        "print(joblib.parallel.mp is multiprocessing)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "True"
