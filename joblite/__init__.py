@@ -22,8 +22,10 @@ from ._core.hashing import hash as hash
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from ._logger import Logger as Logger
-    from ._logger import PrintTime as PrintTime
+    from . import logger as logger
+    from . import parallel as parallel
+    from .logger import Logger as Logger
+    from .logger import PrintTime as PrintTime
     from .memory import MemorizedResult as MemorizedResult
     from .memory import Memory as Memory
     from .memory import StoreBackendBase as StoreBackendBase
@@ -45,8 +47,8 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it
 _LAZY: dict[str, str] = {
-    "Logger": "joblite._logger",
-    "PrintTime": "joblite._logger",
+    "Logger": "joblite.logger",
+    "PrintTime": "joblite.logger",
     "dump": "joblite.persistence",
     "load": "joblite.persistence",
     "inspect": "joblite.persistence",
@@ -67,17 +69,26 @@ _LAZY: dict[str, str] = {
     "wrap_non_picklable_objects": "joblite.parallel",
 }
 
+# public submodule name -> its module, for code that does `from joblib import logger`
+# or reads `joblib.parallel.mp` after `import joblib`
+_LAZY_MODULES: dict[str, str] = {
+    "logger": "joblite.logger",
+    "parallel": "joblite.parallel",
+}
+
 __all__ = ["__version__", "exceptions", "hash", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
+    if name in _LAZY_MODULES:
+        value: Any = importlib.import_module(_LAZY_MODULES[name])
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
         raise AttributeError(f"module 'joblite' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))

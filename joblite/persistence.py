@@ -17,10 +17,15 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
 import stat
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from types import ModuleType
 from typing import Any, BinaryIO
 
 from joblite._core import fileformat
@@ -174,22 +179,79 @@ def _load_with_joblib(
     start: int | None,
     error: ForeignFileError,
 ) -> object:
-    try:
-        import joblib
-    except ImportError:
-        raise ForeignFileError(f"{error}; install joblib to read it with joblite.load") from None
-    if not _is_path(filename):
-        if start is None:
-            raise ForeignFileError(f"{error}; the file object cannot seek back") from None
-        filename.seek(start)  # type: ignore[union-attr]
-    logger.info("%s is a joblib file: loading it with joblib.load", filename)
-    try:
-        return joblib.load(filename, mmap_mode=mmap_mode)
-    except Exception as joblib_error:  # garbage that only looked like joblib's formats
-        raise ForeignFileError(
-            f"{error}; joblib.load could not read it either "
-            f"({type(joblib_error).__name__}: {joblib_error})"
-        ) from joblib_error
+    with _real_joblib() as joblib:
+        if joblib is None:
+            raise ForeignFileError(f"{error}; install joblib to read it with joblite.load")
+        if not _is_path(filename):
+            if start is None:
+                raise ForeignFileError(f"{error}; the file object cannot seek back")
+            filename.seek(start)  # type: ignore[union-attr]
+        logger.info("%s is a joblib file: loading it with joblib.load", filename)
+        try:
+            return joblib.load(filename, mmap_mode=mmap_mode)
+        except Exception as joblib_error:  # garbage that only looked like joblib's formats
+            raise ForeignFileError(
+                f"{error}; joblib.load could not read it either "
+                f"({type(joblib_error).__name__}: {joblib_error})"
+            ) from joblib_error
+
+
+def _is_joblib_entry(name: str) -> bool:
+    return name == "joblib" or name.startswith("joblib.")
+
+
+# The real joblib's sys.modules entries, kept between loads made while
+# sys.modules["joblib"] is an alias, so joblib is imported only once.
+_real_joblib_modules: dict[str, ModuleType] = {}
+_swap_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _real_joblib() -> Iterator[ModuleType | None]:
+    """The real joblib module for the block (``None`` if it is not installed).
+
+    Users make joblite stand in for joblib with ``sys.modules["joblib"] =
+    joblite``; a plain ``import joblib`` would then give joblite back and
+    delegating to its ``load`` would loop. In that case the real joblib's
+    entries are put in sys.modules for the block, since unpickling a joblib
+    file imports ``joblib.numpy_pickle`` by name, and every ``joblib`` and
+    ``joblib.*`` entry is put back as it was afterwards.
+    """
+    current = sys.modules.get("joblib")
+    if current is None and "joblib" in sys.modules:  # None there blocks the import
+        yield None
+        return
+    if current is None or getattr(current, "__name__", None) == "joblib":
+        try:
+            import joblib
+        except ImportError:
+            yield None
+            return
+        yield joblib
+        return
+    # Other threads importing joblib while this block runs see the real joblib
+    # too; serializing the swaps at least keeps them from undoing each other.
+    with _swap_lock:
+        saved = {
+            name: module for name, module in list(sys.modules.items()) if _is_joblib_entry(name)
+        }
+        for name in saved:
+            del sys.modules[name]
+        sys.modules.update(_real_joblib_modules)
+        real: ModuleType | None = None
+        try:
+            with contextlib.suppress(ImportError):
+                real = importlib.import_module("joblib")
+            yield real
+        finally:
+            entries = {
+                name: module for name, module in list(sys.modules.items()) if _is_joblib_entry(name)
+            }
+            if real is not None:
+                _real_joblib_modules.update(entries)
+            for name in entries:
+                del sys.modules[name]
+            sys.modules.update(saved)
 
 
 def inspect(filename: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:

@@ -73,16 +73,20 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name == "mp":
+        # joblib.parallel.mp is the multiprocessing module (None where it is
+        # unusable); scikit-learn's test utilities check it. Always usable here.
+        value: Any = importlib.import_module("multiprocessing")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | {"mp"})
 
 
 def shutdown_workers() -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import importlib
+import math
+import numbers
 import os
 import sys
 import threading
@@ -127,7 +129,8 @@ def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None
 
 
 def check_verbose(verbose: object) -> None:
-    if verbose is not UNSET and not isinstance(verbose, int):
+    # numbers.Integral takes numpy's integers too: scikit-learn passes them through.
+    if verbose is not UNSET and not isinstance(verbose, numbers.Integral):
         raise TypeError(f"verbose must be an int (0 = silent), got {verbose!r}")
 
 
@@ -422,19 +425,24 @@ def cpu_count(only_physical_cores: bool = False) -> int:
 def normalize_n_jobs(n_jobs: object) -> int:
     """joblib's n_jobs arithmetic: -1 all CPUs, -2 all but one, floats rounded down.
 
-    Raises ``ValueError`` for 0 and ``TypeError`` for non-numbers.
+    numpy's integers and floats follow the same rules as ``int`` and ``float``.
+    Raises ``ValueError`` for 0 and ``TypeError`` for non-numbers and bools.
     """
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, float)):
+    # numbers.Real rather than (int, float): scikit-learn hands over numpy
+    # scalars such as np.int64. bool is an Integral but never a worker count.
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Real):
         raise TypeError(f"n_jobs must be an int, a float or None, got {n_jobs!r}")
-    if isinstance(n_jobs, float):
-        if n_jobs != n_jobs or n_jobs in (float("inf"), float("-inf")):
+    if isinstance(n_jobs, numbers.Integral):
+        count = int(n_jobs)
+    else:
+        if not math.isfinite(n_jobs):
             raise ValueError(f"n_jobs must be finite, got {n_jobs!r}")
-        n_jobs = int(n_jobs // 1)
-    if n_jobs == 0:
+        count = math.floor(float(n_jobs))
+    if count == 0:
         raise ValueError("n_jobs == 0 in Parallel has no meaning; use None, 1, or -1 (all CPUs)")
-    if n_jobs < 0:
-        return max(cpu_count() + 1 + n_jobs, 1)
-    return n_jobs
+    if count < 0:
+        return max(cpu_count() + 1 + count, 1)
+    return count
 
 
 def effective_n_jobs(n_jobs: int | float | None = -1) -> int:

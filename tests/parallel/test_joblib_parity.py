@@ -11,9 +11,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from joblite.parallel import Parallel, delayed, parallel_backend, parallel_config
+from joblite.parallel import (
+    Parallel,
+    delayed,
+    effective_n_jobs,
+    parallel_backend,
+    parallel_config,
+)
+from joblite.parallel._config import cpu_count
 
 from ._tasks import square
 
@@ -213,3 +221,97 @@ def test_stuck_thread_after_timeout_does_not_block_exit(tmp_path: Path) -> None:
         timeout=30,
     )
     assert (result.returncode, result.stdout.strip()) == (0, "timed out"), result.stderr
+
+
+def test_parallel_mp_is_the_multiprocessing_module() -> None:
+    # scikit-learn's test utilities read joblib.parallel.mp (None meaning
+    # "no multiprocessing") to decide whether to run process-based tests.
+    import joblite.parallel
+
+    assert joblite.parallel.mp is multiprocessing
+    assert "mp" in dir(joblite.parallel)
+
+
+def test_importing_parallel_does_not_import_multiprocessing() -> None:
+    script = "import sys, joblite.parallel; print('multiprocessing' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "expected"),
+    [
+        (np.int64(2), 2),
+        (np.int32(1), 1),
+        (np.uint8(3), 3),
+        (np.float32(2.7), 2),
+        (np.float64(2.0), 2),
+        (np.int64(-1), "all"),
+    ],
+)
+def test_numpy_numbers_are_accepted_for_n_jobs(n_jobs: Any, expected: int | str) -> None:
+    # scikit-learn passes numpy scalars through (e.g. n_jobs from a parameter grid).
+    want = cpu_count() if expected == "all" else expected
+    assert effective_n_jobs(n_jobs) == want
+    with parallel_config(n_jobs=n_jobs):
+        assert effective_n_jobs(None) == want
+    with parallel_backend("threading", n_jobs=n_jobs):
+        assert effective_n_jobs(None) == want
+    parallel = Parallel(n_jobs=n_jobs, backend="threading", verbose=np.int64(0))
+    assert parallel(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+
+
+@pytest.mark.parametrize("verbose", [np.int64(0), np.int32(5), np.uint8(11), True, 2])
+def test_numpy_integers_are_accepted_for_verbose(verbose: Any) -> None:
+    assert Parallel(verbose=verbose).verbose == int(verbose)
+    with parallel_config(verbose=verbose):
+        assert Parallel().verbose == int(verbose)
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "error"),
+    [
+        (np.int64(0), ValueError),
+        (np.float32(0.5), ValueError),
+        (np.float64("nan"), ValueError),
+        (np.float32("inf"), ValueError),
+        (True, TypeError),
+        (np.bool_(True), TypeError),
+        (np.array([2]), TypeError),
+        ("2", TypeError),
+    ],
+)
+def test_bad_n_jobs_is_named(n_jobs: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="n_jobs"):
+        effective_n_jobs(n_jobs)
+    with pytest.raises(error, match="n_jobs"):
+        Parallel(n_jobs=n_jobs)
+    with pytest.raises(error, match="n_jobs"):
+        parallel_config(n_jobs=n_jobs)
+    with pytest.raises(error, match="n_jobs"):
+        parallel_backend("threading", n_jobs=n_jobs)
+
+
+@pytest.mark.parametrize("verbose", [np.float64(1.0), np.bool_(True), np.array([1])])
+def test_non_integer_numpy_verbose_is_named(verbose: Any) -> None:
+    with pytest.raises(TypeError, match="verbose"):
+        Parallel(verbose=verbose)
+    with pytest.raises(TypeError, match="verbose"):
+        parallel_config(verbose=verbose)
+
+
+def test_joblib_parallel_mp_resolves_right_after_import() -> None:
+    # `import joblib; joblib.parallel.mp` (scikit-learn's _testing) with joblite
+    # standing in for joblib, before anything else has imported joblite.parallel.
+    script = (
+        "import sys, joblite\n"
+        "sys.modules['joblib'] = joblite\n"
+        "import joblib, multiprocessing\n"
+        "print(joblib.parallel.mp is multiprocessing)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "True"

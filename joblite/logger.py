@@ -1,6 +1,7 @@
-"""joblib's small logging helpers, ``Logger`` and ``PrintTime``, on ``logging``.
+"""joblib's small logging helpers: ``Logger``, ``PrintTime`` and the time formatters.
 
-Kept for code written against ``joblib.Logger`` / ``joblib.PrintTime``;
+Kept for code written against ``joblib.logger`` (scikit-learn does
+``from joblib import logger`` and calls ``logger.short_format_time``);
 joblite's own diagnostics go through ``logging.getLogger("joblite...")``.
 
 Example::
@@ -8,6 +9,8 @@ Example::
     >>> timer = PrintTime(stream=None)
     >>> timer("loaded the data")  # doctest: +ELLIPSIS
     'loaded the data: ...s, ...min'
+    >>> short_format_time(90.0)
+    ' 1.5min'
 """
 
 from __future__ import annotations
@@ -19,7 +22,30 @@ import sys
 import time
 from typing import IO
 
-__all__ = ["Logger", "PrintTime"]
+__all__ = ["Logger", "PrintTime", "format_time", "short_format_time"]
+
+
+def format_time(t: float) -> str:
+    """A duration in seconds as seconds and minutes, joblib's format.
+
+    >>> format_time(75.0)
+    '75.0s, 1.2min'
+    """
+    return f"{t:.1f}s, {t / 60:.1f}min"
+
+
+def short_format_time(t: float) -> str:
+    """A duration in seconds as one 7-character field: minutes above 60 s, else seconds.
+
+    The output matches joblib's character for character, so log lines that
+    scikit-learn builds with it keep their alignment.
+
+    >>> short_format_time(42.0), short_format_time(72.0)
+    ('  42.0s', ' 1.2min')
+    """
+    if t > 60:
+        return f"{t / 60:4.1f}min"
+    return f" {t:5.1f}s"
 
 
 class Logger:
