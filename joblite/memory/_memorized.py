@@ -31,7 +31,7 @@ from ._eviction import (
     read_metadata,
 )
 from ._journal import append_store
-from ._keys import ArgumentBinder, code_version, identify
+from ._keys import ArgumentBinder, code_version, identify, seed_version
 from ._results import (
     MemorizedResult,
     NotMemorizedResult,
@@ -117,9 +117,12 @@ class MemorizedFunc:
     def _entry_prefix(self) -> str:
         settings = self._settings
         func_id = self._identity.func_id
-        version, _ = code_version(self._identity.target)
+        version, source = code_version(self._identity.target)
         if settings.checked.get(func_id) != version:
-            self._drop_other_versions(version)
+            # A version from compiled code (no source) is not comparable across
+            # processes: another one on the store does not mean the code changed.
+            if source is not None:
+                self._drop_other_versions(version)
             settings.checked[func_id] = version
         self._version = version
         prefix = self._prefix = f"{func_id}/{version}/"
@@ -396,6 +399,12 @@ class MemorizedFunc:
         return f"{type(self).__name__}(func={self.func!r}, location={self.store.location})"
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # The code version travels with the function: a copy rebuilt elsewhere
+        # (by value, without readable source) would compute a different one and
+        # drop this process's entries. So does whether this process already
+        # checked it against the store, sparing the copy a listing of it.
+        version, source = code_version(self._identity.target)
+        checked = self._settings.checked.get(self._identity.func_id) == version
         return (
             _rebuild,
             (
@@ -406,6 +415,7 @@ class MemorizedFunc:
                 self.verbose,
                 self.mmap_mode,
                 self.cache_validation_callback,
+                (version, source, checked),
             ),
         )
 
@@ -418,8 +428,9 @@ def _rebuild(
     verbose: float,
     mmap_mode: str | None,
     callback: Callable[[dict[str, Any]], bool] | None,
+    version_state: tuple[str, str | None, bool] | None = None,
 ) -> MemorizedFunc:
-    return cls(
+    memorized = cls(
         func,
         settings,
         ignore=ignore,
@@ -427,6 +438,12 @@ def _rebuild(
         mmap_mode=mmap_mode,
         cache_validation_callback=callback,
     )
+    if version_state is not None:
+        version, source, checked = version_state
+        seed_version(memorized._identity.target, version, source)
+        if checked:
+            settings.checked.setdefault(memorized.func_id, version)
+    return memorized
 
 
 class AsyncMemorizedFunc(MemorizedFunc):
