@@ -306,23 +306,35 @@ class MemorizedFunc:
         kwargs: dict[str, Any],
         *,
         stale: bool = False,
-    ) -> Any:
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """``(value, metadata stored by this call)``; metadata None if it stored nothing."""
         settings = self._settings
         if not settings.lock:
             value, start, duration = self._run(args, kwargs)
-            if self._store(entry, value, self._metadata(values, start, duration)):
-                value = self._stored_value(entry, value)
-            return value
+            metadata = self._metadata(values, start, duration)
+            if self._store(entry, value, metadata):
+                return self._stored_value(entry, value), metadata
+            return value, None
         with settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout) as lock:
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
             if not stale:
                 found, value = self._load(entry)
                 if found:
-                    return value
+                    return value, None
             value, start, duration = self._run(args, kwargs)
-            stored = self._store(entry, value, self._metadata(values, start, duration), lock)
-        return self._stored_value(entry, value) if stored else value
+            metadata = self._metadata(values, start, duration)
+            stored = self._store(entry, value, metadata, lock)
+        if stored:
+            return self._stored_value(entry, value), metadata
+        return value, None
+
+    def _exists(self, entry: str) -> bool:
+        try:
+            self._settings.store.stat(entry + OUTPUT)
+        except KeyError:
+            return False
+        return True
 
     # -- public interface -------------------------------------------------
 
@@ -331,7 +343,7 @@ class MemorizedFunc:
         found, value = self._load(entry)
         if found:
             return value
-        return self._compute_and_store(entry, values, args, kwargs, stale=value is _STALE)
+        return self._compute_and_store(entry, values, args, kwargs, stale=value is _STALE)[0]
 
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Always compute (and store) the result; return ``(output, metadata)``."""
@@ -348,12 +360,16 @@ class MemorizedFunc:
         Returns a :class:`NotMemorizedResult` holding the value if it could not be stored.
         """
         entry, values = self._entry_and_values(args, kwargs)
+        metadata = None
         if not self.check_call_in_cache(*args, **kwargs):
-            value = self._compute_and_store(entry, values, args, kwargs)
-            if entry_info(self.store, entry) is None:
+            value, metadata = self._compute_and_store(entry, values, args, kwargs)
+            # Not stored, or evicted at once (a tiny items_limit): hand out the value.
+            if not self._exists(entry):
                 return NotMemorizedResult(value)
+        # The metadata just written, when there is: reading it back would
+        # fold the journal again.
         return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode
+            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
         )
 
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
@@ -475,12 +491,13 @@ class AsyncMemorizedFunc(MemorizedFunc):
         self, *args: Any, **kwargs: Any
     ) -> MemorizedResult | NotMemorizedResult:
         entry = self._entry(args, kwargs)
+        metadata = None
         if not self.check_call_in_cache(*args, **kwargs):
-            value, _ = await self.call(*args, **kwargs)
-            if entry_info(self.store, entry) is None:
+            value, metadata = await self.call(*args, **kwargs)
+            if not self._exists(entry):
                 return NotMemorizedResult(value)
         return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode
+            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
         )
 
 
