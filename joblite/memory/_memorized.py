@@ -45,7 +45,7 @@ from .stores.base import Store
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AsyncMemorizedFunc", "BoundMemorizedFunc", "CacheSettings", "MemorizedFunc"]
+__all__ = ["BoundMemorizedFunc", "CacheSettings", "MemorizedFunc"]
 
 # Unpickling an entry written by other code can fail in these ways besides a
 # corrupt file (a class that moved, a module that is gone): all mean "recompute".
@@ -55,8 +55,11 @@ _UNLOADABLE = (InvalidFileError, pickle.UnpicklingError, EOFError, ImportError, 
 # These are the expected ways; any other error is logged with its traceback.
 _UNSTORABLE = (pickle.PicklingError, TypeError, OSError, CacheError)
 
-# What _load returns beside False when an entry exists but the callback rejected it.
+# What _load returns beside False when an entry exists but the callback rejected it
+# (and _validity, beside _VALID and _ABSENT).
 _STALE = object()
+_VALID = object()
+_ABSENT = object()
 # What _load_file returns when there is no file.
 _MISSING = object()
 
@@ -360,27 +363,33 @@ class MemorizedFunc:
         Returns a :class:`NotMemorizedResult` holding the value if it could not be stored.
         """
         entry, values = self._entry_and_values(args, kwargs)
-        metadata = None
-        if not self.check_call_in_cache(*args, **kwargs):
-            value, metadata = self._compute_and_store(entry, values, args, kwargs)
+        validity, metadata = self._validity(entry)
+        if validity is not _VALID:
+            value, metadata = self._compute_and_store(
+                entry, values, args, kwargs, stale=validity is _STALE
+            )
             # Not stored, or evicted at once (a tiny items_limit): hand out the value.
             if not self._exists(entry):
                 return NotMemorizedResult(value)
-        # The metadata just written, when there is: reading it back would
-        # fold the journal again.
+        # The metadata just written or validated, when there is: reading it
+        # back would fold the journal again.
         return MemorizedResult(
             self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
         )
 
+    def _validity(self, entry: str) -> tuple[object, dict[str, Any] | None]:
+        """``(_VALID | _STALE | _ABSENT, metadata the callback was given, if it ran)``."""
+        if not self._exists(entry):
+            return _ABSENT, None
+        callback = self.cache_validation_callback
+        if callback is None:
+            return _VALID, None
+        metadata = read_metadata(self.store, entry)
+        return (_VALID if callback(metadata) else _STALE), metadata
+
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
         """Whether a valid result for this call is stored (nothing is computed)."""
-        entry = self._entry(args, kwargs)
-        try:
-            self.store.stat(entry + OUTPUT)
-        except KeyError:
-            return False
-        callback = self.cache_validation_callback
-        return callback is None or bool(callback(read_metadata(self.store, entry)))
+        return self._validity(self._entry(args, kwargs))[0] is _VALID
 
     def lookup(self, *args: Any, **kwargs: Any) -> EntryInfo | None:
         """This call's entry (size, creation, last access, hit count, metadata) or None."""
@@ -460,45 +469,6 @@ def _rebuild(
         if checked:
             settings.checked.setdefault(memorized.func_id, version)
     return memorized
-
-
-class AsyncMemorizedFunc(MemorizedFunc):
-    """A cached ``async def`` function: ``await f(...)`` returns the cached result.
-
-    Concurrent identical awaits are not de-duplicated (no lock is taken, so
-    the event loop never blocks on another caller).
-    """
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        entry = self._entry(args, kwargs)
-        found, value = self._load(entry)
-        if found:
-            return value
-        value, _ = await self.call(*args, **kwargs)
-        return value
-
-    async def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:  # type: ignore[override]
-        entry, values = self._entry_and_values(args, kwargs)
-        start = time.time()
-        started = time.perf_counter()
-        value = await self.func(*args, **kwargs)
-        metadata = self._metadata(values, start, time.perf_counter() - started)
-        if self._store(entry, value, metadata):
-            value = self._stored_value(entry, value)
-        return value, metadata
-
-    async def call_and_shelve(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
-    ) -> MemorizedResult | NotMemorizedResult:
-        entry = self._entry(args, kwargs)
-        metadata = None
-        if not self.check_call_in_cache(*args, **kwargs):
-            value, metadata = await self.call(*args, **kwargs)
-            if not self._exists(entry):
-                return NotMemorizedResult(value)
-        return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
-        )
 
 
 class BoundMemorizedFunc:
