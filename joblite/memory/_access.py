@@ -40,12 +40,20 @@ _NOT_CACHEABLE = b""
 
 
 class HotValues:
-    """A bounded LRU map ``path -> (file identity, pickled value)``; thread-safe."""
+    """A bounded map ``path -> (file identity, pickled value)``; thread-safe.
+
+    When over budget it drops the least recently used items, approximately
+    ("second chance", as an OS page cache does): a hit only marks its path
+    (one set insertion, no lock, so hits stay cheap), and eviction, under the
+    lock, moves a marked oldest item to the newest end, unmarked, instead of
+    dropping it.
+    """
 
     def __init__(self, budget: int = _HOT_BUDGET) -> None:
         self._budget = budget
         self._used = 0
         self._items: OrderedDict[str, tuple[FileIdentity, bytes]] = OrderedDict()
+        self._hit: set[str] = set()  # paths hit since they were last inserted or spared
         self._mutex = threading.Lock()
 
     def get(self, path: str, identity: FileIdentity) -> bytes | None:
@@ -53,6 +61,7 @@ class HotValues:
         item = self._items.get(path)
         if item is None or item[0] != identity:
             return None
+        self._hit.add(path)
         return item[1]
 
     def put(self, path: str, identity: FileIdentity, value: Any) -> None:
@@ -67,20 +76,26 @@ class HotValues:
             if old is not None:
                 self._used -= len(old[1])
             self._items[path] = (identity, data)
+            self._hit.discard(path)
             self._used += len(data)
+            # Bounded, as concurrent hits may mark items again meanwhile.
+            second_chances = len(self._items) + 1
             while self._used > self._budget and self._items:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self._used -= len(dropped)
-
-    def discard(self, path: str) -> None:
-        with self._mutex:
-            old = self._items.pop(path, None)
-            if old is not None:
-                self._used -= len(old[1])
+                oldest, item = self._items.popitem(last=False)
+                # The item just put is spared too (it has had no chance to be hit).
+                spare = oldest in self._hit or (oldest == path and bool(self._items))
+                if spare and second_chances > 0:
+                    second_chances -= 1
+                    self._hit.discard(oldest)
+                    self._items[oldest] = item
+                    continue
+                self._hit.discard(oldest)
+                self._used -= len(item[1])
 
     def clear(self) -> None:
         with self._mutex:
             self._items.clear()
+            self._hit.clear()
             self._used = 0
 
 

@@ -1,7 +1,10 @@
 """``python -m joblite cache ...``: look into a Memory cache and trim it.
 
 DIR is the directory given to ``Memory`` (its ``joblib`` subfolder is found
-automatically). Subcommands::
+automatically). A directory that is neither that nor a cache root holding
+joblite's function directories is refused: the commands only ever read or
+delete what joblite wrote, never the other files of a mistyped DIR.
+Subcommands::
 
     cache ls DIR                      functions: entries, size, last access, hits
     cache show DIR FUNC               one function's entries and their metadata
@@ -20,7 +23,14 @@ from collections import defaultdict
 from typing import Any
 
 from .._core.fsutil import TEMP_PREFIX, safe_remove
-from ._eviction import FUNCTION_INFO, CacheLimits, EntryInfo, evict, scan_entries
+from ._eviction import (
+    FUNCTION_INFO,
+    CacheLimits,
+    EntryInfo,
+    cached_functions,
+    evict,
+    scan_entries,
+)
 from .stores.local import PART_SUFFIX, FileStore
 
 __all__ = ["add_parser"]
@@ -43,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     show.add_argument("function", metavar="FUNC", help="module.qualname, or a unique suffix")
     show.set_defaults(handler=_show)
 
-    rm = commands.add_parser("rm", help="delete one function's entries, or the whole cache")
+    rm = commands.add_parser("rm", help="delete one function's entries, or every function's")
     rm.add_argument("directory", metavar="DIR")
     rm.add_argument("function", metavar="FUNC", nargs="?", default=None)
     rm.set_defaults(handler=_rm)
@@ -61,10 +71,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _open_store(directory: str) -> FileStore:
+    """The cache below ``directory``; exits with an error if it does not look like one."""
     if not os.path.isdir(directory):
         raise SystemExit(f"error: DIR {directory!r} is not a directory")
     nested = os.path.join(directory, "joblib")
-    return FileStore(nested if os.path.isdir(nested) else directory)
+    if os.path.isdir(nested):
+        return FileStore(nested)
+    store = FileStore(directory)
+    # An empty directory holds nothing to lose (e.g. a cache root just cleared).
+    if os.listdir(directory) and not cached_functions(store):
+        raise SystemExit(
+            f"error: DIR {directory!r} does not look like a joblite cache: it has no joblib/ "
+            "folder and no cached functions (<func>/<version>/journal); nothing was changed"
+        )
+    return store
 
 
 def _human_size(size: float) -> str:
@@ -80,11 +100,11 @@ def _when(timestamp: float) -> str:
 
 
 def _function_names(store: FileStore) -> dict[str, str]:
-    """func_id -> module.qualname, read from the stored function info."""
+    """func_id -> module.qualname of the functions cached on ``store``."""
     names = {}
-    for func_id in store.children(""):
+    for func_id, versions in cached_functions(store).items():
         names[func_id] = func_id
-        for version in store.children(func_id):
+        for version in versions:
             try:
                 info = json.loads(store.read_bytes(f"{func_id}/{version}/{FUNCTION_INFO}"))
                 names[func_id] = str(info["name"])
@@ -151,8 +171,11 @@ def _show(args: argparse.Namespace) -> int:
 def _rm(args: argparse.Namespace) -> int:
     store = _open_store(args.directory)
     if args.function is None:
-        entries = scan_entries(store)
-        store.delete("")
+        # Only joblite's function directories: other files in DIR are not ours to delete.
+        functions = list(cached_functions(store))
+        entries = scan_entries(store, functions)
+        for func_id in functions:
+            store.delete(func_id)
         print(f"removed {len(entries)} entries ({_human_size(sum(e.size for e in entries))})")
         return 0
     func_id = _match_function(store, args.function)
@@ -163,22 +186,33 @@ def _rm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remove_orphans(root: str) -> int:
-    """Delete temp and lock-and-write files of writers that died over an hour ago."""
-    removed = 0
+def _remove_orphans(store: FileStore) -> int:
+    """Delete temp and lock-and-write files of writers that died over an hour ago.
+
+    Looks at the root's own temp names and inside joblite's function directories only.
+    """
     cutoff = time.time() - _ORPHAN_AGE
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + dirnames:
-            if name.startswith(TEMP_PREFIX) or (
-                name.startswith(".") and name.endswith(PART_SUFFIX)
-            ):
-                path = os.path.join(dirpath, name)
-                try:
-                    if os.stat(path).st_mtime < cutoff and safe_remove(path):
-                        removed += 1
-                except FileNotFoundError:
-                    continue
+    root = store.location
+    removed = sum(
+        _remove_if_old(os.path.join(root, name), cutoff)
+        for name in os.listdir(root)
+        if name.startswith(TEMP_PREFIX)
+    )
+    for func_id in cached_functions(store):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, func_id)):
+            for name in filenames + dirnames:
+                if name.startswith(TEMP_PREFIX) or (
+                    name.startswith(".") and name.endswith(PART_SUFFIX)
+                ):
+                    removed += _remove_if_old(os.path.join(dirpath, name), cutoff)
     return removed
+
+
+def _remove_if_old(path: str, cutoff: float) -> int:
+    try:
+        return int(os.stat(path).st_mtime < cutoff and safe_remove(path))
+    except FileNotFoundError:
+        return 0
 
 
 def _gc(args: argparse.Namespace) -> int:
@@ -190,7 +224,7 @@ def _gc(args: argparse.Namespace) -> int:
         raise SystemExit("error: give at least one of --max-size, --max-age, --max-items")
     store = _open_store(args.directory)
     removed, kept = evict(store, limits)
-    orphans = _remove_orphans(store.location)
+    orphans = _remove_orphans(store)
     freed = sum(e.size for e in removed)
     print(
         f"removed {len(removed)} entries ({_human_size(freed)}); kept {len(kept)} entries "
@@ -202,7 +236,7 @@ def _gc(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     store = _open_store(args.directory)
     entries = scan_entries(store)
-    functions = len(store.children(""))
+    functions = len(cached_functions(store))
     print(f"location:      {store.location}")
     print(f"functions:     {functions}")
     print(f"entries:       {len(entries)}")

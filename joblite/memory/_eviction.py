@@ -40,6 +40,7 @@ __all__ = [
     "AutoEvictor",
     "CacheLimits",
     "EntryInfo",
+    "cached_functions",
     "delete_entry",
     "entry_info",
     "parse_age",
@@ -49,6 +50,12 @@ __all__ = [
 
 OUTPUT = ".out"
 FUNCTION_INFO = "function.json"
+
+# A version directory is named by 16 hex digits of the code's hash (see _keys)
+# and holds a journal or a function.json: anything else below a store root is
+# not joblite's, and scans (hence eviction and the CLI) leave it alone.
+_VERSION_NAME = re.compile(r"[0-9a-f]{16}")
+_VERSION_MARKERS = frozenset({_journal.JOURNAL, FUNCTION_INFO})
 
 _RESCAN_INTERVAL = 60.0
 _SLACK = 0.9
@@ -182,14 +189,42 @@ def delete_entry(store: Store, entry: str) -> bool:
     return store.delete(entry + OUTPUT)
 
 
+def _is_version_dir(version: str, names: Iterable[str]) -> bool:
+    """Whether ``version``, holding ``names``, is a version directory joblite wrote."""
+    return _VERSION_NAME.fullmatch(version) is not None and not _VERSION_MARKERS.isdisjoint(names)
+
+
+def cached_functions(store: Store) -> dict[str, list[str]]:
+    """``{func_id: [version, ...]}`` of the function directories joblite wrote on ``store``.
+
+    Other names below the root (files or folders a user put there) are not listed.
+    """
+    functions = {}
+    for func_id in store.children(""):
+        versions = [
+            version
+            for version in store.children(func_id)
+            if _is_version_dir(version, store.children(f"{func_id}/{version}"))
+        ]
+        if versions:
+            functions[func_id] = versions
+    return functions
+
+
 def scan_entries(store: Store, func_ids: Iterable[str] | None = None) -> list[EntryInfo]:
-    """Every complete entry on ``store`` (optionally only of the given ``func_ids``)."""
+    """Every complete entry on ``store`` (optionally only of the given ``func_ids``).
+
+    Only version directories joblite wrote are looked into (see :func:`cached_functions`).
+    """
     entries = []
     for func_id in store.children("") if func_ids is None else func_ids:
         for version in store.children(func_id):
             version_dir = f"{func_id}/{version}"
+            names = store.children(version_dir)
+            if not _is_version_dir(version, names):
+                continue
             records, _ = _journal.read_journal(store, version_dir)
-            for name in store.children(version_dir):
+            for name in names:
                 if name.endswith(OUTPUT):
                     info = entry_info(store, f"{version_dir}/{name[: -len(OUTPUT)]}", records)
                     if info is not None:
@@ -220,7 +255,7 @@ def select_evictions(entries: list[EntryInfo], limits: CacheLimits, now: float) 
 def evict(
     store: Store, limits: CacheLimits, *, now: float | None = None
 ) -> tuple[list[EntryInfo], list[EntryInfo]]:
-    """Delete what does not fit ``limits``; return (deleted, kept)."""
+    """Delete the entries that do not fit ``limits``; return (deleted, kept)."""
     entries = scan_entries(store)
     doomed = select_evictions(entries, limits, time.time() if now is None else now)
     for entry in doomed:

@@ -8,7 +8,14 @@ creates exactly one file (its result) and a hit creates none.
 
 Readers fold the lines: an entry's metadata is its last store record, its
 hit count the sum of the hit records after it, its last access the latest of
-those. A torn last line (a writer killed mid-append) is skipped. Eviction
+those. A torn line (a writer killed mid-append) is skipped. A process keeps
+each journal's folded records and how far it has read, and later reads only
+the bytes appended since (hits append often: re-reading the whole journal
+each time would make every hit with a validation callback cost O(entries)).
+A last line without its newline may be an append still in progress: it is
+left for the next read. The whole file is read again when it was replaced
+(another identity, e.g. after compaction) or shrank, or when the bytes just
+before the read offset are not the ones read last time. Eviction
 rewrites a journal without the records of deleted entries once most of its
 lines are dead (a record appended concurrently with that rewrite may be
 lost: metadata and counts are statistics, the results themselves are not
@@ -20,6 +27,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +69,8 @@ def _line(record: dict[str, Any]) -> bytes:
     return ("\n" + json.dumps(record) + "\n").encode()
 
 
-def _fold(data: bytes) -> tuple[dict[str, JournalRecord], int]:
-    records: dict[str, JournalRecord] = {}
+def _fold_into(records: dict[str, JournalRecord], data: bytes) -> int:
+    """Fold the lines of ``data`` into ``records``; return how many were records."""
     lines = 0
     for line in data.splitlines():
         if not line:
@@ -79,37 +87,104 @@ def _fold(data: bytes) -> tuple[dict[str, JournalRecord], int]:
             record.last_hit = max(record.last_hit, float(item["at"]))
         else:
             records[args_hash] = JournalRecord(item)
-    return records, lines
+    return lines
 
 
-_CACHE: dict[tuple[int, str], tuple[tuple[int, float], dict[str, JournalRecord], int]] = {}
+# Bytes before the read offset compared on each incremental read: they change
+# if the file was replaced by one that the store cannot tell apart otherwise.
+_OVERLAP = 32
+
+
+class _ParsedJournal:
+    """What this process has folded of one journal, and up to which byte."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        # The (identity, size, mtime) this state is up to date with.
+        self.seen: tuple[Hashable, int, float] | None = None
+        self.identity: Hashable = None
+        self.offset = 0
+        self.tail = b""  # the _OVERLAP bytes before ``offset``
+        self.records: dict[str, JournalRecord] = {}
+        self.lines = 0
+        self.full_reads = 0  # whole-file parses, for tests and diagnostics
+
+    def update(self, store: Store, key: str, identity: Hashable, size: int) -> bool:
+        """Fold what was appended since the last update; False if ``key`` is gone."""
+        start = self.offset - len(self.tail)
+        if self.offset and identity == self.identity and size >= self.offset:
+            try:
+                data = store.read_from(key, start)
+            except KeyError:
+                return False
+            if data[: len(self.tail)] == self.tail:
+                self._consume(self.records, data, start, len(self.tail))
+                return True
+        try:
+            data = store.read_bytes(key)
+        except KeyError:
+            return False
+        # Folded apart, so that readers never see a half-built dict.
+        records: dict[str, JournalRecord] = {}
+        self.lines, self.offset, self.tail = 0, 0, b""
+        self._consume(records, data, 0, 0)
+        self.records, self.identity = records, identity
+        self.full_reads += 1
+        return True
+
+    def _consume(
+        self, records: dict[str, JournalRecord], data: bytes, start: int, skip: int
+    ) -> None:
+        # Only whole lines: an unterminated last line may be an append in progress.
+        end = data.rfind(b"\n") + 1
+        if end <= skip:
+            return
+        self.lines += _fold_into(records, data[skip:end])
+        self.offset = start + end
+        self.tail = data[max(end - _OVERLAP, 0) : end]
+
+
+_CACHE: dict[tuple[int, str], _ParsedJournal] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+def _parsed(store: Store, key: str) -> _ParsedJournal:
+    cache_key = (id(store), key)
+    parsed = _CACHE.get(cache_key)
+    if parsed is None:
+        with _CACHE_LOCK:
+            parsed = _CACHE.get(cache_key)
+            if parsed is None:
+                if len(_CACHE) > 256:
+                    _CACHE.clear()
+                parsed = _CACHE[cache_key] = _ParsedJournal()
+    return parsed
 
 
 def read_journal(store: Store, version_dir: str) -> tuple[dict[str, JournalRecord], int]:
     """``({args_hash: record}, number of lines)`` of one version directory's journal.
 
-    Parsed once per change of the file (size and mtime), so repeated lookups are cheap.
+    Only the bytes appended since the last call are read and folded. The dict
+    is this process's live copy: look entries up, but iterate over a copy
+    (``list(records.items())``), as other threads may fold new lines into it.
     """
     key = f"{version_dir}/{JOURNAL}"
     try:
         st = store.stat(key)
     except KeyError:
         return {}, 0
-    cache_key = (id(store), key)
-    cached = _CACHE.get(cache_key)
-    if cached is not None and cached[0] == (st.size, st.mtime):
-        return cached[1], cached[2]
-    try:
-        data = store.read_bytes(key)
-    except KeyError:
-        return {}, 0
-    records, lines = _fold(data)
-    with _CACHE_LOCK:
-        if len(_CACHE) > 256:
-            _CACHE.clear()
-        _CACHE[cache_key] = ((st.size, st.mtime), records, lines)
-    return records, lines
+    seen = (st.identity, st.size, st.mtime)
+    parsed = _parsed(store, key)
+    if parsed.seen == seen:
+        return parsed.records, parsed.lines
+    with parsed.mutex:
+        if parsed.seen != seen:
+            if not parsed.update(store, key, st.identity, st.size):
+                return {}, 0
+            # The stat was taken before reading: bytes appended meanwhile make
+            # the next stat differ, so they are read next time.
+            parsed.seen = seen
+        return parsed.records, parsed.lines
 
 
 def lookup(store: Store, entry: str) -> JournalRecord:
@@ -121,7 +196,7 @@ def lookup(store: Store, entry: str) -> JournalRecord:
 def compact(store: Store, version_dir: str, live: set[str]) -> None:
     """Rewrite the journal keeping only the entries in ``live``, if most lines are dead."""
     records, lines = read_journal(store, version_dir)
-    kept = {k: r for k, r in records.items() if k in live}
+    kept = {k: r for k, r in list(records.items()) if k in live}
     if lines <= 2 * len(kept) + 16:
         return
     out = []

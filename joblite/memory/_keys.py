@@ -6,7 +6,12 @@
   two scripts sharing a cache do not share (or invalidate) each other's entries.
 - Its *version* hashes its source code (or, when no source is available, its
   compiled code object): editing the function moves it to a new version and
-  the old entries are dropped.
+  the old entries are dropped. A version without source is only used, never
+  compared against the store's other versions: the compiled code differs
+  between processes (e.g. a function cloudpickled by value to a worker), so
+  a different version there does not mean the code changed. A memoized
+  function sent to another process carries its version along (see
+  :func:`seed_version`), so the copy uses the sender's version.
 - Arguments are bound to the signature (defaults filled in), so ``f(1, b=2)``
   and ``f(1, 2)`` are the same call; ``ignore``d parameters are left out.
 
@@ -34,7 +39,7 @@ from typing import Any
 
 from .._core.hashing import hash as core_hash
 
-__all__ = ["ArgumentBinder", "FunctionIdentity", "code_version", "identify"]
+__all__ = ["ArgumentBinder", "FunctionIdentity", "code_version", "identify", "seed_version"]
 
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 _VERSION_LENGTH = 16
@@ -148,6 +153,17 @@ def code_version(target: Callable[..., Any]) -> tuple[str, str | None]:
     with contextlib.suppress(TypeError):
         _VERSIONS[target] = (code, version, source)
     return version, source
+
+
+def seed_version(target: Callable[..., Any], version: str, source: str | None) -> None:
+    """Make :func:`code_version` of ``target`` return ``(version, source)``.
+
+    For a function rebuilt from a pickle sent by another process: a copy sent
+    by value (a ``__main__`` function through cloudpickle) has no readable
+    source, and recomputing its version would disagree with the sender's.
+    """
+    with contextlib.suppress(TypeError):
+        _VERSIONS[target] = (getattr(target, "__code__", None), version, source)
 
 
 def _source_of(func: Callable[..., Any]) -> str | None:

@@ -76,10 +76,6 @@ class FileLock:
             raise RuntimeError(f"the lock {self.path!r} is not held")
         return self._fd
 
-    def holds_file(self, path: str) -> bool:
-        """Whether this lock is held by flock on the file currently named ``path``."""
-        return self.held_file_size(path) is not None
-
     def held_file_size(self, path: str) -> int | None:
         """The size of the locked file if it is still named ``path``, else None.
 

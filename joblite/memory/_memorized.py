@@ -31,7 +31,7 @@ from ._eviction import (
     read_metadata,
 )
 from ._journal import append_store
-from ._keys import ArgumentBinder, code_version, identify
+from ._keys import ArgumentBinder, code_version, identify, seed_version
 from ._results import (
     MemorizedResult,
     NotMemorizedResult,
@@ -45,7 +45,7 @@ from .stores.base import Store
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AsyncMemorizedFunc", "BoundMemorizedFunc", "CacheSettings", "MemorizedFunc"]
+__all__ = ["BoundMemorizedFunc", "CacheSettings", "MemorizedFunc"]
 
 # Unpickling an entry written by other code can fail in these ways besides a
 # corrupt file (a class that moved, a module that is gone): all mean "recompute".
@@ -55,8 +55,11 @@ _UNLOADABLE = (InvalidFileError, pickle.UnpicklingError, EOFError, ImportError, 
 # These are the expected ways; any other error is logged with its traceback.
 _UNSTORABLE = (pickle.PicklingError, TypeError, OSError, CacheError)
 
-# What _load returns beside False when an entry exists but the callback rejected it.
+# What _load returns beside False when an entry exists but the callback rejected it
+# (and _validity, beside _VALID and _ABSENT).
 _STALE = object()
+_VALID = object()
+_ABSENT = object()
 # What _load_file returns when there is no file.
 _MISSING = object()
 
@@ -117,9 +120,12 @@ class MemorizedFunc:
     def _entry_prefix(self) -> str:
         settings = self._settings
         func_id = self._identity.func_id
-        version, _ = code_version(self._identity.target)
+        version, source = code_version(self._identity.target)
         if settings.checked.get(func_id) != version:
-            self._drop_other_versions(version)
+            # A version from compiled code (no source) is not comparable across
+            # processes: another one on the store does not mean the code changed.
+            if source is not None:
+                self._drop_other_versions(version)
             settings.checked[func_id] = version
         self._version = version
         prefix = self._prefix = f"{func_id}/{version}/"
@@ -303,23 +309,35 @@ class MemorizedFunc:
         kwargs: dict[str, Any],
         *,
         stale: bool = False,
-    ) -> Any:
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """``(value, metadata stored by this call)``; metadata None if it stored nothing."""
         settings = self._settings
         if not settings.lock:
             value, start, duration = self._run(args, kwargs)
-            if self._store(entry, value, self._metadata(values, start, duration)):
-                value = self._stored_value(entry, value)
-            return value
+            metadata = self._metadata(values, start, duration)
+            if self._store(entry, value, metadata):
+                return self._stored_value(entry, value), metadata
+            return value, None
         with settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout) as lock:
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
             if not stale:
                 found, value = self._load(entry)
                 if found:
-                    return value
+                    return value, None
             value, start, duration = self._run(args, kwargs)
-            stored = self._store(entry, value, self._metadata(values, start, duration), lock)
-        return self._stored_value(entry, value) if stored else value
+            metadata = self._metadata(values, start, duration)
+            stored = self._store(entry, value, metadata, lock)
+        if stored:
+            return self._stored_value(entry, value), metadata
+        return value, None
+
+    def _exists(self, entry: str) -> bool:
+        try:
+            self._settings.store.stat(entry + OUTPUT)
+        except KeyError:
+            return False
+        return True
 
     # -- public interface -------------------------------------------------
 
@@ -328,7 +346,7 @@ class MemorizedFunc:
         found, value = self._load(entry)
         if found:
             return value
-        return self._compute_and_store(entry, values, args, kwargs, stale=value is _STALE)
+        return self._compute_and_store(entry, values, args, kwargs, stale=value is _STALE)[0]
 
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Always compute (and store) the result; return ``(output, metadata)``."""
@@ -345,23 +363,33 @@ class MemorizedFunc:
         Returns a :class:`NotMemorizedResult` holding the value if it could not be stored.
         """
         entry, values = self._entry_and_values(args, kwargs)
-        if not self.check_call_in_cache(*args, **kwargs):
-            value = self._compute_and_store(entry, values, args, kwargs)
-            if entry_info(self.store, entry) is None:
+        validity, metadata = self._validity(entry)
+        if validity is not _VALID:
+            value, metadata = self._compute_and_store(
+                entry, values, args, kwargs, stale=validity is _STALE
+            )
+            # Not stored, or evicted at once (a tiny items_limit): hand out the value.
+            if not self._exists(entry):
                 return NotMemorizedResult(value)
+        # The metadata just written or validated, when there is: reading it
+        # back would fold the journal again.
         return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode
+            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
         )
+
+    def _validity(self, entry: str) -> tuple[object, dict[str, Any] | None]:
+        """``(_VALID | _STALE | _ABSENT, metadata the callback was given, if it ran)``."""
+        if not self._exists(entry):
+            return _ABSENT, None
+        callback = self.cache_validation_callback
+        if callback is None:
+            return _VALID, None
+        metadata = read_metadata(self.store, entry)
+        return (_VALID if callback(metadata) else _STALE), metadata
 
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
         """Whether a valid result for this call is stored (nothing is computed)."""
-        entry = self._entry(args, kwargs)
-        try:
-            self.store.stat(entry + OUTPUT)
-        except KeyError:
-            return False
-        callback = self.cache_validation_callback
-        return callback is None or bool(callback(read_metadata(self.store, entry)))
+        return self._validity(self._entry(args, kwargs))[0] is _VALID
 
     def lookup(self, *args: Any, **kwargs: Any) -> EntryInfo | None:
         """This call's entry (size, creation, last access, hit count, metadata) or None."""
@@ -396,6 +424,12 @@ class MemorizedFunc:
         return f"{type(self).__name__}(func={self.func!r}, location={self.store.location})"
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # The code version travels with the function: a copy rebuilt elsewhere
+        # (by value, without readable source) would compute a different one and
+        # drop this process's entries. So does whether this process already
+        # checked it against the store, sparing the copy a listing of it.
+        version, source = code_version(self._identity.target)
+        checked = self._settings.checked.get(self._identity.func_id) == version
         return (
             _rebuild,
             (
@@ -406,6 +440,7 @@ class MemorizedFunc:
                 self.verbose,
                 self.mmap_mode,
                 self.cache_validation_callback,
+                (version, source, checked),
             ),
         )
 
@@ -418,8 +453,9 @@ def _rebuild(
     verbose: float,
     mmap_mode: str | None,
     callback: Callable[[dict[str, Any]], bool] | None,
+    version_state: tuple[str, str | None, bool] | None = None,
 ) -> MemorizedFunc:
-    return cls(
+    memorized = cls(
         func,
         settings,
         ignore=ignore,
@@ -427,44 +463,12 @@ def _rebuild(
         mmap_mode=mmap_mode,
         cache_validation_callback=callback,
     )
-
-
-class AsyncMemorizedFunc(MemorizedFunc):
-    """A cached ``async def`` function: ``await f(...)`` returns the cached result.
-
-    Concurrent identical awaits are not de-duplicated (no lock is taken, so
-    the event loop never blocks on another caller).
-    """
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        entry = self._entry(args, kwargs)
-        found, value = self._load(entry)
-        if found:
-            return value
-        value, _ = await self.call(*args, **kwargs)
-        return value
-
-    async def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:  # type: ignore[override]
-        entry, values = self._entry_and_values(args, kwargs)
-        start = time.time()
-        started = time.perf_counter()
-        value = await self.func(*args, **kwargs)
-        metadata = self._metadata(values, start, time.perf_counter() - started)
-        if self._store(entry, value, metadata):
-            value = self._stored_value(entry, value)
-        return value, metadata
-
-    async def call_and_shelve(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
-    ) -> MemorizedResult | NotMemorizedResult:
-        entry = self._entry(args, kwargs)
-        if not self.check_call_in_cache(*args, **kwargs):
-            value, _ = await self.call(*args, **kwargs)
-            if entry_info(self.store, entry) is None:
-                return NotMemorizedResult(value)
-        return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode
-        )
+    if version_state is not None:
+        version, source, checked = version_state
+        seed_version(memorized._identity.target, version, source)
+        if checked:
+            settings.checked.setdefault(memorized.func_id, version)
+    return memorized
 
 
 class BoundMemorizedFunc:

@@ -14,8 +14,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._async import AsyncMemorizedFunc
 from ._eviction import AutoEvictor, CacheLimits, evict
-from ._memorized import AsyncMemorizedFunc, MemorizedFunc
+from ._memorized import MemorizedFunc
 from ._results import NotMemorizedFunc
 from ._settings import MMAP_MODES, CacheSettings, check_verbose
 from .stores.base import Store, get_store_class

@@ -658,3 +658,48 @@ def test_metadata_names_the_bound_arguments(local_memory: Memory) -> None:
     assert metadata["input_args"] == {"a": "1", "b": "2"}
     _, metadata = g.call(1, 2, z=3)
     assert metadata["input_args"] == {"x": "1", "rest": "(2,)", "options": "{'z': 3}"}
+
+
+def count_key_hashes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """One item per hash of a call's arguments from now on."""
+    from joblite.memory import _memorized
+
+    hashed: list[object] = []
+    real = _memorized.core_hash
+
+    def counting(obj: object, *args: Any, **kwargs: Any) -> str:
+        hashed.append(obj)
+        return real(obj, *args, **kwargs)
+
+    monkeypatch.setattr(_memorized, "core_hash", counting)
+    return hashed
+
+
+def test_call_and_shelve_hashes_once_and_asks_the_callback_once(
+    memory: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    computed: list[int] = []
+    answers: list[bool] = []
+    verdict = [True]  # what the callback answers
+
+    def callback(metadata: dict[str, Any]) -> bool:
+        answers.append(verdict[0])
+        return verdict[0]
+
+    def double(x: int) -> int:
+        computed.append(x)
+        return 2 * x
+
+    f = memory.cache(double, cache_validation_callback=callback)
+    hashed = count_key_hashes(monkeypatch)
+    results = []
+    for fresh in (True, True, False):  # a miss, a valid hit, a rejected (stale) entry
+        verdict[0] = fresh
+        hashed.clear()
+        answers.clear()
+        results.append(f.call_and_shelve(4))
+        assert len(hashed) == 1
+        assert len(answers) == (0 if len(results) == 1 else 1)
+    assert computed == [4, 4]
+    assert [r.get() for r in results] == [8, 8, 8]
+    assert results[1].metadata["input_args"] == {"x": "4"}

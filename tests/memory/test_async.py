@@ -64,3 +64,28 @@ def test_async_with_caching_disabled() -> None:
         return x + 1
 
     assert asyncio.run(f(1)) == 2
+
+
+def test_async_calls_hash_the_arguments_once(
+    memory: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from joblite.memory import _memorized
+
+    hashed: list[object] = []
+    real = _memorized.core_hash
+    monkeypatch.setattr(
+        _memorized, "core_hash", lambda obj, *a, **k: hashed.append(obj) or real(obj, *a, **k)
+    )
+
+    @memory.cache
+    async def triple(x: int) -> int:
+        return x * 3
+
+    for call in (triple, triple.call_and_shelve, triple.call_and_shelve, triple.call):
+        hashed.clear()
+        result = asyncio.run(call(7))
+        assert len(hashed) == 1, call
+    assert result[0] == 21
+    hashed.clear()
+    assert asyncio.run(triple.call_and_shelve(8)).get() == 24  # a miss
+    assert len(hashed) == 1

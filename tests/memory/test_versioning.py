@@ -150,3 +150,98 @@ def test_main_function_without_a_script_file_is_cached(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     assert [r.stdout.splitlines() for r in runs] == [["computing 2", "result 6"], ["result 6"]]
+
+
+PARALLEL_SCRIPT = """
+import os
+import sys
+
+from joblite import Memory, Parallel, delayed
+
+cache, log = sys.argv[1], sys.argv[2]
+mem = Memory(cache, verbose=0)
+
+
+@mem.cache
+def square(x):
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()} {x}\\n")
+    return x * x
+
+
+if __name__ == "__main__":
+    assert [square(i) for i in range(4)] == [0, 1, 4, 9]
+    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(6)) == [0, 1, 4, 9, 16, 25]
+    assert [square(i) for i in range(6)] == [0, 1, 4, 9, 16, 25]
+"""
+
+
+def test_main_function_fanned_out_to_workers_computes_each_call_once(tmp_path: Path) -> None:
+    # The workers get the __main__ function by value (cloudpickle), without
+    # readable source: they must use the parent's code version, not drop its
+    # entries for one of their own.
+    script, cache, log = tmp_path / "script.py", tmp_path / "cache", tmp_path / "calls.log"
+    script.write_text(PARALLEL_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), str(cache), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    computed = sorted(int(line.split()[1]) for line in log.read_text().splitlines())
+    assert computed == [0, 1, 2, 3, 4, 5]
+    assert "has changed" not in result.stderr
+    (func_dir,) = (cache / "joblib").iterdir()
+    assert len(list(func_dir.iterdir())) == 1  # one code version
+
+
+def test_a_version_without_source_never_drops_other_versions(tmp_path: Path) -> None:
+    namespace: dict[str, object] = {}
+    exec("def made(x):\n    return x + 1\n", namespace)  # no source file to read
+    made = Memory(tmp_path, verbose=0).cache(namespace["made"])
+    assert made(1) == 2
+    # The same function's entries under another version, as written by a
+    # process whose compiled code differs (another co_filename, say).
+    store = made.store
+    (version,) = store.children(made.func_id)
+    other = "0123456789abcdef"
+    for name in store.children(f"{made.func_id}/{version}"):
+        data = store.read_bytes(f"{made.func_id}/{version}/{name}")
+        store.write_bytes(f"{made.func_id}/{other}/{name}", data)
+    again = Memory(tmp_path, verbose=0).cache(namespace["made"])
+    assert again(1) == 2
+    assert sorted(store.children(made.func_id)) == sorted([version, other])
+
+
+def test_unpickled_copy_uses_the_senders_version_without_rereading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cloudpickle
+
+    from joblite.memory import _keys
+    from joblite.memory.stores.local import FileStore
+
+    def local(x: int) -> int:  # a local function: cloudpickled by value
+        return x * 3
+
+    mem = Memory(tmp_path, verbose=0)
+    f = mem.cache(local)
+    assert f(2) == 6
+    payload = cloudpickle.dumps(f)
+
+    reads: list[str] = []
+    real_source_of, real_children = _keys._source_of, FileStore.children
+    monkeypatch.setattr(_keys, "_source_of", lambda func: reads.append("source") or None)
+
+    def counting_children(self: FileStore, prefix: str) -> list[str]:
+        reads.append(f"listdir {prefix}")
+        return real_children(self, prefix)
+
+    monkeypatch.setattr(FileStore, "children", counting_children)
+    copies = [cloudpickle.loads(payload) for _ in range(5)]
+    assert all(copy.func is not local for copy in copies)  # really by value
+    assert [copy(2) for copy in copies] == [6] * 5
+    assert [copy.__cache_key__(2) for copy in copies] == [f.__cache_key__(2)] * 5
+    assert reads == []
+    assert real_source_of(local) is not None

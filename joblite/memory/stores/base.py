@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -28,10 +28,16 @@ __all__ = ["Store", "StoreStat", "get_store_class", "register_store_backend"]
 
 @dataclass(frozen=True)
 class StoreStat:
-    """Size in bytes and last modification time (seconds since the epoch) of a key."""
+    """Size in bytes and last modification time (seconds since the epoch) of a key.
+
+    ``identity`` tells replaced content from appended content: it changes when
+    the key is written anew (``write_bytes``, ``open_write``) and stays the
+    same across :meth:`Store.append`. ``None`` if the store cannot tell.
+    """
 
     size: int
     mtime: float
+    identity: Hashable = None
 
 
 class Store(abc.ABC):
@@ -82,6 +88,15 @@ class Store(abc.ABC):
     def read_bytes(self, key: str) -> bytes:
         """The whole content of ``key``; raise :class:`KeyError` if it does not exist."""
         with self.open_read(key) as f:
+            return f.read()
+
+    def read_from(self, key: str, offset: int) -> bytes:
+        """The content of ``key`` from byte ``offset`` on (appended bytes, say).
+
+        Raises :class:`KeyError` if it does not exist.
+        """
+        with self.open_read(key) as f:
+            f.seek(offset)
             return f.read()
 
     def write_bytes(self, key: str, data: bytes) -> None:

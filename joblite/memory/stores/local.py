@@ -134,7 +134,7 @@ class FileStore(Store):
             st = os.stat(self._root + key)
         except (FileNotFoundError, NotADirectoryError):
             raise KeyError(key) from None
-        return StoreStat(st.st_size, st.st_mtime)
+        return StoreStat(st.st_size, st.st_mtime, (st.st_dev, st.st_ino))
 
     def children(self, prefix: str) -> list[str]:
         try:

@@ -77,6 +77,12 @@ class InMemoryStore(Store):
             buffer += data
             self._data[key] = (buffer, time.time())
 
+    def read_from(self, key: str, offset: int) -> bytes:
+        try:
+            return bytes(self._data[key][0][offset:])
+        except KeyError:
+            raise KeyError(key) from None
+
     def stat(self, key: str) -> StoreStat:
         try:
             data, mtime = self._data[key]
