@@ -77,7 +77,7 @@ def run_tasks(tasks: Sequence[Any], retries: int, stop_on_error: bool, remote: b
 class Batch:
     """A slice of consecutive tasks, ``start`` being the first one's index in the call."""
 
-    __slots__ = ("payload", "retries", "start", "stop_on_error", "tasks")
+    __slots__ = ("payload", "retries", "start", "started", "stop_on_error", "tasks")
 
     def __init__(self, start: int, tasks: list[Any], retries: int, stop_on_error: bool) -> None:
         self.start = start
@@ -87,11 +87,14 @@ class Batch:
         # Process backends set this to the pickled tasks (shared arrays swapped
         # for references) before submitting; see _memmap.dumps_tasks.
         self.payload: bytes | None = None
+        # When a thread worker began running it (time.monotonic); None while queued.
+        self.started: float | None = None
 
     def __len__(self) -> int:
         return len(self.tasks)
 
     def __call__(self) -> BatchOutput:
+        self.started = time.monotonic()  # the engine's per-task clock starts here
         return run_tasks(self.tasks, self.retries, self.stop_on_error, remote=False)
 
     def __reduce__(self) -> tuple[Callable[[bytes], _RemoteBatch], tuple[bytes]]:

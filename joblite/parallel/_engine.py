@@ -71,6 +71,10 @@ class Run:
         self.ships_payload = self.kind == "processes" or (
             self.kind == "custom" and not getattr(backend, "uses_threads", False)
         )
+        # Thread workers run our Batch objects, which note when they start: the
+        # per-task clock starts there. Process workers are out of sight, so their
+        # clock starts at submission (worker start-up counts against it).
+        self.clock_at_start = self.kind == "threads"
         self.tasks = tasks
         self.total = total
         self.exhausted = False
@@ -127,6 +131,7 @@ class Run:
             batch.payload = dumps_tasks(
                 batch.tasks, batch.retries, batch.stop_on_error, self.sharer
             )
+        batch.started = None
         future = self._submit_to_backend(batch)
         self.pending[future] = batch
         if self.timeout is not None:
@@ -231,7 +236,13 @@ class Run:
 
     def _expire_deadlines(self) -> Iterator[list[Any]]:
         now = time.monotonic()
-        expired = [future for future, deadline in self.deadlines.items() if deadline <= now]
+        expired = []
+        for future, deadline in list(self.deadlines.items()):
+            if deadline <= now and self.clock_at_start:
+                deadline = self._started_deadline(self.pending[future], now)
+                self.deadlines[future] = deadline
+            if deadline <= now:
+                expired.append(future)
         if not expired:
             return
         for future in expired:
@@ -245,6 +256,15 @@ class Run:
             raise error
         for batch in batches:
             yield from self._deliver(batch, [error] * len(batch))
+
+    def _started_deadline(self, batch: Batch, now: float) -> float:
+        """A thread batch's real deadline: ``timeout`` per task from when it started."""
+        assert self.timeout is not None
+        limit = self.timeout * len(batch)
+        started = batch.started
+        if started is None:  # still queued (say, behind an initializer): look again later
+            return now + limit
+        return started + limit
 
     def _replace_workers(self) -> None:
         """Kill every worker (a stuck one among them); innocent batches run again."""

@@ -457,7 +457,8 @@ class Parallel:
             max_in_flight = _eval_pre_dispatch(self.pre_dispatch, n_jobs)
         batch_size = None if self.batch_size == "auto" else int(self.batch_size)
         if self.timeout is not None:
-            # Deadlines count from submission, so nothing may queue behind a busy worker.
+            # Process deadlines count from submission, so nothing may queue behind
+            # a busy worker (thread deadlines count from the task's start).
             max_in_flight = n_jobs
             batch_size = batch_size or 1
 
