@@ -185,6 +185,7 @@ class Run:
                     if results is not None:
                         yield from self._deliver(batch, results)
                 self.fill()
+            self._check_all_delivered()
         finally:
             self.close()
 
@@ -201,6 +202,8 @@ class Run:
         try:
             output: BatchOutput = future.result()
         except CancelledError:
+            # Cancelled under us (a pool shut down): the batch has not run, run it again.
+            self._run_again([batch])
             return None
         except BaseException as exc:
             if self.kind == "processes" and _is_worker_death(exc):
@@ -220,6 +223,11 @@ class Run:
         return results
 
     def _deliver(self, batch: Batch, results: list[Any]) -> Iterator[list[Any]]:
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"joblite internal error: {len(results)} results for the {len(batch)} "
+                f"tasks from task {batch.start}; please report this"
+            )
         self.done += len(results)
         if self.progress is not None:
             self.progress.update(self.done, self.total)
@@ -231,6 +239,15 @@ class Run:
             chunk = self.ready.pop(self.next_start)
             self.next_start += len(chunk)
             yield chunk
+
+    def _check_all_delivered(self) -> None:
+        """Every task gave one result or error: a lost batch must not shorten the output."""
+        delivered = self.next_start if self.ordered else self.done
+        if delivered != self.consumed or self.ready:
+            raise RuntimeError(
+                f"joblite internal error: {delivered} results delivered for "
+                f"{self.consumed} tasks; please report this"
+            )
 
     # ------------------------------------------------------------ rare paths
 
@@ -269,13 +286,27 @@ class Run:
     def _replace_workers(self) -> None:
         """Kill every worker (a stuck one among them); innocent batches run again."""
         if self.kind == "processes":
-            self.resubmit.extendleft(reversed(list(self.pending.values())))
-            self.pending.clear()
-            self.deadlines.clear()
+            self._run_again(list(self.pending.values()))  # they die with their workers
         if isinstance(self.backend, ExecutorBackend):
             self.backend.replace_workers()
         else:
             self.backend.abort_everything(ensure_ready=True)
+        # Threads cannot be killed: the running batches still report, but the
+        # pool's shutdown cancelled the queued ones.
+        self._run_again([batch for future, batch in self.pending.items() if future.cancelled()])
+
+    def _run_again(self, batches: list[Batch]) -> None:
+        """Take ``batches`` out of flight and queue them to be submitted again."""
+        again = {id(batch) for batch in batches}
+        for future in [f for f, batch in self.pending.items() if id(batch) in again]:
+            del self.pending[future]
+            self.deadlines.pop(future, None)
+        for batch in sorted(batches, key=lambda b: b.start, reverse=True):
+            if batch.start in self.quarantined:  # a suspect of a crash still runs alone
+                self.quarantined.discard(batch.start)
+                self.quarantine.appendleft(batch)
+            else:
+                self.resubmit.appendleft(batch)
 
     def _on_worker_death(self, batch: Batch, exc: BaseException) -> list[Any] | None:
         suspects = [batch, *self.pending.values()]
