@@ -96,12 +96,13 @@ class Run:
         self.next_start = 0
         self.resubmit: deque[Batch] = deque()  # innocent batches of a killed pool
         self.quarantine: deque[Batch] = deque()  # single tasks re-run alone after a crash
-        self.quarantined: set[int] = set()
+        self.quarantined: set[int] = set()  # starts of those singles now in flight
         self.closed = False
 
     # ------------------------------------------------------------ dispatch
 
     def _limit(self) -> int:
+        # Suspects of a crash run alone; once they are through, full speed again.
         return 1 if (self.quarantine or self.quarantined) else self.max_in_flight
 
     def fill(self) -> None:
@@ -228,6 +229,7 @@ class Run:
                 f"joblite internal error: {len(results)} results for the {len(batch)} "
                 f"tasks from task {batch.start}; please report this"
             )
+        self.quarantined.discard(batch.start)  # it is out of flight
         self.done += len(results)
         if self.progress is not None:
             self.progress.update(self.done, self.total)

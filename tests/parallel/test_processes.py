@@ -12,10 +12,29 @@ import psutil
 import pytest
 
 from joblite.exceptions import WorkerCrashedError
-from joblite.parallel import Parallel, RemoteTraceback, delayed, parallel_config, shutdown_workers
+from joblite.parallel import (
+    LokyBackend,
+    MultiprocessingBackend,
+    Parallel,
+    RemoteTraceback,
+    delayed,
+    parallel_config,
+    shutdown_workers,
+)
 from joblite.parallel._memmap import FOLDER_PREFIX, default_temp_folder
 
-from ._tasks import array_info, crash_if, env_var, fail_on, fail_with_array, square, write_into
+from ._tasks import (
+    array_info,
+    crash_if,
+    crash_when,
+    env_var,
+    fail_on,
+    fail_with_array,
+    meet,
+    square,
+    wait_for_file,
+    write_into,
+)
 
 pytestmark = pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
 
@@ -45,6 +64,37 @@ def test_worker_crash_collected_in_its_slot(backend: str) -> None:
     )
     assert isinstance(out[2], WorkerCrashedError)
     assert out[:2] + out[3:] == [0, 1, 3, 4, 5]
+
+
+def test_tasks_run_in_parallel_again_after_a_crash(backend: str, tmp_path: Path) -> None:
+    submitted_four, crash_handled = tmp_path / "submitted", tmp_path / "handled"
+    base = {"loky": LokyBackend, "multiprocessing": MultiprocessingBackend}[backend]
+
+    class SignallingBackend(base):
+        submissions = 0
+
+        def submit_batch(self, func: Any) -> Any:
+            future = super().submit_batch(func)
+            self.submissions += 1
+            if self.submissions == 4:
+                submitted_four.touch()  # task 0 may kill its worker now
+            return future
+
+        def replace_workers(self) -> None:
+            super().replace_workers()
+            crash_handled.touch()  # the held tasks may finish
+
+    # Tasks 1-3 are held until the crash of task 0 is handled, so the suspects
+    # re-run alone are tasks 0-3 only; tasks 4 and 5 then need each other.
+    held = [delayed(wait_for_file)(str(crash_handled), i) for i in range(1, 4)]
+    pair = [
+        delayed(meet)(str(tmp_path / "a"), str(tmp_path / "b")),
+        delayed(meet)(str(tmp_path / "b"), str(tmp_path / "a")),
+    ]
+    tasks = [delayed(crash_when)(str(submitted_four)), *held, *pair, delayed(square)(6)]
+    out = Parallel(n_jobs=2, backend=SignallingBackend(), batch_size=1, on_error="collect")(tasks)
+    assert isinstance(out[0], WorkerCrashedError)
+    assert out[1:] == [1, 2, 3, True, True, 36]
 
 
 def test_lambdas_and_closures_travel(backend: str) -> None:
