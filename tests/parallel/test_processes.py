@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from joblite.parallel import (
     shutdown_workers,
 )
 from joblite.parallel._memmap import FOLDER_PREFIX, default_temp_folder
+from joblite.parallel.backends import _worker as backends_worker
+from joblite.parallel.backends import loky_pool, multiprocessing_pool
 
 from ._tasks import (
     array_info,
@@ -30,6 +33,8 @@ from ._tasks import (
     env_var,
     fail_on,
     fail_with_array,
+    init_count,
+    init_worker,
     meet,
     square,
     wait_for_file,
@@ -95,6 +100,27 @@ def test_tasks_run_in_parallel_again_after_a_crash(backend: str, tmp_path: Path)
     out = Parallel(n_jobs=2, backend=SignallingBackend(), batch_size=1, on_error="collect")(tasks)
     assert isinstance(out[0], WorkerCrashedError)
     assert out[1:] == [1, 2, 3, True, True, 36]
+
+
+def test_initializer_is_pickled_once_not_per_batch(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+
+    def counting(initializer: object, initargs: tuple[object, ...]) -> bytes | None:
+        calls.append(initializer)
+        return real(initializer, initargs)
+
+    real = backends_worker.pickle_initializer
+    for module in (backends_worker, loky_pool, multiprocessing_pool):
+        if hasattr(module, "pickle_initializer"):
+            monkeypatch.setattr(module, "pickle_initializer", counting)
+    token = uuid.uuid4().hex
+    out = Parallel(
+        n_jobs=2, backend=backend, batch_size=1, initializer=init_worker, initargs=(token,)
+    )(delayed(init_count)(token) for _ in range(20))
+    assert out == [1] * 20
+    assert calls == [init_worker]
 
 
 def test_lambdas_and_closures_travel(backend: str) -> None:
