@@ -20,11 +20,15 @@ __all__ = [
     "Batch",
     "BatchOutput",
     "BatchSizer",
+    "iterate_plain",
     "load_batch",
+    "not_a_triple",
     "pack_tasks",
     "run_packed",
+    "run_plain",
     "run_tasks",
     "take_tasks",
+    "unpack_task",
 ]
 
 # results (None where a task failed), failures or None, seconds spent in tasks
@@ -37,12 +41,47 @@ _NOT_A_TRIPLE: Final = (
 )
 
 
-def _call(task: Any) -> Any:
+def not_a_triple(task: object) -> TypeError:
+    """The error for an input item that is not a ``(callable, args, kwargs)`` triple."""
+    return TypeError(_NOT_A_TRIPLE.format(task))
+
+
+def unpack_task(task: Any) -> Task:
+    """``task`` as ``(function, args, kwargs)``; ``TypeError`` naming it if it is not one."""
     try:
         function, args, kwargs = task
     except (TypeError, ValueError):
-        raise TypeError(_NOT_A_TRIPLE.format(task)) from None
+        raise not_a_triple(task) from None
+    return function, args, kwargs
+
+
+def _call(task: Any) -> Any:
+    function, args, kwargs = unpack_task(task)
     return function(*args, **kwargs)
+
+
+def run_plain(tasks: Iterator[Any]) -> list[Any]:
+    """Call every task in order, in this thread: ``Parallel(n_jobs=1)``'s hot path."""
+    # The unpacking is inlined: a helper call per task would cost more than the task.
+    results: list[Any] = []
+    append = results.append
+    for task in tasks:
+        try:
+            function, args, kwargs = task
+        except (TypeError, ValueError):
+            raise not_a_triple(task) from None
+        append(function(*args, **kwargs))
+    return results
+
+
+def iterate_plain(tasks: Iterator[Any]) -> Iterator[Any]:
+    """:func:`run_plain`, one result at a time."""
+    for task in tasks:
+        try:
+            function, args, kwargs = task
+        except (TypeError, ValueError):
+            raise not_a_triple(task) from None
+        yield function(*args, **kwargs)
 
 
 def run_tasks(tasks: Sequence[Any], retries: int, stop_on_error: bool, remote: bool) -> BatchOutput:
@@ -65,7 +104,7 @@ def run_tasks(tasks: Sequence[Any], retries: int, stop_on_error: bool, remote: b
                     error = again
             else:
                 if not isinstance(task, tuple) or len(task) != 3:
-                    error = TypeError(_NOT_A_TRIPLE.format(task))
+                    error = not_a_triple(task)
                 append(None)
                 failures = failures or []
                 failures.append(capture_failure(position, error, remote))
@@ -77,7 +116,7 @@ def run_tasks(tasks: Sequence[Any], retries: int, stop_on_error: bool, remote: b
 class Batch:
     """A slice of consecutive tasks, ``start`` being the first one's index in the call."""
 
-    __slots__ = ("payload", "retries", "start", "stop_on_error", "tasks")
+    __slots__ = ("payload", "retries", "start", "started", "stop_on_error", "tasks")
 
     def __init__(self, start: int, tasks: list[Any], retries: int, stop_on_error: bool) -> None:
         self.start = start
@@ -87,11 +126,14 @@ class Batch:
         # Process backends set this to the pickled tasks (shared arrays swapped
         # for references) before submitting; see _memmap.dumps_tasks.
         self.payload: bytes | None = None
+        # When a thread worker began running it (time.monotonic); None while queued.
+        self.started: float | None = None
 
     def __len__(self) -> int:
         return len(self.tasks)
 
     def __call__(self) -> BatchOutput:
+        self.started = time.monotonic()  # the engine's per-task clock starts here
         return run_tasks(self.tasks, self.retries, self.stop_on_error, remote=False)
 
     def __reduce__(self) -> tuple[Callable[[bytes], _RemoteBatch], tuple[bytes]]:

@@ -71,6 +71,10 @@ class Run:
         self.ships_payload = self.kind == "processes" or (
             self.kind == "custom" and not getattr(backend, "uses_threads", False)
         )
+        # Thread workers run our Batch objects, which note when they start: the
+        # per-task clock starts there. Process workers are out of sight, so their
+        # clock starts at submission (worker start-up counts against it).
+        self.clock_at_start = self.kind == "threads"
         self.tasks = tasks
         self.total = total
         self.exhausted = False
@@ -92,12 +96,13 @@ class Run:
         self.next_start = 0
         self.resubmit: deque[Batch] = deque()  # innocent batches of a killed pool
         self.quarantine: deque[Batch] = deque()  # single tasks re-run alone after a crash
-        self.quarantined: set[int] = set()
+        self.quarantined: set[int] = set()  # starts of those singles now in flight
         self.closed = False
 
     # ------------------------------------------------------------ dispatch
 
     def _limit(self) -> int:
+        # Suspects of a crash run alone; once they are through, full speed again.
         return 1 if (self.quarantine or self.quarantined) else self.max_in_flight
 
     def fill(self) -> None:
@@ -127,6 +132,7 @@ class Run:
             batch.payload = dumps_tasks(
                 batch.tasks, batch.retries, batch.stop_on_error, self.sharer
             )
+        batch.started = None
         future = self._submit_to_backend(batch)
         self.pending[future] = batch
         if self.timeout is not None:
@@ -190,6 +196,7 @@ class Run:
                     if results is not None:
                         yield from self._deliver(batch, results)
                 self.fill()
+            self._check_all_delivered()
         finally:
             self.close()
 
@@ -206,6 +213,8 @@ class Run:
         try:
             output: BatchOutput = future.result()
         except CancelledError:
+            # Cancelled under us (a pool shut down): the batch has not run, run it again.
+            self._run_again([batch])
             return None
         except BaseException as exc:
             if self.kind == "processes" and _is_worker_death(exc):
@@ -225,6 +234,12 @@ class Run:
         return results
 
     def _deliver(self, batch: Batch, results: list[Any]) -> Iterator[list[Any]]:
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"joblite internal error: {len(results)} results for the {len(batch)} "
+                f"tasks from task {batch.start}; please report this"
+            )
+        self.quarantined.discard(batch.start)  # it is out of flight
         self.done += len(results)
         if self.progress is not None:
             self.progress.update(self.done, self.total)
@@ -237,11 +252,26 @@ class Run:
             self.next_start += len(chunk)
             yield chunk
 
+    def _check_all_delivered(self) -> None:
+        """Every task gave one result or error: a lost batch must not shorten the output."""
+        delivered = self.next_start if self.ordered else self.done
+        if delivered != self.consumed or self.ready:
+            raise RuntimeError(
+                f"joblite internal error: {delivered} results delivered for "
+                f"{self.consumed} tasks; please report this"
+            )
+
     # ------------------------------------------------------------ rare paths
 
     def _expire_deadlines(self) -> Iterator[list[Any]]:
         now = time.monotonic()
-        expired = [future for future, deadline in self.deadlines.items() if deadline <= now]
+        expired = []
+        for future, deadline in list(self.deadlines.items()):
+            if deadline <= now and self.clock_at_start:
+                deadline = self._started_deadline(self.pending[future], now)
+                self.deadlines[future] = deadline
+            if deadline <= now:
+                expired.append(future)
         if not expired:
             return
         for future in expired:
@@ -256,16 +286,39 @@ class Run:
         for batch in batches:
             yield from self._deliver(batch, [error] * len(batch))
 
+    def _started_deadline(self, batch: Batch, now: float) -> float:
+        """A thread batch's real deadline: ``timeout`` per task from when it started."""
+        assert self.timeout is not None
+        limit = self.timeout * len(batch)
+        started = batch.started
+        if started is None:  # still queued (say, behind an initializer): look again later
+            return now + limit
+        return started + limit
+
     def _replace_workers(self) -> None:
         """Kill every worker (a stuck one among them); innocent batches run again."""
         if self.kind == "processes":
-            self.resubmit.extendleft(reversed(list(self.pending.values())))
-            self.pending.clear()
-            self.deadlines.clear()
+            self._run_again(list(self.pending.values()))  # they die with their workers
         if isinstance(self.backend, ExecutorBackend):
             self.backend.replace_workers()
         else:
             self.backend.abort_everything(ensure_ready=True)
+        # Threads cannot be killed: the running batches still report, but the
+        # pool's shutdown cancelled the queued ones.
+        self._run_again([batch for future, batch in self.pending.items() if future.cancelled()])
+
+    def _run_again(self, batches: list[Batch]) -> None:
+        """Take ``batches`` out of flight and queue them to be submitted again."""
+        again = {id(batch) for batch in batches}
+        for future in [f for f, batch in self.pending.items() if id(batch) in again]:
+            del self.pending[future]
+            self.deadlines.pop(future, None)
+        for batch in sorted(batches, key=lambda b: b.start, reverse=True):
+            if batch.start in self.quarantined:  # a suspect of a crash still runs alone
+                self.quarantined.discard(batch.start)
+                self.quarantine.appendleft(batch)
+            else:
+                self.resubmit.appendleft(batch)
 
     def _on_worker_death(self, batch: Batch, exc: BaseException) -> list[Any] | None:
         suspects = [batch, *self.pending.values()]

@@ -336,34 +336,42 @@ class Parallel:
             if not managed:
                 backend.terminate()
             results = self._sequential(iter(iterable), total, progress)
-            if self.return_as == "list":
+            if self.return_as == "list" and not isinstance(results, list):
                 return list(results)
             return results
         return self._dispatch(backend, n_jobs, iter(iterable), total, progress, managed)
 
     def _sequential(
         self, tasks: Iterator[Any], total: int | None, progress: Progress | None
-    ) -> Iterator[Any]:
+    ) -> list[Any] | Iterator[Any]:
+        """The list itself on the plain list path, else a generator of results."""
         if self.initializer is not None:
             self.initializer(*self.initargs)
         plain = progress is None and self.timeout is None and self.retries == 0
         if plain and self.on_error == "raise":
+            from ._batching import iterate_plain, run_plain
+
             if self.return_as == "list":  # the hot path: a plain loop
-                return iter([function(*args, **kwargs) for function, args, kwargs in tasks])
-            return (function(*args, **kwargs) for function, args, kwargs in tasks)
+                return run_plain(tasks)
+            return iterate_plain(tasks)
         return self._sequential_general(tasks, total, progress)
 
     def _sequential_general(
         self, tasks: Iterator[Any], total: int | None, progress: Progress | None
     ) -> Iterator[Any]:
+        from ._batching import unpack_task
+
         collect = self.on_error == "collect"
         timeout = self.timeout
         done = 0
         try:
-            for index, (function, args, kwargs) in enumerate(tasks):
+            for index, task in enumerate(tasks):
                 start = time.monotonic()
+                function: Any = None
                 for attempt in range(self.retries + 1):
                     try:
+                        # An item that is not a triple fails like a task, as with n_jobs > 1.
+                        function, args, kwargs = unpack_task(task)
                         result = function(*args, **kwargs)
                         break
                     except Exception as exc:
@@ -458,7 +466,8 @@ class Parallel:
             max_in_flight = _eval_pre_dispatch(self.pre_dispatch, n_jobs)
         batch_size = None if self.batch_size == "auto" else int(self.batch_size)
         if self.timeout is not None:
-            # Deadlines count from submission, so nothing may queue behind a busy worker.
+            # Process deadlines count from submission, so nothing may queue behind
+            # a busy worker (thread deadlines count from the task's start).
             max_in_flight = n_jobs
             batch_size = batch_size or 1
 

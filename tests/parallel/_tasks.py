@@ -89,6 +89,34 @@ def crash_once_signalled(fifo: str) -> None:
     os._exit(3)
 
 
+def wait_for_file(path: str, value: int) -> int:
+    """Return ``value`` once ``path`` exists: holds a worker until the test lets it go."""
+    give_up = time.monotonic() + 60
+    while not os.path.exists(path):
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+    return value
+
+
+def crash_when(path: str) -> None:
+    """Kill the worker once ``path`` exists."""
+    wait_for_file(path, 0)
+    os._exit(3)
+
+
+def meet(mine: str, other: str) -> bool:
+    """Create ``mine``, wait for ``other``: True when both tasks ran at the same time."""
+    with open(mine, "w"):
+        pass
+    give_up = time.monotonic() + 20
+    while not os.path.exists(other):
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def env_var(name: str) -> str | None:
     return os.environ.get(name)
 

@@ -85,6 +85,28 @@ def test_non_triples_are_a_clear_type_error() -> None:
         Parallel(n_jobs=2, backend="threading")([square])
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"return_as": "generator"}, {"retries": 1}, {"timeout": 30}],
+    ids=["list", "generator", "retries", "timeout"],
+)
+def test_non_triples_give_the_same_error_whatever_n_jobs(
+    n_jobs: int, options: dict[str, Any]
+) -> None:
+    parallel = Parallel(n_jobs=n_jobs, backend="threading", **options)
+    for item in [1, (square, (2,))]:
+        with pytest.raises(TypeError, match=r"triples such as delayed\(f\)\(x\); got "):
+            list(parallel([delayed(square)(1), item]))
+    collected = list(
+        Parallel(n_jobs=n_jobs, backend="threading", on_error="collect", **options)(
+            [delayed(square)(1), 1, delayed(square)(3)]
+        )
+    )
+    assert collected[::2] == [1, 9]
+    assert "triples such as delayed(f)(x); got 1" in str(collected[1])
+
+
 @pytest.mark.parametrize("pre_dispatch", ["all", 1, "3 * n_jobs", "n_jobs + 1"])
 @pytest.mark.parametrize("batch_size", ["auto", 1, 7])
 def test_pre_dispatch_and_batch_size_forms(pre_dispatch: Any, batch_size: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import uuid
 from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,22 @@ from joblite.parallel import (
     shutdown_workers,
 )
 from joblite.parallel._memmap import FOLDER_PREFIX, default_temp_folder
+from joblite.parallel.backends import _worker as backends_worker
+from joblite.parallel.backends import loky_pool, multiprocessing_pool
 
 from ._tasks import (
     array_info,
     crash_if,
     crash_once_signalled,
+    crash_when,
     env_var,
     fail_on,
     fail_with_array,
+    init_count,
+    init_worker,
+    meet,
     square,
+    wait_for_file,
     write_into,
 )
 
@@ -121,6 +129,58 @@ def test_worker_death_during_submission_is_a_crash_and_the_next_call_works(
     assert racing.raced
     # The broken pool was replaced: the same backend serves the next call.
     assert Parallel(n_jobs=2, backend=racing)(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
+
+
+def test_tasks_run_in_parallel_again_after_a_crash(backend: str, tmp_path: Path) -> None:
+    submitted_four, crash_handled = tmp_path / "submitted", tmp_path / "handled"
+    base = {"loky": LokyBackend, "multiprocessing": MultiprocessingBackend}[backend]
+
+    class SignallingBackend(base):
+        submissions = 0
+
+        def submit_batch(self, func: Any) -> Any:
+            future = super().submit_batch(func)
+            self.submissions += 1
+            if self.submissions == 4:
+                submitted_four.touch()  # task 0 may kill its worker now
+            return future
+
+        def replace_workers(self) -> None:
+            super().replace_workers()
+            crash_handled.touch()  # the held tasks may finish
+
+    # Tasks 1-3 are held until the crash of task 0 is handled, so the suspects
+    # re-run alone are tasks 0-3 only; tasks 4 and 5 then need each other.
+    held = [delayed(wait_for_file)(str(crash_handled), i) for i in range(1, 4)]
+    pair = [
+        delayed(meet)(str(tmp_path / "a"), str(tmp_path / "b")),
+        delayed(meet)(str(tmp_path / "b"), str(tmp_path / "a")),
+    ]
+    tasks = [delayed(crash_when)(str(submitted_four)), *held, *pair, delayed(square)(6)]
+    out = Parallel(n_jobs=2, backend=SignallingBackend(), batch_size=1, on_error="collect")(tasks)
+    assert isinstance(out[0], WorkerCrashedError)
+    assert out[1:] == [1, 2, 3, True, True, 36]
+
+
+def test_initializer_is_pickled_once_not_per_batch(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+
+    def counting(initializer: object, initargs: tuple[object, ...]) -> bytes | None:
+        calls.append(initializer)
+        return real(initializer, initargs)
+
+    real = backends_worker.pickle_initializer
+    for module in (backends_worker, loky_pool, multiprocessing_pool):
+        if hasattr(module, "pickle_initializer"):
+            monkeypatch.setattr(module, "pickle_initializer", counting)
+    token = uuid.uuid4().hex
+    out = Parallel(
+        n_jobs=2, backend=backend, batch_size=1, initializer=init_worker, initargs=(token,)
+    )(delayed(init_count)(token) for _ in range(20))
+    assert out == [1] * 20
+    assert calls == [init_worker]
 
 
 def test_lambdas_and_closures_travel(backend: str) -> None:

@@ -175,6 +175,7 @@ class ExecutorBackend(ParallelBackendBase):
         self.n_jobs = 1
         self.initializer: Callable[..., object] | None = None
         self.initargs: tuple[Any, ...] = ()
+        self._initializer_payload: tuple[bytes | None] | None = None  # made on first use
 
     def effective_n_jobs(self, n_jobs: int) -> int:
         from .._config import normalize_n_jobs
@@ -187,6 +188,19 @@ class ExecutorBackend(ParallelBackendBase):
         """Run ``initializer(*initargs)`` once in each worker this backend starts."""
         self.initializer = initializer
         self.initargs = tuple(initargs)
+        self._initializer_payload = None
+
+    def initializer_payload(self) -> bytes | None:
+        """``(initializer, initargs)`` pickled for process workers; None without one.
+
+        Pickled once per :meth:`set_initializer`, not per pool or batch: large
+        ``initargs`` are the usual reason for an initializer.
+        """
+        if self._initializer_payload is None:
+            from ._worker import pickle_initializer
+
+            self._initializer_payload = (pickle_initializer(self.initializer, self.initargs),)
+        return self._initializer_payload[0]
 
     def configure(
         self,

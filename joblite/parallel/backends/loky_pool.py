@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
-from ._worker import init_process_worker, pickle_initializer
+from ._worker import init_process_worker
 from .base import ExecutorBackend
 
 __all__ = ["LokyBackend", "shutdown_loky_workers"]
@@ -57,7 +57,7 @@ class LokyBackend(ExecutorBackend):
                 max_workers=self.n_jobs,
                 timeout=self.idle_worker_timeout,
                 initializer=None if self.initializer is None else init_process_worker,
-                initargs=(pickle_initializer(self.initializer, self.initargs),),
+                initargs=(self.initializer_payload(),),
                 env=self.worker_environment(self.n_jobs),
             )
             with _EXECUTORS_LOCK:

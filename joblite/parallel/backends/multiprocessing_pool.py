@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
-from ._worker import init_process_worker, pickle_initializer
+from ._worker import init_process_worker
 from .base import ExecutorBackend
 
 __all__ = ["MultiprocessingBackend"]
@@ -48,7 +48,7 @@ class MultiprocessingBackend(ExecutorBackend):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        payload = pickle_initializer(self.initializer, self.initargs)
+        payload = self.initializer_payload()  # same object each time: a cheap compare
         key = (self.n_jobs, payload, self.inner_max_num_threads)
         with self._lock:
             pool = self._pool
