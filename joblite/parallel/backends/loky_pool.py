@@ -52,9 +52,14 @@ class LokyBackend(ExecutorBackend):
         executor = self._executor
         if executor is None or executor._flags.broken or executor._flags.shutdown:
             from loky import get_reusable_executor
+            from loky.backend.context import ctx_loky
 
             executor = get_reusable_executor(
                 max_workers=self.n_jobs,
+                # loky's own context object, not the start-method name: joblib's
+                # vendored loky re-registers "loky" on import, and workers would
+                # then start through joblib (importing it) when both are loaded.
+                context=ctx_loky,
                 timeout=self.idle_worker_timeout,
                 initializer=None if self.initializer is None else init_process_worker,
                 initargs=(self.initializer_payload(),),
