@@ -44,6 +44,7 @@ __all__ = [
     "cpu_count",
     "delayed",
     "effective_n_jobs",
+    "get_active_backend",
     "parallel_backend",
     "parallel_config",
     "register_parallel_backend",
@@ -101,3 +102,37 @@ def shutdown_workers() -> None:
     module = sys.modules.get("joblite.parallel.backends.loky_pool")
     if module is not None:
         module.shutdown_loky_workers()
+
+
+def get_active_backend(
+    prefer: str | None = None, require: str | None = None, verbose: int = 0
+) -> tuple[ParallelBackendBase, int | None]:
+    """The backend and ``n_jobs`` a ``Parallel()`` call here takes from the configuration.
+
+    joblib's ``joblib.parallel.get_active_backend``: ``n_jobs`` is ``None``
+    when no ``parallel_config`` sets it. ``prefer``/``require`` act as they do
+    in ``Parallel`` when the configuration names no backend.
+
+    Example::
+
+        >>> with parallel_backend("threading", n_jobs=2):
+        ...     backend, n_jobs = get_active_backend()
+        >>> type(backend).__name__, n_jobs
+        ('ThreadingBackend', 2)
+    """
+    from ._config import REGISTRY, active_settings, make_backend
+
+    settings = active_settings()
+    prefer = settings.get("prefer", None) if prefer is None else prefer
+    require = settings.get("require", None) if require is None else require
+    backend = settings.get("backend", None)
+    if backend is None:
+        threads = require == "sharedmem" or prefer == "threads"
+        backend = "threading" if threads else REGISTRY.default
+    if isinstance(backend, str):
+        inner = settings.get("inner_max_num_threads", None)
+        backend = make_backend(backend, inner_max_num_threads=inner, **settings.backend_params)
+    if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
+        backend = make_backend("threading")
+    n_jobs: int | None = settings.get("n_jobs", None)
+    return backend, n_jobs

@@ -305,9 +305,13 @@ class parallel_config:
 class parallel_backend(parallel_config):
     """The older form of :class:`parallel_config`: ``backend`` comes first.
 
+    As in joblib, a backend name is turned into one backend instance here,
+    which every ``Parallel`` call in the block uses, and ``with`` gives
+    ``(backend, n_jobs)``.
+
     Example::
 
-        >>> with parallel_backend("threading", n_jobs=2):
+        >>> with parallel_backend("threading", n_jobs=2) as (backend, n_jobs):
         ...     Parallel()(delayed(abs)(-i) for i in range(2))
         [0, 1]
     """
@@ -319,12 +323,25 @@ class parallel_backend(parallel_config):
         inner_max_num_threads: int | _Unset | None = None,
         **backend_params: Any,
     ) -> None:
+        if isinstance(backend, str):
+            inner = none_is_unset(inner_max_num_threads)
+            backend = make_backend(
+                backend,
+                inner_max_num_threads=None if inner is UNSET else inner,
+                **backend_params,
+            )
+            backend_params = {}
         super().__init__(
             backend,
             n_jobs=n_jobs,
             inner_max_num_threads=inner_max_num_threads,
             **backend_params,
         )
+        self.backend = backend
+        self.n_jobs = n_jobs
+
+    def __enter__(self) -> tuple[ParallelBackendBase, Any]:  # type: ignore[override]
+        return self.backend, self.n_jobs
 
 
 # ---------------------------------------------------------------- registry

@@ -315,3 +315,73 @@ def test_joblib_parallel_mp_resolves_right_after_import() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "True"
+
+
+# ------------------------------------------------------------ parallel_backend's instance
+
+
+@pytest.mark.parametrize("lib", ["joblib", "joblite"])
+def test_parallel_backend_gives_the_instance_every_call_uses(lib: str) -> None:
+    # scikit-learn's pattern: `with parallel_backend(name) as (backend, n_jobs)`, then
+    # check on that very backend what the calls inside the block did.
+    import importlib
+
+    module = importlib.import_module("joblib.parallel" if lib == "joblib" else "joblite.parallel")
+    base = module.ThreadingBackend
+
+    class Counting(base):  # type: ignore[misc,valid-type]
+        configured = 0
+
+        def configure(self, *args: Any, **kwargs: Any) -> Any:
+            type(self).configured += 1
+            return super().configure(*args, **kwargs)
+
+    name = f"counting-{lib}"
+    module.register_parallel_backend(name, Counting)
+    try:
+        with module.parallel_backend(name, n_jobs=2) as (backend, n_jobs):
+            assert isinstance(backend, Counting)
+            assert n_jobs == 2
+            assert module.get_active_backend() == (backend, 2)
+            for _ in range(2):
+                out = module.Parallel()(module.delayed(square)(i) for i in range(4))
+                assert out == [0, 1, 4, 9]
+        assert Counting.configured == 2
+    finally:
+        from joblite.parallel._config import REGISTRY
+
+        (module.BACKENDS if lib == "joblib" else REGISTRY.factories).pop(name)
+
+
+@pytest.mark.parametrize("lib", ["joblib", "joblite"])
+def test_get_active_backend_follows_the_configuration(lib: str) -> None:
+    import importlib
+
+    module = importlib.import_module("joblib.parallel" if lib == "joblib" else "joblite.parallel")
+    backend, n_jobs = module.get_active_backend()
+    assert type(backend).__name__ == "LokyBackend"
+    assert n_jobs is None
+    with module.parallel_config(backend="threading", n_jobs=3):
+        backend, n_jobs = module.get_active_backend()
+        assert type(backend).__name__ == "ThreadingBackend"
+        assert n_jobs == 3
+    with module.parallel_config(require="sharedmem"):
+        assert type(module.get_active_backend()[0]).__name__ == "ThreadingBackend"
+
+
+def test_loky_workers_start_through_loky_when_joblib_is_loaded_too(tmp_path: Path) -> None:
+    # joblib's vendored loky registers itself as the "loky" start method on import;
+    # joblite's workers must not start (and import joblib) through it.
+    result = _run_script(
+        """
+        import loky, joblib, psutil
+        from joblite.parallel import Parallel, delayed, shutdown_workers
+        Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4))
+        print([" ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)])
+        shutdown_workers()
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "loky.backend.popen_loky_posix" in result.stdout
+    assert "joblib.externals" not in result.stdout
