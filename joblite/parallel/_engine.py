@@ -117,7 +117,7 @@ class Run:
                 return
             else:
                 size = self.sizer.next_size()
-                items = take_tasks(self.tasks, size)
+                items = take_tasks(self.tasks, size, pack=self.ships_payload)
                 if len(items) < size:
                     self.exhausted = True
                     self.total = self.consumed + len(items)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._core.fsutil import safe_remove
-from ._batching import pack_tasks
+from ._batching import PackedTasks, pack_tasks
 
 __all__ = ["ArraySharer", "default_temp_folder", "dumps_tasks", "open_shared_array"]
 
@@ -190,7 +190,7 @@ class ArraySharer:
 
 
 def dumps_tasks(
-    tasks: list[Any], retries: int, stop_on_error: bool, sharer: ArraySharer | None
+    tasks: list[Any] | PackedTasks, retries: int, stop_on_error: bool, sharer: ArraySharer | None
 ) -> bytes:
     """Pickle a batch for a process worker with cloudpickle, swapping in shared arrays."""
     import cloudpickle

@@ -11,9 +11,12 @@ import pytest
 
 from joblite.parallel import Parallel, delayed
 from joblite.parallel._batching import (
+    TAKE_CHUNK,
+    PackedTasks,
     pack_tasks,
     run_packed,
     run_tasks,
+    take_tasks,
 )
 
 from ._tasks import add, fail_on, square
@@ -110,6 +113,42 @@ def test_failures_in_packed_batches_land_in_their_slots(backend: str) -> None:
     assert out[:7] == list(range(7))
     assert out[8:] == [8, 9]
     assert isinstance(out[7], ValueError)
+
+
+@pytest.mark.parametrize(
+    "n_items", [TAKE_CHUNK - 1, TAKE_CHUNK, 2 * TAKE_CHUNK, 2 * TAKE_CHUNK + 3]
+)
+def test_taking_a_uniform_batch_packs_it_and_leaves_the_rest(n_items: int) -> None:
+    size = 2 * TAKE_CHUNK
+    source = (delayed(square)(i) for i in range(n_items))
+    taken = take_tasks(source, size, pack=True)
+    assert isinstance(taken, PackedTasks)
+    assert taken.packed() == (square, list(range(min(n_items, size))), False)
+    assert next(source, None) == (delayed(square)(size) if n_items > size else None)
+
+
+@pytest.mark.parametrize("switch_at", [1, TAKE_CHUNK, TAKE_CHUNK + 5])
+def test_taking_a_mixed_batch_gives_its_triples_in_order(switch_at: int) -> None:
+    size = 2 * TAKE_CHUNK
+    items = [delayed(square)(i) for i in range(switch_at)]
+    items += [delayed(pow)(i, 2) for i in range(switch_at, size + 1)]
+    source = iter(items)
+    taken = take_tasks(source, size, pack=True)
+    assert isinstance(taken, list)
+    assert [(f, tuple(args), kwargs) for f, args, kwargs in taken] == items[:size]
+    assert next(source) is items[size]
+
+
+def test_packed_tasks_read_back_as_the_calls_they_stand_for() -> None:
+    assert list(PackedTasks(square, [1, 2], False)) == [(square, (1,), {}), (square, (2,), {})]
+    assert PackedTasks(pow, [(2, 3)], True)[0] == (pow, (2, 3), {})
+    assert len(PackedTasks(pow, [(2, 3)], True)) == 1
+
+
+def test_processes_run_batches_that_switch_function_mid_chunk() -> None:
+    tasks = [delayed(square)(i) if i % 700 < 600 else delayed(add)(i, y=1) for i in range(3000)]
+    out = Parallel(n_jobs=2, batch_size=1000)(tasks)
+    assert out == [function(*args, **kwargs) for function, args, kwargs in tasks]
 
 
 def test_delayed_caches_per_function_without_mixing_them_up() -> None:
