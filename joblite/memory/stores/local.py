@@ -21,7 +21,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from ..._core.fsutil import TEMP_PREFIX, atomic_write, fsync_directory
 from .._locks import DEFAULT_STALE_AFTER, FileLock
@@ -33,7 +33,6 @@ __all__ = ["PART_SUFFIX", "FileStore"]
 PART_SUFFIX = ".part"
 
 _PRIVATE = 0o700
-_WRITE_BUFFER = 64 * 1024
 # Names starting with a dot (temp files, deleted trees) are not keys.
 _HIDDEN = "."
 
@@ -101,12 +100,10 @@ class FileStore(Store):
         try:
             if leftover:  # bytes of a writer that died
                 os.ftruncate(fd, 0)
-            # A set buffer size spares the isatty probe; closefd=False spares a dup.
-            with open(fd, "wb", buffering=_WRITE_BUFFER, closefd=False) as f:
-                yield f
-                f.flush()
-                if self.fsync:
-                    os.fsync(fd)
+            # It has the part of a binary file's interface that writers use.
+            yield cast(BinaryIO, _FdWriter(fd))
+            if self.fsync:
+                os.fsync(fd)
             os.rename(lock.path, path)
             lock.mark_renamed()
         except BaseException:
@@ -189,6 +186,45 @@ class FileStore(Store):
         return FileLock(
             _part_path(self._root + key), timeout=timeout, stale_after=self.stale_lock_after
         )
+
+
+class _FdWriter:
+    """An open descriptor as an unbuffered binary file, for writing through a held lock.
+
+    Writers hand over whole files or big slices (see ``fileformat``), so a
+    buffer would only add a copy, and setting one up costs more than the
+    write of a small entry. ``write`` writes every byte (``os.write`` may not).
+    """
+
+    mode = "wb"
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        written = os.write(self._fd, view)
+        while written < view.nbytes:
+            written += os.write(self._fd, view[written:])
+        return view.nbytes
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def tell(self) -> int:
+        return os.lseek(self._fd, 0, os.SEEK_CUR)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self._fd, offset, whence)
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
 
 
 def _part_path(path: str) -> str:
