@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from joblite._core import _sections
 from joblite.persistence import dump, inspect, load
 
 from .helpers import assert_same
@@ -104,3 +105,15 @@ def test_plain_small_files_match_the_general_layout(value: object, protocol: int
     dump(value, written, protocol=protocol)
     assert written.getvalue() == general.getvalue()
     assert inspect(io.BytesIO(written.getvalue()))["object_type"] == manifest["object_type"]
+
+
+@pytest.mark.parametrize("nbytes", [0, 1, 1000, _sections.HASH_PIECE, _sections.HASH_PIECE + 1])
+def test_section_checksums_combine_the_digests_of_their_pieces(nbytes: int) -> None:
+    # Sections of one piece take a shortcut; the checksum is the format's, whatever the size.
+    data = memoryview(bytes(range(256)) * (nbytes // 256) + bytes(nbytes % 256))
+    pieces = [
+        data[start : start + _sections.HASH_PIECE]
+        for start in range(0, nbytes, _sections.HASH_PIECE)
+    ]
+    expected = _sections.combine_digests(_sections.checksum(piece) for piece in pieces)
+    assert _sections.section_checksum(data) == expected
