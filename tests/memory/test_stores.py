@@ -169,3 +169,21 @@ def test_file_store_entries_are_the_files_dump_writes(
     dump(_big_value(nbytes), tmp_path / "dumped.jl", compress=compress)
     assert entry.read_bytes() == (tmp_path / "dumped.jl").read_bytes()
     assert_same(f(nbytes), _big_value(nbytes))
+
+
+def test_a_lock_whose_file_was_deleted_meanwhile_writes_elsewhere(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    lock = store.lock("f/v/e.out")
+    lock.acquire()
+    store.delete("f")  # e.g. Memory.clear() in another process, while computing
+    other = store.lock("f/v/e.out")  # a caller since then: a new lock file, same name
+    other.acquire()
+    with store.open_write("f/v/e.out", lock=lock) as f:
+        f.write(b"mine")
+    assert store.read_bytes("f/v/e.out") == b"mine"
+    # The other caller's lock file is neither renamed nor written into.
+    assert other.held_file_size(other.path) == 0
+    assert os.path.getsize(other.path) == 0
+    other.release()
+    lock.release()
+    assert store.children("f/v") == ["e.out"]
