@@ -268,7 +268,7 @@ class MemorizedFunc:
         store = settings.store
         try:
             self._write_function_info(entry)
-            write_output(store, entry + OUTPUT, value, settings.compression, lock)
+            size = write_output(store, entry + OUTPUT, value, settings.compression, lock)
             append_store(store, entry, metadata)
         # Pickling runs the value's own code (__reduce__, __getstate__), which
         # may raise anything: the value is computed and must not be lost.
@@ -283,10 +283,11 @@ class MemorizedFunc:
             delete_entry(store, entry)
             return False
         if settings.evictor is not None:
-            try:
-                size = store.stat(entry + OUTPUT).size
-            except KeyError:  # evicted or cleared by someone else already
-                size = 0
+            if size is None:
+                try:
+                    size = store.stat(entry + OUTPUT).size
+                except KeyError:  # evicted or cleared by someone else already
+                    size = 0
             settings.evictor.after_write(size)
         return True
 

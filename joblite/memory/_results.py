@@ -73,8 +73,12 @@ def read_output(store: Store, key: str, mmap_mode: str | None) -> Any:
 _write_object: Callable[..., None] | None = None
 
 
-def write_output(store: Store, key: str, value: Any, compression: Any, lock: object) -> None:
-    """Write ``value`` to ``key`` in the core file format (``lock``: see ``Store.open_write``)."""
+def write_output(store: Store, key: str, value: Any, compression: Any, lock: object) -> int | None:
+    """Write ``value`` to ``key`` in the core file format; return its size if known.
+
+    ``lock``: see ``Store.open_write``. The size is where the file was left
+    (its end), or None if the store's file cannot tell.
+    """
     global _write_object
     if _write_object is None:
         from .._core.fileformat import write_object
@@ -82,6 +86,10 @@ def write_output(store: Store, key: str, value: Any, compression: Any, lock: obj
         _write_object = write_object
     with store.open_write(key, lock=lock) as f:
         _write_object(value, f, compression=compression)
+        try:
+            return f.tell()
+        except (OSError, ValueError, AttributeError):  # e.g. a stream to a remote store
+            return None
 
 
 def expires_after(
