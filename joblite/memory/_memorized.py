@@ -265,10 +265,11 @@ class MemorizedFunc:
     def _store(self, entry: str, value: Any, metadata: dict[str, Any], lock: object = None) -> bool:
         """Write the entry; log and return False if the value cannot be stored."""
         settings = self._settings
-        store = settings.store
+        store, evictor = settings.store, settings.evictor
+        output, measure = entry + OUTPUT, evictor is not None
         try:
             self._write_function_info(entry)
-            size = write_output(store, entry + OUTPUT, value, settings.compression, lock)
+            size = write_output(store, output, value, settings.compression, lock, measure=measure)
             append_store(store, entry, metadata)
         # Pickling runs the value's own code (__reduce__, __getstate__), which
         # may raise anything: the value is computed and must not be lost.
@@ -282,13 +283,13 @@ class MemorizedFunc:
             )
             delete_entry(store, entry)
             return False
-        if settings.evictor is not None:
+        if evictor is not None:
             if size is None:
                 try:
-                    size = store.stat(entry + OUTPUT).size
+                    size = store.stat(output).size
                 except KeyError:  # evicted or cleared by someone else already
                     size = 0
-            settings.evictor.after_write(size)
+            evictor.after_write(size)
         return True
 
     def _stored_value(self, entry: str, value: Any) -> Any:

@@ -73,11 +73,14 @@ def read_output(store: Store, key: str, mmap_mode: str | None) -> Any:
 _write_object: Callable[..., None] | None = None
 
 
-def write_output(store: Store, key: str, value: Any, compression: Any, lock: object) -> int | None:
-    """Write ``value`` to ``key`` in the core file format; return its size if known.
+def write_output(
+    store: Store, key: str, value: Any, compression: Any, lock: object, *, measure: bool
+) -> int | None:
+    """Write ``value`` to ``key`` in the core file format; with ``measure``, return its size.
 
     ``lock``: see ``Store.open_write``. The size is where the file was left
-    (its end), or None if the store's file cannot tell.
+    (its end); None if the store's file cannot tell, or without ``measure``
+    (telling may cost a system call).
     """
     global _write_object
     if _write_object is None:
@@ -86,6 +89,8 @@ def write_output(store: Store, key: str, value: Any, compression: Any, lock: obj
         _write_object = write_object
     with store.open_write(key, lock=lock) as f:
         _write_object(value, f, compression=compression)
+        if not measure:
+            return None
         try:
             return f.tell()
         except (OSError, ValueError, AttributeError):  # e.g. a stream to a remote store
