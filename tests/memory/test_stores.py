@@ -187,3 +187,24 @@ def test_a_lock_whose_file_was_deleted_meanwhile_writes_elsewhere(tmp_path: Path
     other.release()
     lock.release()
     assert store.children("f/v") == ["e.out"]
+
+
+def test_a_failed_write_through_the_key_lock_leaves_no_entry(store: Store) -> None:
+    class Abort(Exception):
+        pass
+
+    def failing_write(lock: object) -> None:
+        with store.open_write("f/v/e.out", lock=lock) as f:
+            f.write(b"partial")
+            raise Abort
+
+    with store.lock("f/v/e.out") as lock:
+        with pytest.raises(Abort):
+            failing_write(lock)
+        if isinstance(store, FileStore):  # the locked file is emptied at once
+            assert os.path.getsize(lock.path) == 0
+    with pytest.raises(KeyError):
+        store.read_bytes("f/v/e.out")
+    assert store.children("f/v") == []
+    if isinstance(store, FileStore):
+        assert os.listdir(store.local_path("f/v")) == []  # nor a hidden lock file
