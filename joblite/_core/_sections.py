@@ -75,6 +75,8 @@ def _pieces(nbytes: int) -> range:
 
 def section_checksum(view: memoryview, threads: int = 1) -> int:
     """The checksum of one uncompressed section (see :func:`combine_digests`)."""
+    if 0 < view.nbytes <= HASH_PIECE:  # one piece: what combine_digests would do, inline
+        return checksum(_DIGEST.pack(checksum(view)))
     if threads == 1:  # no pipeline: small sections are checksummed per call
         return combine_digests(
             [checksum(view[start : start + HASH_PIECE]) for start in _pieces(view.nbytes)]

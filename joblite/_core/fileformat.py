@@ -123,6 +123,9 @@ def write_object(
     """
     codec = None if compression.codec is None else get_codec(compression.codec)
     pickled = dump_parts(obj, protocol=protocol)
+    if codec is None and not pickled.buffers and len(pickled.data) <= SMALL_FILE:
+        fileobj.write(_plain_small_file(obj, pickled.data, pickled.protocol))
+        return
     views = [memoryview(pickled.data), *(buffer.raw() for buffer in pickled.buffers)]
     arrays_nbytes = sum(info.nbytes for info in pickled.arrays)
     entries: list[dict[str, Any]] = [{"nbytes": len(pickled.data)}]
@@ -185,6 +188,36 @@ def _write_small(
         parts += (bytes(data_start + entry["offset"] - position), view)
         position = data_start + entry["offset"] + view.nbytes
     fileobj.write(b"".join(parts))
+
+
+# The manifest of a file holding only a pickle stream (no arrays, no codec),
+# laid out as the general path's encoder would write it; formatted directly
+# because Memory writes one per cache miss (a test checks both agree).
+_PLAIN_MANIFEST = (
+    b'{"format_version":%d,"object_type":%s,"protocol":%d,"codec":null,"level":0,'
+    b'"chunk_size":null,"pickle":{"nbytes":%d,"offset":0,"checksum":"%016x"},'
+    b'"arrays":[],"arrays_nbytes":0,"total_nbytes":%d,"data_nbytes":%d}'
+)
+
+
+def _plain_small_file(obj: object, data: bytes, protocol: int) -> bytes:
+    """The whole file of a small object without arrays, uncompressed."""
+    nbytes = len(data)
+    checksum = _sections.section_checksum(memoryview(data))
+    object_type = _ENCODER.encode(_type_name(obj)).encode()
+    manifest = _PLAIN_MANIFEST % (
+        FORMAT_VERSION,
+        object_type,
+        protocol,
+        nbytes,
+        checksum,
+        nbytes,
+        nbytes,
+    )
+    header_start = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0, len(manifest), 0)[:24]
+    manifest_checksum = _sections.checksum(header_start + manifest)
+    head = header_start + struct.pack("<Q", manifest_checksum) + manifest
+    return head + bytes(_align(len(head)) - len(head)) + data
 
 
 def _write_uncompressed(

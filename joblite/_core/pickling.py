@@ -97,11 +97,11 @@ class _Pickler(pickle.Pickler):
         self.buffers: list[pickle.PickleBuffer] = []
         self.arrays: list[ArrayInfo] = []
         # Holding each buffer keeps its id from being reused by a user's PickleBuffer.
-        self._own_buffers: dict[int, tuple[pickle.PickleBuffer, ArrayInfo]] = {}
-        self._numpy: Any = sys.modules.get("numpy")
+        self.own_buffers: dict[int, tuple[pickle.PickleBuffer, ArrayInfo]] = {}
+        self.numpy: Any = sys.modules.get("numpy")
 
     def _on_buffer(self, buffer: pickle.PickleBuffer) -> bool:
-        own = self._own_buffers.get(id(buffer))
+        own = self.own_buffers.get(id(buffer))
         if own is None:
             return True  # someone else's PickleBuffer: keep it in-band, as documented
         self.buffers.append(buffer)
@@ -109,7 +109,7 @@ class _Pickler(pickle.Pickler):
         return False
 
     def reducer_override(self, obj: Any) -> Any:
-        np = self._numpy
+        np = self.numpy
         if np is not None and self.out_of_band and type(obj) in (np.ndarray, np.memmap):
             return self._reduce_array(obj)
         if (
@@ -126,19 +126,19 @@ class _Pickler(pickle.Pickler):
         if dtype.hasobject or dtype.itemsize == 0:
             return NotImplemented  # numpy's own reduce pickles the items in-band
         # A memmap is saved as a plain array: its file may be gone when we load.
-        array = array.view(self._numpy.ndarray)
+        array = array.view(self.numpy.ndarray)
         if array.flags.c_contiguous:
             order = "C"
         elif array.flags.f_contiguous:
             order = "F"
         else:
-            array = self._numpy.ascontiguousarray(array)
+            array = self.numpy.ascontiguousarray(array)
             order = "C"
         # Flat bytes in memory order: also covers dtypes numpy won't export as a
         # buffer (datetime64, some structured dtypes), and never copies.
-        buffer = pickle.PickleBuffer(array.reshape(-1, order=order).view(self._numpy.uint8))
+        buffer = pickle.PickleBuffer(array.reshape(-1, order=order).view(self.numpy.uint8))
         info = ArrayInfo(dtype, tuple(array.shape), order, int(array.nbytes))
-        self._own_buffers[id(buffer)] = (buffer, info)
+        self.own_buffers[id(buffer)] = (buffer, info)
         return (_array_from_buffer, (buffer, dtype, array.shape, order))
 
 
@@ -154,13 +154,41 @@ def _normalize_protocol(protocol: int | None) -> int:
     return protocol
 
 
+# Idle picklers of the default protocol: setting one up costs several times
+# more than pickling a small value (Memory pickles one per cache miss).
+_IDLE: list[tuple[_Pickler, io.BytesIO]] = []
+_MAX_IDLE = 4
+
+
 def dump_parts(obj: object, *, protocol: int | None = None) -> Pickled:
     """Like :func:`dumps`, also describing the array behind each buffer."""
-    stream = io.BytesIO()
     protocol = _normalize_protocol(protocol)
-    pickler = _Pickler(stream, protocol)
-    pickler.dump(obj)
-    return Pickled(stream.getvalue(), protocol, pickler.buffers, pickler.arrays)
+    pooled = protocol == DEFAULT_PROTOCOL
+    try:
+        # list.pop is atomic: each thread (and a reducer re-entering) gets its own.
+        pickler, stream = _IDLE.pop() if pooled else _new_pickler(protocol)
+        pickler.numpy = sys.modules.get("numpy")  # it may have been imported since
+    except IndexError:
+        pickler, stream = _new_pickler(protocol)
+    try:
+        pickler.dump(obj)
+        pickled = Pickled(stream.getvalue(), protocol, pickler.buffers, pickler.arrays)
+    except BaseException:
+        pooled = False  # its stream holds a partial dump
+        raise
+    finally:
+        pickler.buffers, pickler.arrays, pickler.own_buffers = [], [], {}
+        if pooled and len(_IDLE) < _MAX_IDLE:
+            pickler.clear_memo()
+            stream.seek(0)
+            stream.truncate()  # also frees a big stream's memory
+            _IDLE.append((pickler, stream))
+    return pickled
+
+
+def _new_pickler(protocol: int) -> tuple[_Pickler, io.BytesIO]:
+    stream = io.BytesIO()
+    return _Pickler(stream, protocol), stream
 
 
 def dumps(obj: object, *, protocol: int | None = None) -> tuple[bytes, list[pickle.PickleBuffer]]:

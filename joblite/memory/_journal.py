@@ -25,9 +25,10 @@ affected).
 from __future__ import annotations
 
 import json
+import json.encoder
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +67,25 @@ def append_hits(store: Store, entry: str, hits: int) -> None:
 
 def _line(record: dict[str, Any]) -> bytes:
     # The leading newline isolates a torn line left by a writer killed mid-append.
-    return ("\n" + json.dumps(record) + "\n").encode()
+    return ("\n" + _encode(record) + "\n").encode()
+
+
+def _make_encoder() -> Callable[[dict[str, Any]], str]:
+    """``json.dumps`` without the set-up it redoes on every call (a miss writes one line)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (e.g. PyPy)
+        return json.dumps
+    # json.dumps' defaults, but no cycle check: records are trees of str and numbers.
+    # (markers, default, encoder, indent, key and item separators, sort_keys,
+    # skipkeys, allow_nan), as json.JSONEncoder.iterencode passes them.
+    default = json.JSONEncoder().default  # raises TypeError naming the type, as dumps does
+    encode = make(
+        None, default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    return lambda record: "".join(encode(record, 0))
+
+
+_encode = _make_encoder()
 
 
 def _fold_into(records: dict[str, JournalRecord], data: bytes) -> int:

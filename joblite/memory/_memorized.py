@@ -37,6 +37,7 @@ from ._results import (
     NotMemorizedResult,
     read_output,
     short_repr,
+    write_output,
 )
 from ._settings import MMAP_MODES as MMAP_MODES
 from ._settings import CacheSettings as CacheSettings
@@ -213,13 +214,13 @@ class MemorizedFunc:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return _MISSING
-        from .._core.fileformat import read_object
-
         hot = self._settings.hot
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         data = hot.get(path, identity)
         if data:
             return pickle.loads(data)
+        from .._core.fileformat import read_object  # after the hot path: imports cost ~0.5 µs
+
         try:
             value = read_object(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -263,14 +264,12 @@ class MemorizedFunc:
 
     def _store(self, entry: str, value: Any, metadata: dict[str, Any], lock: object = None) -> bool:
         """Write the entry; log and return False if the value cannot be stored."""
-        from .._core.fileformat import write_object
-
         settings = self._settings
-        store = settings.store
+        store, evictor = settings.store, settings.evictor
+        output, measure = entry + OUTPUT, evictor is not None
         try:
             self._write_function_info(entry)
-            with store.open_write(entry + OUTPUT, lock=lock) as f:
-                write_object(value, f, compression=settings.compression)
+            size = write_output(store, output, value, settings.compression, lock, measure=measure)
             append_store(store, entry, metadata)
         # Pickling runs the value's own code (__reduce__, __getstate__), which
         # may raise anything: the value is computed and must not be lost.
@@ -284,12 +283,13 @@ class MemorizedFunc:
             )
             delete_entry(store, entry)
             return False
-        if settings.evictor is not None:
-            try:
-                size = store.stat(entry + OUTPUT).size
-            except KeyError:  # evicted or cleared by someone else already
-                size = 0
-            settings.evictor.after_write(size)
+        if evictor is not None:
+            if size is None:
+                try:
+                    size = store.stat(output).size
+                except KeyError:  # evicted or cleared by someone else already
+                    size = 0
+            evictor.after_write(size)
         return True
 
     def _stored_value(self, entry: str, value: Any) -> Any:

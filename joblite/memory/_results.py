@@ -22,6 +22,7 @@ __all__ = [
     "expires_after",
     "read_output",
     "short_repr",
+    "write_output",
 ]
 
 _repr = reprlib.Repr()
@@ -65,6 +66,35 @@ def read_output(store: Store, key: str, mmap_mode: str | None) -> Any:
             raise KeyError(key) from None
     with store.open_read(key) as f:
         return read_object(f)
+
+
+# The file format is imported on the first write (it takes tens of ms, and a
+# Memory may never write), then kept: an import statement per miss costs ~0.5 µs.
+_write_object: Callable[..., None] | None = None
+
+
+def write_output(
+    store: Store, key: str, value: Any, compression: Any, lock: object, *, measure: bool
+) -> int | None:
+    """Write ``value`` to ``key`` in the core file format; with ``measure``, return its size.
+
+    ``lock``: see ``Store.open_write``. The size is where the file was left
+    (its end); None if the store's file cannot tell, or without ``measure``
+    (telling may cost a system call).
+    """
+    global _write_object
+    if _write_object is None:
+        from .._core.fileformat import write_object
+
+        _write_object = write_object
+    with store.open_write(key, lock=lock) as f:
+        _write_object(value, f, compression=compression)
+        if not measure:
+            return None
+        try:
+            return f.tell()
+        except (OSError, ValueError, AttributeError):  # e.g. a stream to a remote store
+            return None
 
 
 def expires_after(

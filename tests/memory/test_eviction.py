@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
-from joblite.memory import Memory
-from joblite.memory._eviction import parse_age
+from joblite.memory import InMemoryStore, Memory, Store
+from joblite.memory._eviction import parse_age, scan_entries
 
 
 @pytest.mark.parametrize("bad", ["ten", "-1", -5, "5X"])
@@ -104,6 +107,37 @@ def test_automatic_eviction_by_bytes(tmp_path: Path) -> None:
     f = _fill(mem, 30, size=20_000)
     from joblite.memory._eviction import scan_entries
 
+    assert mem.store is not None
+    total = sum(e.size for e in scan_entries(mem.store))
+    assert 0 < total <= 200 * 1024
+    assert f.check_call_in_cache(29, 20_000)  # type: ignore[attr-defined]
+
+
+class _WriteOnlyFile:
+    """A file of a store streaming to somewhere that cannot tell how much was written."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+
+    def write(self, data: bytes) -> int:
+        return self._inner.write(data)
+
+
+class _StreamingStore(InMemoryStore):
+    @contextlib.contextmanager
+    def open_write(self, key: str, *, lock: object = None) -> Iterator[BinaryIO]:
+        with super().open_write(key, lock=lock) as f:
+            yield cast(BinaryIO, _WriteOnlyFile(f))
+
+
+@pytest.mark.parametrize("store", [None, _StreamingStore()], ids=["local", "write-only-files"])
+def test_automatic_eviction_counts_what_each_write_stored(
+    tmp_path: Path, store: Store | None
+) -> None:
+    # Each write adds its file's size to the running estimate (told by the
+    # file if it can, else by a stat): 30 entries of 20 kB pass 200 kB.
+    mem = Memory(store or tmp_path, verbose=0, bytes_limit="200K")
+    f = _fill(mem, 30, size=20_000)
     assert mem.store is not None
     total = sum(e.size for e in scan_entries(mem.store))
     assert 0 < total <= 200 * 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,24 @@ def test_compaction_keeps_counts_right(tmp_path: Path) -> None:
     assert info is not None
     assert info.hits == 2
     assert info.metadata()["input_args"] == {"x": "59"}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"duration": 1e-06, "time": 1764556351.29, "input_args": {"s": "'é\"\\n'"}, "func": "m.f"},
+        {"hits": 3, "at": float("nan")},
+        {"v": float("-inf"), "b": True, "n": None, "l": [1, 2.5]},
+    ],
+    ids=["store", "hits", "other-json"],
+)
+def test_journal_lines_are_what_json_dumps_writes(record: dict[str, Any]) -> None:
+    # Lines are encoded by a JSON encoder built once (json.dumps rebuilds one
+    # per call); what lands in the journal must not change.
+    line = _journal._line({"k": "ab12", **record})
+    assert line == ("\n" + json.dumps({"k": "ab12", **record}) + "\n").encode()
+
+
+def test_unencodable_metadata_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _journal._line({"k": "ab12", "value": object()})

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from joblite.memory import FileStore, Store
+from joblite.memory import FileStore, Memory, Store
+from joblite.persistence import dump
+
+from ..persistence.helpers import assert_same
 
 
 def test_missing_keys_raise_key_error(store: Store) -> None:
@@ -120,3 +125,86 @@ def test_a_store_written_for_joblibs_interface_fails_clearly() -> None:
 
     with pytest.raises(TypeError, match="abstract method"):
         JoblibStyleStore()
+
+
+def test_writes_through_the_key_lock(store: Store) -> None:
+    # FileStore writes into the file it holds the lock on, then renames it.
+    with store.lock("f/v/e.out") as lock, store.open_write("f/v/e.out", lock=lock) as f:
+        f.write(b"abc")
+        f.write(memoryview(b"defg"))
+        f.write(bytearray(b"h"))
+    assert store.read_bytes("f/v/e.out") == b"abcdefgh"
+    assert store.children("f/v") == ["e.out"]
+
+
+def test_file_store_writes_every_byte_when_the_system_writes_fewer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path)
+    data = bytes(range(256)) * 40
+    with store.lock("f/v/e.out") as lock:
+        real_write = os.write
+        # os.write may write fewer bytes than asked (a signal, a full disk on the way).
+        monkeypatch.setattr(os, "write", lambda fd, chunk: real_write(fd, bytes(chunk)[:1000]))
+        with store.open_write("f/v/e.out", lock=lock) as f:
+            assert f.write(data) == len(data)
+        monkeypatch.undo()
+    assert store.read_bytes("f/v/e.out") == data
+
+
+def _big_value(nbytes: int) -> object:
+    return {"a": np.arange(nbytes // 8, dtype=np.float64), "b": list(range(10))}
+
+
+# Past the sizes where files stop being written in one call (1 MB), get their
+# blocks reserved first (1 MB) and have their checksums patched in (16 MB).
+@pytest.mark.parametrize(("nbytes", "compress"), [(2**21, 0), (2**21, 3), (2**25, 0)])
+def test_file_store_entries_are_the_files_dump_writes(
+    tmp_path: Path, nbytes: int, compress: int
+) -> None:
+    memory = Memory(tmp_path / "cache", verbose=0, compress=compress)
+    f = memory.cache(_big_value)
+    assert_same(f(nbytes), _big_value(nbytes))
+    (entry,) = (tmp_path / "cache").glob("**/*.out")
+    dump(_big_value(nbytes), tmp_path / "dumped.jl", compress=compress)
+    assert entry.read_bytes() == (tmp_path / "dumped.jl").read_bytes()
+    assert_same(f(nbytes), _big_value(nbytes))
+
+
+def test_a_lock_whose_file_was_deleted_meanwhile_writes_elsewhere(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    lock = store.lock("f/v/e.out")
+    lock.acquire()
+    store.delete("f")  # e.g. Memory.clear() in another process, while computing
+    other = store.lock("f/v/e.out")  # a caller since then: a new lock file, same name
+    other.acquire()
+    with store.open_write("f/v/e.out", lock=lock) as f:
+        f.write(b"mine")
+    assert store.read_bytes("f/v/e.out") == b"mine"
+    # The other caller's lock file is neither renamed nor written into.
+    assert other.held_file_size(other.path) == 0
+    assert os.path.getsize(other.path) == 0
+    other.release()
+    lock.release()
+    assert store.children("f/v") == ["e.out"]
+
+
+def test_a_failed_write_through_the_key_lock_leaves_no_entry(store: Store) -> None:
+    class Abort(Exception):
+        pass
+
+    def failing_write(lock: object) -> None:
+        with store.open_write("f/v/e.out", lock=lock) as f:
+            f.write(b"partial")
+            raise Abort
+
+    with store.lock("f/v/e.out") as lock:
+        with pytest.raises(Abort):
+            failing_write(lock)
+        if isinstance(store, FileStore):  # the locked file is emptied at once
+            assert os.path.getsize(lock.path) == 0
+    with pytest.raises(KeyError):
+        store.read_bytes("f/v/e.out")
+    assert store.children("f/v") == []
+    if isinstance(store, FileStore):
+        assert os.listdir(store.local_path("f/v")) == []  # nor a hidden lock file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import pathlib
 from types import ModuleType
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from joblite._core import _sections
 from joblite.persistence import dump, inspect, load
 
 from .helpers import assert_same
@@ -62,3 +64,56 @@ def test_writing_the_golden_value_reproduces_the_file(name: str, tmp_path: pathl
     path = tmp_path / name
     dump(MAKE_GOLDEN.expected_value(), path, compress=MAKE_GOLDEN.GOLDEN[name])
     assert path.read_bytes() == (DATA / name).read_bytes()
+
+
+class _Quoted:
+    pass
+
+
+_Quoted.__qualname__ = 'Qu"ot\\ed\u00e9'  # the object type must be JSON-escaped
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1, None, "text", {"a": [1, 2.5]}, b"\x00" * 5000, _Quoted()],
+    ids=["int", "none", "str", "dict", "bytes", "quoted-type-name"],
+)
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_plain_small_files_match_the_general_layout(value: object, protocol: int) -> None:
+    # Small objects without arrays get their manifest formatted directly
+    # (Memory writes one per miss): it must be what the general writer encodes.
+    from joblite._core import fileformat
+    from joblite._core.pickling import dump_parts
+
+    pickled = dump_parts(value, protocol=protocol)
+    entries: list[dict[str, Any]] = [{"nbytes": len(pickled.data)}]
+    manifest: dict[str, object] = {
+        "format_version": 1,
+        "object_type": fileformat._type_name(value),
+        "protocol": protocol,
+        "codec": None,
+        "level": 0,
+        "chunk_size": None,
+        "pickle": entries[0],
+        "arrays": [],
+        "arrays_nbytes": 0,
+        "total_nbytes": len(pickled.data),
+    }
+    general = io.BytesIO()
+    fileformat._write_small(general, manifest, [memoryview(pickled.data)], entries)
+    written = io.BytesIO()
+    dump(value, written, protocol=protocol)
+    assert written.getvalue() == general.getvalue()
+    assert inspect(io.BytesIO(written.getvalue()))["object_type"] == manifest["object_type"]
+
+
+@pytest.mark.parametrize("nbytes", [0, 1, 1000, _sections.HASH_PIECE, _sections.HASH_PIECE + 1])
+def test_section_checksums_combine_the_digests_of_their_pieces(nbytes: int) -> None:
+    # Sections of one piece take a shortcut; the checksum is the format's, whatever the size.
+    data = memoryview(bytes(range(256)) * (nbytes // 256) + bytes(nbytes % 256))
+    pieces = [
+        data[start : start + _sections.HASH_PIECE]
+        for start in range(0, nbytes, _sections.HASH_PIECE)
+    ]
+    expected = _sections.combine_digests(_sections.checksum(piece) for piece in pieces)
+    assert _sections.section_checksum(data) == expected

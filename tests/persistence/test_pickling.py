@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pickle
 import pickletools
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -91,3 +94,41 @@ def test_bad_protocol_is_a_value_error() -> None:
         dumps(1, protocol=6)
     with pytest.raises(ValueError, match="protocol"):
         dumps(1, protocol="5")  # type: ignore[arg-type]
+
+
+class _FailsHalfway:
+    def __reduce__(self) -> Any:
+        raise RuntimeError("cannot pickle this")
+
+
+def test_reused_picklers_start_each_dump_afresh() -> None:
+    # Picklers are reused between calls: neither the memo of a previous dump
+    # nor the partial stream and buffers of a failed one may leak into the next.
+    shared = [1, 2, 3]
+    for fail in (False, False, True, False, False):
+        if fail:
+            with pytest.raises(RuntimeError):
+                dump_parts([shared, np.arange(4), _FailsHalfway()])
+        pickled = dump_parts({"a": shared, "b": shared})
+        assert pickled.buffers == []
+        assert loads(pickled.data, pickled.buffers) == {"a": [1, 2, 3], "b": [1, 2, 3]}
+
+
+def test_concurrent_dumps_from_threads_do_not_mix() -> None:
+    values = [{"i": i, "a": np.full(3, i)} for i in range(200)]
+    with ThreadPoolExecutor(4) as pool:
+        dumped = list(pool.map(dumps, values))
+    for value, (data, buffers) in zip(values, dumped, strict=True):
+        assert_same(loads(data, buffers), value)
+
+
+def test_arrays_go_out_of_band_when_numpy_is_imported_after_a_first_dump() -> None:
+    code = (
+        "import sys\n"
+        "from joblite._core.pickling import dump_parts\n"
+        "dump_parts(1)\n"
+        "assert 'numpy' not in sys.modules\n"
+        "import numpy\n"
+        "assert len(dump_parts(numpy.arange(3)).buffers) == 1\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -21,7 +21,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from ..._core.fsutil import TEMP_PREFIX, atomic_write, fsync_directory
 from .._locks import DEFAULT_STALE_AFTER, FileLock
@@ -33,7 +33,6 @@ __all__ = ["PART_SUFFIX", "FileStore"]
 PART_SUFFIX = ".part"
 
 _PRIVATE = 0o700
-_WRITE_BUFFER = 64 * 1024
 # Names starting with a dot (temp files, deleted trees) are not keys.
 _HIDDEN = "."
 
@@ -78,14 +77,18 @@ class FileStore(Store):
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyError(key) from None
 
-    @contextlib.contextmanager
-    def open_write(self, key: str, *, lock: object = None) -> Iterator[BinaryIO]:
+    def open_write(
+        self, key: str, *, lock: object = None
+    ) -> contextlib.AbstractContextManager[BinaryIO]:
         path = self._root + key
         if isinstance(lock, FileLock):
             leftover = lock.held_file_size(_part_path(path))
             if leftover is not None:
-                yield from self._write_through_lock(lock, path, leftover)
-                return
+                return _WriteThroughLock(lock, path, leftover, fsync=self.fsync)
+        return self._write_beside(path)
+
+    @contextlib.contextmanager
+    def _write_beside(self, path: str) -> Iterator[BinaryIO]:
         with contextlib.ExitStack() as stack:
             try:
                 f = stack.enter_context(atomic_write(path, fsync=self.fsync))
@@ -93,28 +96,6 @@ class FileStore(Store):
                 _make_private_dirs(os.path.dirname(path))
                 f = stack.enter_context(atomic_write(path, fsync=self.fsync))
             yield f
-
-    def _write_through_lock(self, lock: FileLock, path: str, leftover: int) -> Iterator[BinaryIO]:
-        # The locked file is already a private temp file next to ``path``:
-        # writing into it and renaming it saves creating another one.
-        fd = lock.fileno()
-        try:
-            if leftover:  # bytes of a writer that died
-                os.ftruncate(fd, 0)
-            # A set buffer size spares the isatty probe; closefd=False spares a dup.
-            with open(fd, "wb", buffering=_WRITE_BUFFER, closefd=False) as f:
-                yield f
-                f.flush()
-                if self.fsync:
-                    os.fsync(fd)
-            os.rename(lock.path, path)
-            lock.mark_renamed()
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            raise
-        if self.fsync:
-            fsync_directory(os.path.dirname(path))
 
     def append(self, key: str, data: bytes) -> None:
         path = self._root + key
@@ -189,6 +170,74 @@ class FileStore(Store):
         return FileLock(
             _part_path(self._root + key), timeout=timeout, stale_after=self.stale_lock_after
         )
+
+
+class _WriteThroughLock:
+    """Writing an entry into the file its held lock is on, then renaming it into place.
+
+    The locked file is already a private temp file next to the entry: this
+    saves creating another one. A context manager (no generator: a miss
+    makes one) whose file is the descriptor itself, unbuffered: writers hand
+    over whole files or big slices, so a buffer would only add a copy.
+    """
+
+    mode = "wb"
+
+    def __init__(self, lock: FileLock, path: str, leftover: int, *, fsync: bool) -> None:
+        self._lock, self._path, self._fsync = lock, path, fsync
+        self._fd = lock.fileno()
+        self._leftover = leftover
+
+    def __enter__(self) -> BinaryIO:
+        if self._leftover:  # bytes of a writer that died
+            os.ftruncate(self._fd, 0)
+        # It has the part of a binary file's interface that writers use.
+        return cast(BinaryIO, self)
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None:  # the writer failed: leave an empty lock file (it propagates)
+            self._discard()
+            return
+        try:
+            if self._fsync:
+                os.fsync(self._fd)
+            os.rename(self._lock.path, self._path)
+        except BaseException:
+            self._discard()
+            raise
+        self._lock.mark_renamed()
+        if self._fsync:
+            fsync_directory(os.path.dirname(self._path))
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+
+    def write(self, data: Any) -> int:
+        """Write every byte (``os.write`` may write fewer)."""
+        view = memoryview(data).cast("B")
+        written = os.write(self._fd, view)
+        while written < view.nbytes:
+            written += os.write(self._fd, view[written:])
+        return view.nbytes
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def tell(self) -> int:
+        return os.lseek(self._fd, 0, os.SEEK_CUR)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self._fd, offset, whence)
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
 
 
 def _part_path(path: str) -> str:
