@@ -28,6 +28,7 @@ import json
 import json.encoder
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,20 +164,28 @@ class _ParsedJournal:
         self.tail = data[max(end - _OVERLAP, 0) : end]
 
 
-_CACHE: dict[tuple[int, str], _ParsedJournal] = {}
+# Per store object, not per id(store): a new store at another location can get
+# a dead one's id, and the same relative journal key, and must not inherit its state.
+_CACHE: weakref.WeakKeyDictionary[Store, dict[str, _ParsedJournal]] = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
 
 
 def _parsed(store: Store, key: str) -> _ParsedJournal:
-    cache_key = (id(store), key)
-    parsed = _CACHE.get(cache_key)
+    try:
+        journals = _CACHE.get(store)
+        if journals is None:
+            with _CACHE_LOCK:
+                journals = _CACHE.setdefault(store, {})
+    except TypeError:  # a custom store that cannot be weakly referenced or hashed
+        return _ParsedJournal()  # correct, only not incremental
+    parsed = journals.get(key)
     if parsed is None:
         with _CACHE_LOCK:
-            parsed = _CACHE.get(cache_key)
+            parsed = journals.get(key)
             if parsed is None:
-                if len(_CACHE) > 256:
-                    _CACHE.clear()
-                parsed = _CACHE[cache_key] = _ParsedJournal()
+                if len(journals) > 256:
+                    journals.clear()
+                parsed = journals[key] = _ParsedJournal()
     return parsed
 
 

@@ -156,3 +156,21 @@ def test_journal_lines_are_what_json_dumps_writes(record: dict[str, Any]) -> Non
 def test_unencodable_metadata_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         _journal._line({"k": "ab12", "value": object()})
+
+
+def test_a_store_does_not_inherit_another_stores_journal_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same relative journal key in two cache locations, and the second store
+    # object at the address a first, dead one had (simulated: every id() is 0):
+    # it must fold its own file from scratch, not continue the first one's state.
+    from joblite.memory.stores.local import FileStore
+
+    monkeypatch.setattr(_journal, "id", lambda obj: 0, raising=False)
+    first = FileStore(str(tmp_path / "one"))
+    append_store(first, f"{VERSION_DIR}/a", {"time": 1.0})
+    assert set(read_journal(first, VERSION_DIR)[0]) == {"a"}
+    second = FileStore(str(tmp_path / "two"))
+    append_store(second, f"{VERSION_DIR}/b", {"time": 1.0})
+    assert set(read_journal(second, VERSION_DIR)[0]) == {"b"}
+    assert _journal._parsed(second, KEY).full_reads == 1
