@@ -276,6 +276,9 @@ class Run:
             return
         for future in expired:
             self.deadlines.pop(future)
+            # Not wanted any more: a backend that cannot kill the task (dask)
+            # releases it when its future is cancelled; a running one ignores this.
+            future.cancel()
         batches = [self.pending.pop(future) for future in expired]
         error = TaskTimeoutError(
             f"{_task_name(batches[0])} did not finish within timeout={self.timeout}s"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from joblite.exceptions import TaskTimeoutError
-from joblite.parallel import Parallel, delayed, parallel_config
+from joblite.parallel import Parallel, delayed, parallel_backend, parallel_config
 
 from ._tasks import (
     add,
@@ -220,3 +220,16 @@ def test_generator_results_arrive_before_the_input_ends(backend: Any) -> None:
     assert next(gen) == 0
     assert len(consumed) < 1000  # work started without draining the input
     assert list(gen) == [i * i for i in range(1, 1000)]
+
+
+def test_two_calls_sharing_one_backend_instance(backend: Any, backend_name: str) -> None:
+    # parallel_backend builds one backend that every call in its block uses: a
+    # call that ends must leave another one, still running on it, alone.
+    if backend_name == "custom":
+        pytest.skip("the joblib-protocol test double makes one pool per configure()")
+    with parallel_backend(backend, n_jobs=2):
+        first = Parallel(return_as="generator")(delayed(square)(i) for i in range(4))
+        second = Parallel(return_as="generator")(delayed(square)(i) for i in range(20))
+        assert next(second) == 0
+        assert list(first) == [0, 1, 4, 9]
+        assert list(second) == [i * i for i in range(1, 20)]

@@ -88,8 +88,6 @@ class DaskBackend(ExecutorBackend):
         self.submit_kwargs = dict(submit_kwargs or {})
         self._active_client: Any = None
         self._init_payload: tuple[str, bytes] | None = None
-        self._lock = threading.Lock()
-        self._in_flight: set[Any] = set()  # dask futures of this backend not yet done
 
     def _get_client(self) -> Any:
         if self.client is not None:
@@ -125,9 +123,7 @@ class DaskBackend(ExecutorBackend):
         self, initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
     ) -> None:
         super().set_initializer(initializer, initargs)
-        from ._worker import pickle_initializer
-
-        payload = pickle_initializer(initializer, initargs)
+        payload = self.initializer_payload()
         # A fresh token per Parallel call (or `with` block): each runs it once per worker.
         self._init_payload = None if payload is None else (uuid.uuid4().hex, payload)
 
@@ -160,10 +156,8 @@ class DaskBackend(ExecutorBackend):
         )
         first = func.start
         future: Future[Any] = Future()
-        with self._lock:
-            self._in_flight.add(dask_future)
         # The caller cancels `future` when it no longer wants the result (an
-        # error elsewhere, a closed generator): release the dask task too.
+        # error elsewhere, a closed generator, a timeout): release the dask task too.
         future.add_done_callback(lambda done: done.cancelled() and dask_future.cancel())
         # Weakly: a future the caller dropped (a task past its timeout) is not kept alive.
         future_ref = weakref.ref(future)
@@ -172,8 +166,6 @@ class DaskBackend(ExecutorBackend):
 
     def _settle(self, dask_future: Any, future_ref: weakref.ref[Future[Any]], first: int) -> None:
         """Runs on dask's callback thread: move the outcome into the caller's future."""
-        with self._lock:
-            self._in_flight.discard(dask_future)
         future = future_ref()
         if future is None or future.done():
             return  # cancelled or dropped by the caller: nobody reads the result
@@ -201,15 +193,9 @@ class DaskBackend(ExecutorBackend):
 
     def replace_workers(self) -> None:
         # Called after a task passed its deadline: a dask task cannot be killed.
-        # It keeps its worker thread until it returns; stop_call releases it.
+        # It keeps its worker thread until it returns; the caller has cancelled
+        # its future, which released the dask task (see submit_batch).
         logger.debug("dask backend: a task past its timeout keeps running on its worker")
-
-    def stop_call(self) -> None:
-        # The call is over: drop what is still queued or running (timed-out tasks).
-        with self._lock:
-            leftovers, self._in_flight = list(self._in_flight), set()
-        if leftovers:
-            (self._active_client or self._get_client()).cancel(leftovers)
 
     def terminate(self) -> None:
         self._active_client = None  # the client and its cluster belong to the user
