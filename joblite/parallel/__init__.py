@@ -120,19 +120,16 @@ def get_active_backend(
         >>> type(backend).__name__, n_jobs
         ('ThreadingBackend', 2)
     """
-    from ._config import REGISTRY, active_settings, make_backend
+    from ._choice import select_backend
+    from ._config import active_settings
 
     settings = active_settings()
-    prefer = settings.get("prefer", None) if prefer is None else prefer
-    require = settings.get("require", None) if require is None else require
-    backend = settings.get("backend", None)
-    if backend is None:
-        threads = require == "sharedmem" or prefer == "threads"
-        backend = "threading" if threads else REGISTRY.default
-    if isinstance(backend, str):
-        inner = settings.get("inner_max_num_threads", None)
-        backend = make_backend(backend, inner_max_num_threads=inner, **settings.backend_params)
-    if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
-        backend = make_backend("threading")
+    backend = select_backend(
+        settings.get("backend", None),
+        prefer=settings.get("prefer", None) if prefer is None else prefer,
+        require=settings.get("require", None) if require is None else require,
+        inner_max_num_threads=settings.get("inner_max_num_threads", None),
+        params=dict(settings.backend_params),
+    )
     n_jobs: int | None = settings.get("n_jobs", None)
     return backend, n_jobs

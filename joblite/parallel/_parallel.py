@@ -19,20 +19,17 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .._core.units import parse_bytes
 from ..exceptions import TaskTimeoutError
+from ._choice import select_backend
 from ._config import (
     MMAP_MODES,
     PREFER_VALUES,
-    REGISTRY,
     REQUIRE_VALUES,
     UNSET,
-    WORKER_STATE,
     active_settings,
     check_backend,
     check_backend_kwargs,
     check_temp_folder,
     check_verbose,
-    gil_disabled,
-    make_backend,
     none_is_unset,
     normalize_n_jobs,
 )
@@ -263,26 +260,14 @@ class Parallel:
         params = dict(settings.backend_params)
         params.update(self._backend_kwargs)
         explicit = self._backend_arg not in (UNSET, None)
-        backend: Any = self._backend_arg if explicit else settings.get("backend", None)
-        if backend is None:
-            if WORKER_STATE.in_worker():
-                name = "sequential"  # nested in a process worker: do not oversubscribe
-            elif (
-                require == "sharedmem" or prefer == "threads" or (prefer is None and gil_disabled())
-            ):
-                name = "threading"
-            else:
-                name = REGISTRY.default
-            backend = make_backend(name, inner_max_num_threads=inner, **params)
-        elif isinstance(backend, str):
-            backend = make_backend(backend, inner_max_num_threads=inner, **params)
-        if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
-            if explicit:
-                raise ValueError(
-                    "require='sharedmem' needs a thread-based backend, "
-                    f"got {type(backend).__name__}"
-                )
-            backend = make_backend("threading", inner_max_num_threads=inner)
+        backend = select_backend(
+            self._backend_arg if explicit else settings.get("backend", None),
+            prefer=prefer,
+            require=require,
+            inner_max_num_threads=inner,
+            params=params,
+            explicit=explicit,
+        )
         n_jobs = self.n_jobs
         if n_jobs is None:
             n_jobs = getattr(backend, "default_n_jobs", 1)

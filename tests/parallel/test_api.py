@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import joblite.parallel._parallel as parallel_module
+import joblite.parallel._choice as choice_module
 from joblite.exceptions import MissingDependencyError
 from joblite.parallel import (
     Parallel,
@@ -196,7 +196,7 @@ def test_prefer_and_require_pick_threads() -> None:
 
 
 def test_free_threaded_python_prefers_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel_module, "gil_disabled", lambda: True)
+    monkeypatch.setattr(choice_module, "gil_disabled", lambda: True)
     names = Parallel(n_jobs=2)(delayed(_thread_name)() for _ in range(20))
     assert all(name.startswith("joblite-worker") for name in names)
 

@@ -385,3 +385,23 @@ def test_loky_workers_start_through_loky_when_joblib_is_loaded_too(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert "loky.backend.popen_loky_posix" in result.stdout
     assert "joblib.externals" not in result.stdout
+
+
+@pytest.mark.parametrize("free_threaded", [False, True])
+@pytest.mark.parametrize("in_worker", [False, True])
+@pytest.mark.parametrize(
+    "hints", [{}, {"prefer": "threads"}, {"prefer": "processes"}, {"require": "sharedmem"}]
+)
+def test_get_active_backend_names_the_backend_parallel_uses(
+    monkeypatch: pytest.MonkeyPatch, free_threaded: bool, in_worker: bool, hints: dict[str, str]
+) -> None:
+    import joblite.parallel._choice as choice
+    from joblite.parallel import get_active_backend
+    from joblite.parallel._config import WORKER_STATE
+
+    monkeypatch.setattr(choice, "gil_disabled", lambda: free_threaded)
+    monkeypatch.setattr(WORKER_STATE.thread, "is_worker", in_worker, raising=False)
+    with parallel_config(**hints):  # type: ignore[arg-type]
+        active, _ = get_active_backend()
+        used, _ = Parallel(n_jobs=2)._make_backend()
+    assert type(active) is type(used)

@@ -1,0 +1,43 @@
+"""Which backend a ``Parallel`` call runs on: one rule for Parallel and get_active_backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._config import REGISTRY, WORKER_STATE, gil_disabled, make_backend
+from .backends.base import ParallelBackendBase
+
+
+def select_backend(
+    backend: str | ParallelBackendBase | None,
+    *,
+    prefer: str | None,
+    require: str | None,
+    inner_max_num_threads: int | None,
+    params: dict[str, Any],
+    explicit: bool = False,
+) -> ParallelBackendBase:
+    """The backend a ``Parallel`` call runs on; ``get_active_backend`` asks the same.
+
+    ``backend`` is the call's own or the configuration's (``None``: neither).
+    Raises ``ValueError`` when an ``explicit`` backend cannot share memory as
+    ``require="sharedmem"`` asks.
+    """
+    inner = inner_max_num_threads
+    if backend is None:
+        if WORKER_STATE.in_worker():
+            name = "sequential"  # nested in a process worker: do not oversubscribe
+        elif require == "sharedmem" or prefer == "threads" or (prefer is None and gil_disabled()):
+            name = "threading"
+        else:
+            name = REGISTRY.default
+        backend = make_backend(name, inner_max_num_threads=inner, **params)
+    elif isinstance(backend, str):
+        backend = make_backend(backend, inner_max_num_threads=inner, **params)
+    if require == "sharedmem" and not getattr(backend, "supports_sharedmem", False):
+        if explicit:
+            raise ValueError(
+                f"require='sharedmem' needs a thread-based backend, got {type(backend).__name__}"
+            )
+        backend = make_backend("threading", inner_max_num_threads=inner)
+    return backend
