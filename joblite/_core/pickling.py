@@ -303,13 +303,15 @@ def _allowed_under_another_name(module: str, name: str, patterns: Sequence[str])
     owner = sys.modules.get(module)
     if owner is None or "." in name:
         return None
-    found = getattr(owner, name, None)
+    # The module's own namespace only: getattr would run a module __getattr__
+    # (lazy packages import submodules there) for a name the file chose.
+    found = vars(owner).get(name)
     if found is None or isinstance(found, types.ModuleType):
         return None
     for pattern in patterns:
         listed_module, _, listed_name = pattern.rpartition(".")
         listed_owner = sys.modules.get(listed_module)
-        if listed_owner is not None and getattr(listed_owner, listed_name, None) is found:
+        if listed_owner is not None and vars(listed_owner).get(listed_name) is found:
             return found
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 import pickle
+import sys
 from typing import Any
 
 import numpy as np
@@ -120,6 +121,27 @@ def test_a_public_name_does_not_allow_other_objects_of_its_module(
     dump(json.decoder.JSONArray, tmp_path / "x.jl")  # another global of json.decoder
     with pytest.raises(UnsafeLoadError, match=r"json\.decoder\.JSONArray"):
         load(tmp_path / "x.jl", allowed=["json.JSONEncoder"])
+
+
+def test_a_refused_global_runs_no_module_getattr(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lazy packages import submodules in a module __getattr__: a name chosen by
+    # the file must not get to run it, even on the way to being refused.
+    import types
+
+    from joblite._core.pickling import loads
+
+    lazy = types.ModuleType("lazy_pkg_for_test")
+    asked: list[str] = []
+
+    def module_getattr(name: str) -> object:
+        asked.append(name)
+        raise AttributeError(name)
+
+    lazy.__getattr__ = module_getattr  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "lazy_pkg_for_test", lazy)
+    with pytest.raises(UnsafeLoadError, match=r"lazy_pkg_for_test\.submodule"):
+        loads(_global_then_call("lazy_pkg_for_test", "submodule"), allowed=["json.JSONEncoder"])
+    assert asked == []
 
 
 def test_by_value_functions_need_an_exact_opt_in(tmp_path: pathlib.Path) -> None:
