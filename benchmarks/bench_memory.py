@@ -71,6 +71,18 @@ def _interleaved_medians(
     )
 
 
+def _miss_overhead(report: Report, jb: Any, lite: Any, label: str) -> None:
+    miss_j, miss_l = _interleaved_medians(misses(jb.cache(small)), misses(lite.cache(small)))
+    report.compare(
+        label,
+        miss_j[0] / MISS_BATCH,
+        miss_l[0] / MISS_BATCH,
+        target=3,
+        note=f"medians of {MISS_ROUNDS} alternating rounds; best rounds: "
+        f"{miss_j[1] / miss_l[1]:.2f}×",
+    )
+
+
 def _hit_with_big_argument(report: Report, jb: Any, lite: Any) -> None:
     import numpy as np
 
@@ -115,16 +127,7 @@ def run(report: Report) -> None:
         # (so the time is the overhead). File creation time on a busy disk
         # swings from tens of µs to a few ms, so the two libraries' rounds
         # alternate (each sees the same disk weather) and medians are compared.
-        jb, lite = both()
-        miss_j, miss_l = _interleaved_medians(misses(jb.cache(small)), misses(lite.cache(small)))
-        report.compare(
-            "miss overhead, small arguments (per call)",
-            miss_j[0] / MISS_BATCH,
-            miss_l[0] / MISS_BATCH,
-            target=3,
-            note=f"medians of {MISS_ROUNDS} alternating rounds; best rounds: "
-            f"{miss_j[1] / miss_l[1]:.2f}×",
-        )
+        _miss_overhead(report, *both(), "miss overhead, small arguments (per call)")
 
         # The same on tmpfs, where creating a file costs no disk I/O: the
         # libraries' own overhead, without this VM's disk weather (which makes
@@ -132,21 +135,14 @@ def run(report: Report) -> None:
         if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
             shm_root = tempfile.mkdtemp(prefix="bench-memory-", dir="/dev/shm")
             try:
-                jb = joblib.Memory(tempfile.mkdtemp(dir=shm_root), verbose=0)
-                lite = jl.Memory(tempfile.mkdtemp(dir=shm_root), verbose=0)
-                miss_j, miss_l = _interleaved_medians(
-                    misses(jb.cache(small)), misses(lite.cache(small))
+                _miss_overhead(
+                    report,
+                    joblib.Memory(tempfile.mkdtemp(dir=shm_root), verbose=0),
+                    jl.Memory(tempfile.mkdtemp(dir=shm_root), verbose=0),
+                    "miss overhead, small arguments, on tmpfs (per call)",
                 )
             finally:
                 shutil.rmtree(shm_root, ignore_errors=True)
-            report.compare(
-                "miss overhead, small arguments, on tmpfs (per call)",
-                miss_j[0] / MISS_BATCH,
-                miss_l[0] / MISS_BATCH,
-                target=3,
-                note=f"medians of {MISS_ROUNDS} alternating rounds in /dev/shm; best rounds: "
-                f"{miss_j[1] / miss_l[1]:.2f}×",
-            )
 
         # Hit with a 100 MB array argument: the key is a hash of 100 MB.
         _hit_with_big_argument(report, *both())
