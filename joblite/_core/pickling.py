@@ -160,9 +160,17 @@ _IDLE: list[tuple[_Pickler, io.BytesIO]] = []
 _MAX_IDLE = 4
 
 
+# Types the C pickler writes itself, never asking ``reducer_override``: a
+# value of one is pickled as plain ``pickle.dumps`` would (Memory stores one
+# per cache miss of a function returning a number, and a pooled pickler costs more).
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
 def dump_parts(obj: object, *, protocol: int | None = None) -> Pickled:
     """Like :func:`dumps`, also describing the array behind each buffer."""
     protocol = _normalize_protocol(protocol)
+    if type(obj) in _SCALARS:
+        return Pickled(pickle.dumps(obj, protocol), protocol)
     pooled = protocol == DEFAULT_PROTOCOL
     try:
         # list.pop is atomic: each thread (and a reducer re-entering) gets its own.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import pickletools
 import subprocess
@@ -114,6 +115,21 @@ def test_reused_picklers_start_each_dump_afresh() -> None:
         assert loads(pickled.data, pickled.buffers) == {"a": [1, 2, 3], "b": [1, 2, 3]}
 
 
+@pytest.mark.parametrize(
+    "value", [0, -7, 2**70, 1.5, float("nan"), "", "é" * 300, b"\x00" * 70000, True, None]
+)
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_scalars_pickle_as_the_full_pickler_writes_them(value: object, protocol: int) -> None:
+    # dump_parts hands scalars to plain pickle.dumps: the stream must not change.
+    from joblite._core.pickling import _Pickler
+
+    stream = io.BytesIO()
+    _Pickler(stream, protocol).dump(value)
+    pickled = dump_parts(value, protocol=protocol)
+    assert pickled.data == stream.getvalue()
+    assert (pickled.buffers, pickled.arrays) == ([], [])
+
+
 def test_concurrent_dumps_from_threads_do_not_mix() -> None:
     values = [{"i": i, "a": np.full(3, i)} for i in range(200)]
     with ThreadPoolExecutor(4) as pool:
@@ -126,7 +142,7 @@ def test_arrays_go_out_of_band_when_numpy_is_imported_after_a_first_dump() -> No
     code = (
         "import sys\n"
         "from joblite._core.pickling import dump_parts\n"
-        "dump_parts(1)\n"
+        "dump_parts([1])\n"  # a list, not a scalar: it goes through a pooled pickler
         "assert 'numpy' not in sys.modules\n"
         "import numpy\n"
         "assert len(dump_parts(numpy.arange(3)).buffers) == 1\n"
