@@ -137,6 +137,20 @@ def test_writes_through_the_key_lock(store: Store) -> None:
     assert store.children("f/v") == ["e.out"]
 
 
+def test_a_write_after_a_failed_one_under_the_same_lock_starts_afresh(store: Store) -> None:
+    def fail_half_way(lock: object) -> None:
+        with store.open_write("f/v/e.out", lock=lock) as f:
+            f.write(b"half of an entry")
+            raise RuntimeError("the writer failed")
+
+    with store.lock("f/v/e.out") as lock:
+        with pytest.raises(RuntimeError):
+            fail_half_way(lock)
+        with store.open_write("f/v/e.out", lock=lock) as f:
+            f.write(b"good")
+    assert store.read_bytes("f/v/e.out") == b"good"
+
+
 def test_file_store_writes_every_byte_when_the_system_writes_fewer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

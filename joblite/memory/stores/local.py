@@ -212,6 +212,7 @@ class _WriteThroughLock:
     def _discard(self) -> None:
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)  # a later write under this lock starts at 0
 
     def write(self, data: Any) -> int:
         """Write every byte (``os.write`` may write fewer)."""
