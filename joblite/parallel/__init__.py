@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from ._config import effective_n_jobs as effective_n_jobs
     from ._config import parallel_backend as parallel_backend
     from ._config import parallel_config as parallel_config
-    from ._config import register_parallel_backend as register_parallel_backend
     from ._errors import RemoteTraceback as RemoteTraceback
     from ._parallel import Parallel as Parallel
     from ._parallel import delayed as delayed
+    from ._registry import register_parallel_backend as register_parallel_backend
     from ._wrap import wrap_non_picklable_objects as wrap_non_picklable_objects
     from .backends.base import ParallelBackendBase as ParallelBackendBase
     from .backends.dask_backend import DaskBackend as DaskBackend
@@ -59,7 +59,7 @@ _LAZY = {
     "effective_n_jobs": "._config",
     "parallel_backend": "._config",
     "parallel_config": "._config",
-    "register_parallel_backend": "._config",
+    "register_parallel_backend": "._registry",
     "RemoteTraceback": "._errors",
     "Parallel": "._parallel",
     "delayed": "._parallel",

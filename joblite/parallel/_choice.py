@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._config import REGISTRY, WORKER_STATE, gil_disabled, make_backend
+from ._config import WORKER_STATE, gil_disabled
+from ._registry import REGISTRY, make_backend
 from .backends.base import ParallelBackendBase
 
 

@@ -1,4 +1,4 @@
-"""The active parallel configuration, backend registry, and n_jobs arithmetic.
+"""The active parallel configuration and n_jobs arithmetic (the registry: ``_registry``).
 
 The configuration lives in a :class:`contextvars.ContextVar`, so a
 ``parallel_config`` block affects only the thread (or asyncio task) that
@@ -11,8 +11,6 @@ entered it. Example::
 from __future__ import annotations
 
 import contextvars
-import functools
-import importlib
 import math
 import numbers
 import os
@@ -21,6 +19,8 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
+
+from ._registry import REGISTRY, check_backend_kwargs, make_backend, resolve_backend_name
 
 if TYPE_CHECKING:
     from .backends.base import ParallelBackendBase
@@ -33,7 +33,6 @@ __all__ = [
     "normalize_n_jobs",
     "parallel_backend",
     "parallel_config",
-    "register_parallel_backend",
 ]
 
 
@@ -158,43 +157,6 @@ def check_backend(backend: object) -> None:
     ):
         raise TypeError(
             f"backend must be a backend name or a ParallelBackendBase instance, got {backend!r}"
-        )
-
-
-@functools.cache
-def _constructor_parameters(cls: type) -> frozenset[str]:
-    import inspect  # lazily: slow to import, and only needed when kwargs are given
-
-    parameters = inspect.signature(cls).parameters.values()
-    return frozenset(
-        p.name
-        for p in parameters
-        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    )
-
-
-def check_backend_kwargs(backend: object, kwargs: dict[str, Any]) -> None:
-    """Raise ``TypeError`` naming keywords a built-in backend does not take.
-
-    Third-party backends get whatever keywords the caller gives them.
-    """
-    if not kwargs:
-        return
-    cls: type | None = None
-    if isinstance(backend, str):
-        factory = REGISTRY.factories.get(REGISTRY.aliases.get(backend, backend))
-        load = getattr(factory, "backend_class", None)
-        cls = load() if load is not None else None
-    elif type(backend).__module__.startswith("joblite.parallel.backends."):
-        cls = type(backend)
-    if cls is None:
-        return
-    unknown = sorted(set(kwargs) - _constructor_parameters(cls))
-    if unknown:
-        accepted = sorted(_constructor_parameters(cls) - {"nesting_level"})
-        raise TypeError(
-            f"unexpected keyword argument(s) {', '.join(map(repr, unknown))} for {cls.__name__}; "
-            f"it accepts {accepted} (check the spelling of Parallel/parallel_config arguments)"
         )
 
 
@@ -342,83 +304,6 @@ class parallel_backend(parallel_config):
 
     def __enter__(self) -> tuple[ParallelBackendBase, Any]:  # type: ignore[override]
         return self.backend, self.n_jobs
-
-
-# ---------------------------------------------------------------- registry
-
-
-def _lazy(module: str, name: str) -> Callable[..., ParallelBackendBase]:
-    # Built-in backends are imported on first use: loky and multiprocessing are
-    # slow to import and `import joblite` must stay fast.
-    def backend_class() -> type[ParallelBackendBase]:
-        cls: type[ParallelBackendBase] = getattr(
-            importlib.import_module(f"joblite.parallel.backends.{module}"), name
-        )
-        return cls
-
-    def factory(**kwargs: Any) -> ParallelBackendBase:
-        return backend_class()(**kwargs)
-
-    factory.__qualname__ = factory.__name__ = name
-    factory.backend_class = backend_class  # type: ignore[attr-defined]
-    return factory
-
-
-class _Registry:
-    """Backend names -> factories. Process-wide by nature, like joblib's."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.factories: dict[str, Callable[..., ParallelBackendBase]] = {
-            "sequential": _lazy("sequential", "SequentialBackend"),
-            "threading": _lazy("threads", "ThreadingBackend"),
-            "loky": _lazy("loky_pool", "LokyBackend"),
-            "multiprocessing": _lazy("multiprocessing_pool", "MultiprocessingBackend"),
-            "dask": _lazy("dask_backend", "DaskBackend"),
-        }
-        self.aliases = {"threads": "threading", "processes": "loky"}
-        self.default = "loky"
-
-
-REGISTRY: Final = _Registry()
-
-
-def register_parallel_backend(
-    name: str, factory: Callable[..., ParallelBackendBase], make_default: bool = False
-) -> None:
-    """Make ``Parallel(backend=name)`` build its backend with ``factory(**kwargs)``.
-
-    ``make_default=True`` also makes it the backend used when none is given.
-    Raises ``TypeError`` when ``name`` is not a str or ``factory`` not callable.
-
-    Example::
-
-        register_parallel_backend("mine", MyBackend)
-        Parallel(backend="mine", n_jobs=2)(...)
-    """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty str, got {name!r}")
-    if not callable(factory):
-        raise TypeError(f"factory must be callable (a backend class), got {factory!r}")
-    with REGISTRY.lock:
-        REGISTRY.factories[name] = factory
-        REGISTRY.aliases.pop(name, None)
-        if make_default:
-            REGISTRY.default = name
-
-
-def resolve_backend_name(name: str) -> str:
-    name = REGISTRY.aliases.get(name, name)
-    if name not in REGISTRY.factories:
-        known = sorted(set(REGISTRY.factories) | set(REGISTRY.aliases))
-        raise ValueError(f"backend must be one of {known} or a backend instance, got {name!r}")
-    return name
-
-
-def make_backend(name: str, **kwargs: Any) -> ParallelBackendBase:
-    """Instantiate a registered backend by name or alias."""
-    check_backend_kwargs(name, kwargs)
-    return REGISTRY.factories[resolve_backend_name(name)](**kwargs)
 
 
 # ---------------------------------------------------------------- CPUs and n_jobs

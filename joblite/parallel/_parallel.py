@@ -27,12 +27,12 @@ from ._config import (
     UNSET,
     active_settings,
     check_backend,
-    check_backend_kwargs,
     check_temp_folder,
     check_verbose,
     none_is_unset,
     normalize_n_jobs,
 )
+from ._registry import check_backend_kwargs
 from .backends.base import ExecutorBackend, ParallelBackendBase
 
 if TYPE_CHECKING:

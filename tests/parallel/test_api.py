@@ -23,7 +23,8 @@ from joblite.parallel import (
     parallel_config,
     register_parallel_backend,
 )
-from joblite.parallel._config import REGISTRY, active_settings
+from joblite.parallel._config import active_settings
+from joblite.parallel._registry import REGISTRY
 
 from ._tasks import OldStyleBackend, ThreadPoolBackend, add, identity, square
 

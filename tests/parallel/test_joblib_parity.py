@@ -110,7 +110,7 @@ def test_unknown_keywords_for_builtin_backends_are_rejected() -> None:
 
 def test_custom_backends_still_receive_their_own_keywords() -> None:
     from joblite.parallel import register_parallel_backend
-    from joblite.parallel._config import REGISTRY
+    from joblite.parallel._registry import REGISTRY
 
     from ._tasks import ThreadPoolBackend
 
@@ -348,7 +348,7 @@ def test_parallel_backend_gives_the_instance_every_call_uses(lib: str) -> None:
                 assert out == [0, 1, 4, 9]
         assert Counting.configured == 2
     finally:
-        from joblite.parallel._config import REGISTRY
+        from joblite.parallel._registry import REGISTRY
 
         (module.BACKENDS if lib == "joblib" else REGISTRY.factories).pop(name)
 
