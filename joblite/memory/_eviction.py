@@ -204,11 +204,23 @@ def cached_functions(store: Store) -> dict[str, list[str]]:
         versions = [
             version
             for version in store.children(func_id)
-            if _is_version_dir(version, store.children(f"{func_id}/{version}"))
+            if _VERSION_NAME.fullmatch(version) is not None
+            and _has_marker(store, f"{func_id}/{version}")
         ]
         if versions:
             functions[func_id] = versions
     return functions
+
+
+def _has_marker(store: Store, version_dir: str) -> bool:
+    # A stat per marker, not a listing: a version directory holds every entry.
+    for marker in _VERSION_MARKERS:
+        try:
+            store.stat(f"{version_dir}/{marker}")
+        except KeyError:
+            continue
+        return True
+    return False
 
 
 def scan_entries(store: Store, func_ids: Iterable[str] | None = None) -> list[EntryInfo]:
