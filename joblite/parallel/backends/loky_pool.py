@@ -73,6 +73,11 @@ class LokyBackend(ExecutorBackend):
             self._executor = executor
         return executor
 
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        from ._nesting import limit_nested_n_jobs
+
+        return limit_nested_n_jobs("Loky", super().effective_n_jobs(n_jobs))
+
     def configure(
         self,
         n_jobs: int = 1,

@@ -44,6 +44,11 @@ class MultiprocessingBackend(ExecutorBackend):
         self._pool: Any = None
         self._pool_key: tuple[object, ...] | None = None
 
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        from ._nesting import limit_nested_n_jobs
+
+        return limit_nested_n_jobs("Multiprocessing", super().effective_n_jobs(n_jobs))
+
     def _get_pool(self) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
