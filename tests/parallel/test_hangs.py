@@ -7,6 +7,7 @@ case needs (a few seconds), not a measure of speed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,10 +108,8 @@ def check_exit(case: str, backend: str) -> None:
     # (None left with multiprocessing after an error: that pool ends with the call.)
     alive = []
     for pid in workers:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):  # already gone
             alive.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            pass
     # Workers exit with the interpreter; an orphan left behind would run on.
     _, left = psutil.wait_procs(alive, timeout=DEADLINE)
     assert not [p for p in left if p.status() != psutil.STATUS_ZOMBIE], left

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-__all__ = ["nested_process_pool_warning", "limit_nested_n_jobs"]
+__all__ = ["limit_nested_n_jobs", "nested_process_pool_warning"]
 
 
 def _in_loky_worker() -> bool:
@@ -43,10 +43,14 @@ def nested_process_pool_warning(name: str) -> str | None:
 
     if _in_process_worker():
         if name == "Loky":
-            return "Loky-backed parallel loops cannot be called in a multiprocessing, setting n_jobs=1"
+            return (
+                "Loky-backed parallel loops cannot be called in a multiprocessing, setting n_jobs=1"
+            )
         return "Multiprocessing-backed parallel loops cannot be nested, setting n_jobs=1"
     if name == "Multiprocessing" and _in_loky_worker():
-        return "Multiprocessing-backed parallel loops cannot be nested, below loky, setting n_jobs=1"
+        return (
+            "Multiprocessing-backed parallel loops cannot be nested, below loky, setting n_jobs=1"
+        )
     if getattr(WORKER_STATE.thread, "is_worker", False):
         return f"{name}-backed parallel loops cannot be nested below threads, setting n_jobs=1"
     return None
