@@ -1,7 +1,8 @@
 """Calls that end early while workers send large results, run as a script.
 
 ``python -m tests.parallel._exit_scenarios CASE BACKEND`` runs one case, prints
-the pids of the worker processes it saw, then ``end of script``; the test
+the pids of the worker processes it saw and the names of the threads still
+running, then ``end of script``; the test
 checks that the interpreter then exits (within a deadline) and leaves no
 worker behind. Not collected by pytest (leading underscore).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -93,6 +95,8 @@ def run(case: str, backend: str) -> None:
     else:
         raise SystemExit(f"unknown case {case!r}")
     print("workers", *seen, flush=True)
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    print("threads", *others, flush=True)
     print("end of script", flush=True)
 
 
