@@ -87,7 +87,8 @@ def open_no_follow(path: str, flags: int, *, replace_planted: bool = False) -> i
     try:
         return _open_single_link(path, flags)
     except OSError as exc:
-        if not replace_planted or exc.errno not in (errno.ELOOP, errno.EMLINK):
+        # ENXIO: a FIFO without a reader, opened for writing without blocking.
+        if not replace_planted or exc.errno not in (errno.ELOOP, errno.EMLINK, errno.ENXIO):
             raise
     logger.warning("removing %s: a link or special file planted in its place", path)
     with contextlib.suppress(FileNotFoundError):

@@ -185,7 +185,8 @@ def _show(args: argparse.Namespace) -> int:
             f"  {entry.args_hash}  {_human_size(entry.size):>8}  hits {entry.hits:<5} "
             f"computed {_when(entry.created)} in {took}  last access {_when(entry.last_access)}"
         )
-        for arg, text in meta.get("input_args", {}).items():
+        arguments = meta.get("input_args")
+        for arg, text in (arguments if isinstance(arguments, dict) else {}).items():
             print(f"      {arg} = {text}")
     return 0
 

@@ -211,19 +211,35 @@ def test_a_stale_exclusive_lock_link_is_broken_not_followed(tmp_path: Path) -> N
     assert snapshot(tmp_path) == before
 
 
+def _call_unless_it_hangs(call: Callable[[], int], fifo: Path) -> int:
+    results: list[int] = []
+    thread = threading.Thread(target=lambda: results.append(call()))
+    thread.start()
+    thread.join(60)  # a guard against a hang, not a timing: the fixed call never waits
+    if thread.is_alive():
+        # Open the other end once, so that the blocked open returns and no thread is left.
+        os.close(
+            os.open(fifo, (os.O_RDONLY if fifo.name == "journal" else os.O_WRONLY) | os.O_NONBLOCK)
+        )
+        thread.join()
+        pytest.fail(f"a FIFO planted at {fifo.name} hung the call")
+    return results[0]
+
+
 def test_a_planted_fifo_entry_is_recomputed_not_waited_on(layout: Layout) -> None:
     output = layout.version_dir / f"{layout.hashes[0]}.out"
     output.unlink()
     os.mkfifo(output)
     f = Memory(layout.cache, verbose=0).cache(square)
-    results: list[int] = []
-    call = threading.Thread(target=lambda: results.append(f(1)))
-    call.start()
-    call.join(60)  # a guard against a hang, not a timing: the fixed call never waits
-    if call.is_alive():
-        # Unblock the reader (it gets end of file) so that no thread is left behind.
-        os.close(os.open(output, os.O_WRONLY | os.O_NONBLOCK))
-        call.join()
-        pytest.fail("loading a FIFO planted as an entry hung")
-    assert results == [1]
+    assert _call_unless_it_hangs(lambda: f(1), output) == 1
     assert output.is_file()
+
+
+def test_a_planted_fifo_journal_is_replaced_not_waited_on(layout: Layout) -> None:
+    journal = layout.version_dir / "journal"
+    journal.unlink()
+    os.mkfifo(journal)
+    f = Memory(layout.cache, verbose=0).cache(square)
+    assert _call_unless_it_hangs(lambda: f(3), journal) == 9
+    assert journal.is_file()
+    assert f.check_call_in_cache(3)
