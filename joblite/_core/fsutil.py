@@ -149,10 +149,10 @@ def atomic_write(
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            if fsync:
-                os.fsync(f.fileno())
             # On the descriptor: a chmod by name would follow a link swapped in meanwhile.
             _chmod_open_file(f.fileno(), tmp_name, mode)
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp_name, target)
     except BaseException:
         safe_remove(tmp_name)

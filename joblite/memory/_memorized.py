@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import pickle
-import stat
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -37,6 +36,7 @@ from ._keys import ArgumentBinder, code_version, identify, seed_version
 from ._results import (
     MemorizedResult,
     NotMemorizedResult,
+    check_entry_file,
     read_output,
     short_repr,
     write_output,
@@ -217,11 +217,10 @@ class MemorizedFunc:
         Returns ``_MISSING`` (cheaper than raising, on every miss) if there is no file.
         """
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return _MISSING
-        if not stat.S_ISREG(st.st_mode):  # e.g. a FIFO planted there: opening it would hang
-            raise InvalidFileError(f"{path} is not a regular file")
+        check_entry_file(path, st)
         hot = self._settings.hot
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         data = hot.get(path, identity)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -226,11 +227,14 @@ def _call_unless_it_hangs(call: Callable[[], int], fifo: Path) -> int:
     return results[0]
 
 
-def test_a_planted_fifo_entry_is_recomputed_not_waited_on(layout: Layout) -> None:
+@pytest.mark.parametrize("mmap_mode", [None, "r"])
+def test_a_planted_fifo_entry_is_recomputed_not_waited_on(
+    layout: Layout, mmap_mode: str | None
+) -> None:
     output = layout.version_dir / f"{layout.hashes[0]}.out"
     output.unlink()
     os.mkfifo(output)
-    f = Memory(layout.cache, verbose=0).cache(square)
+    f = Memory(layout.cache, verbose=0, mmap_mode=mmap_mode).cache(square)
     assert _call_unless_it_hangs(lambda: f(1), output) == 1
     assert output.is_file()
 
@@ -243,3 +247,34 @@ def test_a_planted_fifo_journal_is_replaced_not_waited_on(layout: Layout) -> Non
     assert _call_unless_it_hangs(lambda: f(3), journal) == 9
     assert journal.is_file()
     assert f.check_call_in_cache(3)
+
+
+def ones(n: int) -> Any:
+    import numpy as np
+
+    return np.ones(n)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hard link"])
+def test_an_entry_mapped_writable_is_never_a_file_outside(tmp_path: Path, kind: str) -> None:
+    pytest.importorskip("numpy")
+    mem = Memory(tmp_path / "cache", verbose=0, mmap_mode="r+")
+    f = mem.cache(ones)
+    f(4)
+    (entry,) = (tmp_path / "cache").glob("joblib/*/*/*.out")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.out"  # a joblite file of the co-user's, to be mapped
+    shutil.copy(entry, victim)
+    entry.unlink()
+    if kind == "symlink":
+        entry.symlink_to(victim)
+    else:
+        os.link(victim, entry)
+    before = snapshot(outside)
+    array = Memory(tmp_path / "cache", verbose=0, mmap_mode="r+").cache(ones)(4)
+    assert array.tolist() == [1.0] * 4
+    array[:] = 7.0  # the caller owns the mapped entry: this writes to the cache file
+    array.flush()
+    del array
+    assert snapshot(outside) == before
