@@ -43,8 +43,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from joblite._core import _sections
-from joblite._core._sections import Section, read_exact
+from joblite._core import _reading, _sections
+from joblite._core._reading import read_exact
+from joblite._core._sections import FRAME, Section
 from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
 from joblite._core.pickling import dump_parts, loads
 from joblite.exceptions import (
@@ -445,38 +446,48 @@ def _read_from(
 ) -> object:
     """Load from ``fileobj``; ``whole`` is the entire file when it was read at once."""
     layout = _read_layout(fileobj)
+    available = None if whole is not None else _bytes_left(fileobj)
     if layout.codec is None:
         data_start = _align(layout.manifest_end)
-        if whole is not None:
-            pickle_data, buffers = _sections.split_whole(
-                whole, layout.sections, data_start, data_start + layout.data_nbytes
+        end = data_start + layout.data_nbytes
+        # Checked before anything is allocated: a declared size the file cannot hold
+        # is a corrupt file, not a gigabyte allocation (nor a SIGBUS under a map).
+        if available is not None and layout.manifest_end + available < end:
+            raise CorruptFileError(
+                f"truncated joblite file{f' {path!r}' if path else ''}: "
+                f"{layout.manifest_end + available} bytes, the manifest says {end}"
             )
+        if whole is not None:
+            pickle_data, buffers = _reading.split_whole(whole, layout.sections, data_start, end)
         elif path is not None and mmap_mode is not None:
-            _check_size(fileobj, path, data_start + layout.data_nbytes)
             if mmap_mode in ("r+", "w+") and not layout.arrays_writable:
                 _mark_arrays_writable(path, layout)
-            pickle_data, buffers = _sections.map_raw(
+            pickle_data, buffers = _reading.map_raw(
                 fileobj, path, layout.sections, data_start, mmap_mode
             )
+        elif path is not None and hasattr(os, "preadv"):
+            pickle_data, buffers = _reading.read_raw_at(
+                fileobj.fileno(), layout.sections, data_start
+            )
         else:
-            mapped = None
-            if path is not None:
-                _check_size(fileobj, path, data_start + layout.data_nbytes)
-                mapped = _sections.read_raw_mapped(fileobj, layout.sections, data_start)
-            if mapped is None:  # no map possible: read on (the position is unchanged)
-                mapped = _sections.read_raw(
-                    fileobj, layout.sections, layout.manifest_end, data_start
-                )
-            pickle_data, buffers = mapped
+            pickle_data, buffers = _reading.read_raw(
+                fileobj,
+                layout.sections,
+                layout.manifest_end,
+                data_start,
+                sized=available is not None,
+            )
     else:
         if mmap_mode is not None:
             logger.info("mmap_mode=%r ignored: the file is compressed", mmap_mode)
         codec = get_codec_for_file(layout.codec)
-        pickle_data, buffers = _sections.read_compressed(
-            fileobj, layout.sections, codec, layout.chunk_size
+        if available is not None:
+            _check_compressed_sizes(layout, codec, available)
+        pickle_data, buffers = _reading.read_compressed(
+            fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
         )
     try:
-        return loads(pickle_data, buffers, allowed=allowed)  # type: ignore[arg-type]
+        return loads(pickle_data, buffers, allowed=allowed)
     except pickle.UnpicklingError as error:
         if type(error) is not pickle.UnpicklingError:
             raise  # UnsafeLoadError: the caller's allowed-list, not the file
@@ -485,12 +496,40 @@ def _read_from(
         raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
 
 
-def _check_size(fileobj: BinaryIO, path: str, end: int) -> None:
-    # Mapping past the end of a file would crash with SIGBUS on access.
-    size = os.fstat(fileobj.fileno()).st_size
-    if size < end:
+def _bytes_left(fileobj: BinaryIO) -> int | None:
+    """Bytes from the position to the end of ``fileobj``; None for a stream of unknown size."""
+    try:
+        info = os.fstat(fileobj.fileno())
+        if stat.S_ISREG(info.st_mode):
+            return max(0, info.st_size - fileobj.tell())
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        pass
+    try:
+        if fileobj.seekable():
+            position = fileobj.tell()
+            end = fileobj.seek(0, io.SEEK_END)
+            fileobj.seek(position)
+            return max(0, end - position)
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        pass
+    return None
+
+
+def _check_compressed_sizes(layout: _Layout, codec: Any, available: int) -> None:
+    """Refuse declared sizes that ``available`` compressed bytes cannot hold.
+
+    Every chunk takes at least a frame header, and no codec expands past its
+    ``max_ratio`` (a registered codec without one is only held to the frames).
+    """
+    frames = sum(-(-section.nbytes // layout.chunk_size) for section in layout.sections)
+    raw = sum(section.nbytes for section in layout.sections)
+    max_ratio = getattr(codec, "max_ratio", None)
+    payload = available - frames * FRAME.size
+    if payload < 0 or (max_ratio is not None and raw > payload * max_ratio):
         raise CorruptFileError(
-            f"truncated joblite file {path!r}: {size} bytes, the manifest says {end}"
+            f"truncated or corrupt joblite file: the manifest declares {raw} bytes in {frames} "
+            "chunks, "
+            f"more than the {available} compressed bytes left can hold"
         )
 
 
