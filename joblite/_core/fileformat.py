@@ -40,10 +40,10 @@ import pickle
 import stat
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from joblite._core import _reading, _sections
+from joblite._core._manifest import Layout, check_array_sizes, parse_manifest
 from joblite._core._reading import read_exact
 from joblite._core._sections import FRAME, Section
 from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
@@ -77,9 +77,8 @@ MMAP_MODES = (None, "r", "r+", "c", "w+")
 # Regular files up to this size are read whole in one call (see _read_path).
 SMALL_FILE = 1024 * 1024
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-# Built once: json.dumps/loads with options build a new coder on every call.
+# Built once: json.dumps with options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-_DECODER = json.JSONDecoder()
 
 # First bytes of files joblib writes: a pickle, or one of its compressors' streams.
 _JOBLIB_SIGNATURES = {
@@ -267,19 +266,6 @@ def _encode_head(manifest: dict[str, object]) -> bytes:
     return header_start + struct.pack("<Q", manifest_checksum) + manifest_bytes
 
 
-@dataclass
-class _Layout:
-    """The parts of a manifest the reader relies on, checked once."""
-
-    manifest: dict[str, Any]
-    manifest_end: int  # bytes consumed by header + manifest
-    codec: str | None
-    chunk_size: int
-    data_nbytes: int  # uncompressed files: bytes from the aligned data start to the end
-    sections: list[Section]  # views unset; nbytes, offset, checksum, array info
-    arrays_writable: bool = False  # ARRAYS_WRITABLE: array checksums not verified
-
-
 def _foreign_file_error(head: bytes) -> InvalidFileError:
     for signature, description in _JOBLIB_SIGNATURES.items():
         if head.startswith(signature):
@@ -290,7 +276,7 @@ def _foreign_file_error(head: bytes) -> InvalidFileError:
     return InvalidFileError("not a joblite file: the magic bytes are missing")
 
 
-def _read_layout(fileobj: BinaryIO) -> _Layout:
+def _read_layout(fileobj: BinaryIO) -> Layout:
     head = read_exact(fileobj, _HEADER.size, what="header", truncated_ok=True)
     if not head.startswith(MAGIC[: len(head)]) or not head:
         raise _foreign_file_error(head) if head else InvalidFileError("not a joblite file: empty")
@@ -307,11 +293,7 @@ def _read_layout(fileobj: BinaryIO) -> _Layout:
     manifest_bytes = read_exact(fileobj, manifest_length, what="manifest")
     if _sections.checksum(head[:24] + manifest_bytes) != expected:
         raise CorruptFileError("corrupt joblite file: the manifest checksum does not match")
-    try:
-        manifest = _DECODER.decode(manifest_bytes.decode())
-        layout = _parse_layout(manifest, _HEADER.size + manifest_length)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise CorruptFileError(f"corrupt joblite file: malformed manifest ({error})") from None
+    layout = parse_manifest(manifest_bytes, _HEADER.size + manifest_length)
     layout.arrays_writable = bool(flags & ARRAYS_WRITABLE)
     if layout.arrays_writable:
         for section in layout.sections[1:]:
@@ -319,7 +301,7 @@ def _read_layout(fileobj: BinaryIO) -> _Layout:
     return layout
 
 
-def _mark_arrays_writable(path: str, layout: _Layout) -> None:
+def _mark_arrays_writable(path: str, layout: Layout) -> None:
     """Set ARRAYS_WRITABLE before an "r+" map lets the caller change the arrays.
 
     Flags and header checksum are rewritten with one 22-byte write, so a
@@ -334,37 +316,6 @@ def _mark_arrays_writable(path: str, layout: _Layout) -> None:
         f.seek(10)
         f.write(head[10:])
     layout.arrays_writable = True
-
-
-def _parse_layout(manifest: dict[str, Any], manifest_end: int) -> _Layout:
-    codec = manifest["codec"]
-    if codec is not None and not isinstance(codec, str):
-        raise TypeError("codec")
-    entries = [manifest["pickle"], *manifest["arrays"]]
-    sections = []
-    for index, entry in enumerate(entries):
-        nbytes = _nonnegative(entry["nbytes"])
-        offset = checksum = None
-        if codec is None:
-            offset = _nonnegative(entry["offset"])
-            checksum = int(entry["checksum"], 16)
-        array = None if index == 0 else (entry["shape"], entry["order"])
-        sections.append(Section(None, array, nbytes, offset, checksum))
-    chunk_size = _nonnegative(manifest["chunk_size"]) if codec is not None else 0
-    if codec is not None and chunk_size == 0:
-        raise ValueError("chunk_size must be positive")
-    data_nbytes = 0
-    if codec is None:
-        data_nbytes = _nonnegative(manifest["data_nbytes"])
-        if any(s.offset + s.nbytes > data_nbytes for s in sections):  # type: ignore[operator]
-            raise ValueError("a section ends past data_nbytes")
-    return _Layout(manifest, manifest_end, codec, chunk_size, data_nbytes, sections)
-
-
-def _nonnegative(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a non-negative int, got {value!r}")
-    return value
 
 
 def read_manifest(source: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
@@ -446,6 +397,8 @@ def _read_from(
 ) -> object:
     """Load from ``fileobj``; ``whole`` is the entire file when it was read at once."""
     layout = _read_layout(fileobj)
+    if len(layout.sections) > 1:
+        check_array_sizes(layout)
     available = None if whole is not None else _bytes_left(fileobj)
     if layout.codec is None:
         data_start = _align(layout.manifest_end)
@@ -515,7 +468,7 @@ def _bytes_left(fileobj: BinaryIO) -> int | None:
     return None
 
 
-def _check_compressed_sizes(layout: _Layout, codec: Any, available: int) -> None:
+def _check_compressed_sizes(layout: Layout, codec: Any, available: int) -> None:
     """Refuse declared sizes that ``available`` compressed bytes cannot hold.
 
     Every chunk takes at least a frame header, and no codec expands past its

@@ -21,10 +21,12 @@ import lz4.frame
 import numpy as np
 import pytest
 
+from joblite import cli
 from joblite._core import fileformat
 from joblite._core._sections import checksum
 from joblite._core.codecs import get_codec
-from joblite.persistence import dump, load
+from joblite.exceptions import CorruptFileError
+from joblite.persistence import dump, inspect, load
 
 from .helpers import ALL_CODECS, assert_same, rewrite_manifest
 
@@ -227,3 +229,84 @@ def test_codecs_stop_decompressing_at_the_declared_size(codec: str) -> None:
         bounded(compressed, 99_999)
     with pytest.raises(Exception):  # noqa: B017, PT011 each codec has its own error type
         bounded(compressed[: len(compressed) // 2], 100_000)
+
+
+def _with_manifest(manifest_bytes: bytes) -> bytes:
+    head = fileformat._HEADER.pack(fileformat.MAGIC, 1, 0, 0, len(manifest_bytes), 0)[:24]
+    return head + struct.pack("<Q", checksum(head + manifest_bytes)) + manifest_bytes
+
+
+def _set(path: list[Any], value: object) -> Any:
+    def change(manifest: dict[str, Any]) -> None:
+        target: Any = manifest
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
+
+
+def _shrink_first_array(manifest: dict[str, Any]) -> None:
+    # Consistent totals: only the array's size disagrees with its shape and dtype.
+    for entry in (manifest["arrays"][0], manifest):
+        key = "nbytes" if entry is not manifest else "arrays_nbytes"
+        entry[key] -= 8
+    manifest["total_nbytes"] -= 8
+
+
+SCHEMA_VIOLATIONS = {
+    "shape is an int": _set(["arrays", 0, "shape"], 7),
+    "negative size in shape": _set(["arrays", 0, "shape"], [-1]),
+    "order": _set(["arrays", 0, "order"], "X"),
+    "dtype is a number": _set(["arrays", 0, "dtype"], 5),
+    "dtype field": _set(["arrays", 0, "dtype"], [["a"]]),
+    "object_type": _set(["object_type"], None),
+    "nbytes disagrees with shape": _shrink_first_array,
+    "object dtype": _set(["arrays", 0, "dtype"], "|O"),
+    "unknown dtype": _set(["arrays", 0, "dtype"], "<q99"),
+}
+
+
+# Found when loading (numpy reads the dtype), not by inspect, which never imports numpy.
+FOUND_BY_LOAD_ONLY = {"nbytes disagrees with shape", "object dtype", "unknown dtype"}
+
+
+@pytest.mark.parametrize("name", SCHEMA_VIOLATIONS)
+def test_manifests_outside_the_schema_are_corrupt_files(tmp_path: pathlib.Path, name: str) -> None:
+    buffer = io.BytesIO()
+    dump({"w": np.arange(10.0), "n": 1}, buffer)
+    path = tmp_path / "bad.jl"
+    path.write_bytes(rewrite_manifest(buffer.getvalue(), SCHEMA_VIOLATIONS[name]))
+    for mmap_mode in (None, "r"):
+        with pytest.raises(CorruptFileError, match=r"manifest|array 0"):
+            load(path, mmap_mode=mmap_mode)
+    if name not in FOUND_BY_LOAD_ONLY:
+        with pytest.raises(CorruptFileError, match="malformed manifest"):
+            inspect(path)
+
+
+def test_a_deeply_nested_manifest_is_a_corrupt_file(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "deep.jl"
+    path.write_bytes(_with_manifest(b"[" * 100_000 + b"]" * 100_000))
+    with pytest.raises(CorruptFileError, match="nested"):
+        load(path)
+    with pytest.raises(CorruptFileError, match="nested"):
+        inspect(path)
+    # Brackets inside strings do not count.
+    quoted = b'{"format_version": "' + b"[" * 100 + b'"}'
+    with pytest.raises(CorruptFileError, match="format_version"):
+        inspect(io.BytesIO(_with_manifest(quoted)))
+
+
+def test_cli_inspect_of_a_crafted_manifest_is_one_line(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    buffer = io.BytesIO()
+    dump({"w": np.arange(10.0)}, buffer)
+    path = tmp_path / "bad.jl"
+    path.write_bytes(rewrite_manifest(buffer.getvalue(), SCHEMA_VIOLATIONS["shape is an int"]))
+    assert cli.main(["inspect", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("joblite inspect: corrupt joblite file")
+    assert captured.err.count("\n") == 1
