@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import pathlib
 import struct
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -56,6 +61,7 @@ ALL_CODECS = ["bz2", "gzip", "lz4", "lzma", "xz", "zlib", "zstd"]
 
 
 def file_layout(data: bytes) -> tuple[int, dict[str, Any]]:
+    """Where the manifest of a joblite file ends, and the manifest."""
     manifest_length = HEADER.unpack(data[: HEADER.size])[4]
     manifest = json.loads(data[HEADER.size : HEADER.size + manifest_length])
     return HEADER.size + manifest_length, manifest
@@ -74,3 +80,14 @@ def rewrite_manifest(data: bytes, change: Any) -> bytes:
         new_start = fileformat._align(len(header) + len(manifest_bytes))
         rest = b"\0" * (new_start - len(header) - len(manifest_bytes)) + data[old_start:]
     return header + manifest_bytes + rest
+
+
+def run_script(script: str, tmp_path: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (dedented) in a fresh interpreter with ``tmp_path`` as its argument."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import bz2
 import io
-import os
 import pathlib
 import struct
-import subprocess
 import sys
-import textwrap
 import zlib
 from typing import Any
 
@@ -28,23 +25,13 @@ from joblite._core.codecs import get_codec
 from joblite.exceptions import CorruptFileError
 from joblite.persistence import dump, inspect, load
 
-from .helpers import ALL_CODECS, assert_same, rewrite_manifest
-
-
-def _run(script: str, tmp_path: pathlib.Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+from .helpers import ALL_CODECS, assert_same, rewrite_manifest, run_script
 
 
 def test_a_file_truncated_while_it_loads_is_an_error_not_a_crash(tmp_path: pathlib.Path) -> None:
     # A writer truncating the file in place at the worst moments: right after the
     # load has checked the file's size, and right after any map of it is made.
-    result = _run(
+    result = run_script(
         """
         import mmap, os, sys
         import numpy as np
@@ -165,7 +152,7 @@ def test_small_hostile_files_are_refused_without_big_allocations(tmp_path: pathl
     biggest = max(map(len, files.values()))
     # Each file loaded by path, as a file object and as a stream of unknown length;
     # the peak resident memory of the process must not grow past a small bound.
-    result = _run(
+    result = run_script(
         f"""
         import io, os, resource, sys
         import numpy as np
