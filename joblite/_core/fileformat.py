@@ -418,7 +418,7 @@ def _read_from(
             pickle_data, buffers = _reading.map_raw(
                 fileobj, path, layout.sections, data_start, mmap_mode
             )
-        elif path is not None and hasattr(os, "preadv"):
+        elif path is not None and available is not None and hasattr(os, "preadv"):
             pickle_data, buffers = _reading.read_raw_at(
                 fileobj.fileno(), layout.sections, data_start
             )

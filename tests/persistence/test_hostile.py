@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bz2
 import io
+import os
 import pathlib
 import struct
 import sys
@@ -297,3 +298,25 @@ def test_cli_inspect_of_a_crafted_manifest_is_one_line(
     assert captured.out == ""
     assert captured.err.startswith("joblite inspect: corrupt joblite file")
     assert captured.err.count("\n") == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_a_named_pipe_given_by_path_is_read_as_a_stream(tmp_path: pathlib.Path) -> None:
+    import threading
+
+    value = {"a": np.arange(300_000.0)}  # past SMALL_FILE: not read whole
+    buffer = io.BytesIO()
+    dump(value, buffer)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+
+    def write() -> None:
+        with open(pipe, "wb") as f:  # blocks until the reader opens the pipe
+            f.write(buffer.getvalue())
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert_same(load(pipe), value)
+    finally:
+        writer.join()
