@@ -64,6 +64,7 @@ def combine_digests(digests: Iterable[int]) -> int:
 
 
 def pieces(nbytes: int) -> range:
+    """Start offsets of a section's ``HASH_PIECE`` pieces (its checksum's unit)."""
     return range(0, nbytes, HASH_PIECE)
 
 
@@ -157,6 +158,7 @@ def write_raw(
 
 
 def thread_count(chunks: int) -> int:
+    """Threads for ``chunks`` independent tasks: at most one per usable CPU, 8 in all."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -170,6 +172,7 @@ def thread_count_for(nbytes: int) -> int:
 
 
 def chunks(sections: list[Section], chunk_size: int) -> Iterator[tuple[int, int, int]]:
+    """``(section index, start, length)`` of each compressed chunk, in file order."""
     for index, section in enumerate(sections):
         for start in range(0, section.nbytes, chunk_size):
             yield index, start, min(chunk_size, section.nbytes - start)
