@@ -11,6 +11,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from ._eviction import AutoEvictor, CacheLimits, evict
 from ._memorized import MemorizedFunc
 from ._results import NotMemorizedFunc
 from ._settings import MMAP_MODES, CacheSettings, check_verbose
+from ._verbose import say_warning
 from .stores.base import Store, get_store_class
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ class Memory:
         self.mmap_mode = mmap_mode
         self.compress = compress
         self._verbose = check_verbose(verbose)
+        # The verbose "Loading" lines show the time since (joblib's attribute).
+        self.timestamp: float | None = time.time()
         self.backend_options = dict(backend_options or {})
         self.limits = CacheLimits.parse(bytes_limit, items_limit, age_limit)
         compression = normalize_compress(compress)
@@ -172,6 +176,10 @@ class Memory:
             @mem.cache(ignore=["verbose"])
             def fit(X, y, verbose=0): ...
         """
+        if cache_validation_callback is not None and not callable(cache_validation_callback):
+            raise ValueError(
+                f"cache_validation_callback needs to be callable, got {cache_validation_callback!r}"
+            )
         if func is None:
             return functools.partial(
                 self.cache,
@@ -198,6 +206,7 @@ class Memory:
             verbose=self._verbose if verbose is None else verbose,
             mmap_mode=self.mmap_mode if mmap_mode is False else mmap_mode,  # type: ignore[arg-type]
             cache_validation_callback=cache_validation_callback,
+            timestamp=self.timestamp,
         )
 
     def eval(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -208,10 +217,10 @@ class Memory:
 
     def clear(self, warn: bool = True) -> None:
         """Delete every entry of this cache."""
+        if warn:
+            say_warning(f"[{self!r}]: Flushing completely the cache")
         if self._settings is None:
             return
-        if warn:
-            logger.warning("[Memory] flushing the whole cache in %s", self._settings.store.location)
         self._settings.store.delete("")
         self._settings.forget_checks()
 
@@ -250,4 +259,6 @@ class Memory:
         return f"{type(self).__name__}(location={location})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        # As joblib: no timestamp, so that an object holding a Memory (an
+        # estimator's ``memory=``) hashes alike in every process and run.
+        return {**self.__dict__, "timestamp": None}
