@@ -12,9 +12,11 @@ import pathlib
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .._core.fsutil import TEMP_PREFIX
 from ._async import AsyncMemorizedFunc
 from ._eviction import AutoEvictor, CacheLimits, evict
 from ._memorized import MemorizedFunc
@@ -22,6 +24,7 @@ from ._results import NotMemorizedFunc
 from ._settings import MMAP_MODES, CacheSettings, check_verbose
 from ._verbose import say_warning
 from .stores.base import Store, get_store_class
+from .stores.local import FileStore
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +120,12 @@ class Memory:
                 "location must be None, a directory path (str or pathlib.Path) or a "
                 f"joblite.memory.Store, got {type(location).__name__}"
             )
-        store_class: Callable[..., Store] = get_store_class(backend)
-        return store_class(os.path.join(os.fspath(location), "joblib"), **options)
+        store_class: type[Any] = get_store_class(backend)
+        directory = os.path.expanduser(os.fspath(location))
+        store: Store = store_class(os.path.join(directory, "joblib"), **options)
+        if issubclass(store_class, FileStore):
+            _add_gitignore(directory)
+        return store
 
     @property
     def store(self) -> Store | None:
@@ -262,3 +269,28 @@ class Memory:
         # As joblib: no timestamp, so that an object holding a Memory (an
         # estimator's ``memory=``) hashes alike in every process and run.
         return {**self.__dict__, "timestamp": None}
+
+
+def _add_gitignore(directory: str) -> None:
+    """A ``.gitignore`` of ``*`` in a cache directory that has none (as joblib 1.5+ does).
+
+    Written beside and linked into place: an existing one (even one created
+    meanwhile, or a symlink planted there) is never replaced or followed, and
+    no reader sees it half-written. A failure (read-only directory, a file
+    system without hard links) only leaves it out.
+    """
+    target = os.path.join(directory, ".gitignore")
+    if os.path.lexists(target):
+        return
+    temp = os.path.join(directory, f"{TEMP_PREFIX}gitignore-{uuid.uuid4().hex}")
+    try:
+        with open(temp, "x", encoding="utf-8") as f:
+            f.write("# Created by joblite automatically.\n*\n")
+        os.link(temp, target)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        logger.debug("[Memory] no .gitignore written in %s: %s", directory, exc)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)

@@ -234,7 +234,7 @@ def _leftovers(root: Path) -> list[str]:
         name
         for _, dirnames, filenames in os.walk(root)
         for name in dirnames + filenames
-        if name.startswith(".")
+        if name.startswith(".") and name != ".gitignore"  # the cache root's, on purpose
     ]
 
 
