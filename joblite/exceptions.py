@@ -14,6 +14,8 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
     ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
+    ├── StoreBackendError (TypeError, ValueError)
+    │                                         an unknown or invalid Memory store backend
     └── CacheError (RuntimeError)             a Memory store could not be used
         ├── CacheLockTimeoutError (TimeoutError)
         └── UnsafeCachePathError (OSError)    a cache path leads through a planted link
@@ -39,6 +41,7 @@ __all__ = [
     "JobliteError",
     "MissingDependencyError",
     "NoDaskClientError",
+    "StoreBackendError",
     "TaskTimeoutError",
     "UnsafeCachePathError",
     "UnsafeLoadError",
@@ -114,6 +117,15 @@ class TaskTimeoutError(JobliteError, TimeoutError):
 
 class WorkerCrashedError(JobliteError, RuntimeError):
     """A worker process died (segfault, ``os._exit``, OOM kill) while running a task."""
+
+
+class StoreBackendError(JobliteError, TypeError, ValueError):
+    """``Memory(backend=...)`` names no registered store, or ``register_store_backend``
+    was given a bad name or class.
+
+    Both a ``TypeError`` (what joblib raises for an unknown backend) and a
+    ``ValueError`` (what it raises for bad ``register_store_backend`` arguments).
+    """
 
 
 class CacheError(JobliteError, RuntimeError):
