@@ -1,0 +1,552 @@
+"""The restricted unpickler: a pickle interpreter that checks every step.
+
+``pickle.Unpickler.find_class`` only decides which globals a stream may
+name; what the stream then does with them (call them with any arguments,
+``__setstate__`` any object, ``__setitem__`` into it, ``__new__`` a class)
+happens inside the C unpickler, out of reach. Here every opcode is
+interpreted by this module (decoded by :func:`pickletools.genops`), so:
+
+* a global is resolved under the rules of :mod:`._restricted_rules`: denied
+  names never, the safe default set always, the caller's ``allowed`` names
+  as listed;
+* a call (REDUCE, NEWOBJ) goes through the rule of the global being called;
+  an object that was not resolved as a global cannot be called;
+* BUILD (``__setstate__``) is only applied to dtypes (parsed, never given to
+  ``dtype.__setstate__``), arrays (state checked first), numpy random
+  generators, and instances of classes the caller allowed;
+* items are only added to builtin containers, ``collections``' types and
+  instances of allowed classes; extension codes and persistent ids are refused.
+
+It runs at about 1 µs per opcode: a protocol-5 file of arrays has a few
+dozen opcodes, its data stays out-of-band.
+
+Example::
+
+    >>> import pickle
+    >>> load_restricted(pickle.dumps({"a": [1, 2.5]}), (), [])
+    {'a': [1, 2.5]}
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import fnmatch
+import importlib
+import io
+import pickle
+import pickletools
+import sys
+import types
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from joblite.exceptions import UnsafeLoadError
+
+from ._restricted_numpy import PendingDtype, check_array_state
+from ._restricted_rules import SAFE, VALUE, Rule, denied_reason
+
+__all__ = ["BY_VALUE_LOADER", "load_restricted", "matches"]
+
+BY_VALUE_LOADER = "joblite._core.pickling._load_by_value"
+_CONTAINERS = (list, dict, set, OrderedDict, defaultdict, Counter, deque)
+
+
+def matches(module: str, name: str, patterns: Sequence[str]) -> bool:
+    """Whether ``module.name`` (or the module, with ``name=""``) matches a pattern."""
+    full = f"{module}.{name}" if name else module
+    if full == BY_VALUE_LOADER:
+        # It runs an unrestricted pickle.loads: only an exact opt-in unlocks it.
+        return full in patterns
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            if fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(module, pattern):
+                return True
+        elif full == pattern or module == pattern or module.startswith(pattern + "."):
+            return True
+    return False
+
+
+def _canonical(obj: object) -> str | None:
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        return f"{module}.{qualname}"
+    return None
+
+
+def _direct(ctx: Any, obj: Any, args: tuple[Any, ...]) -> Any:
+    ctx.check_trusted_args(obj, args)
+    return obj(*args)
+
+
+_TRUSTED = Rule(_direct)
+
+
+class _Mark:
+    """The MARK opcode's place on the stack."""
+
+
+class _Interpreter:
+    """One restricted load: the stack, the memo and the globals resolved so far."""
+
+    def __init__(self, data: bytes, buffers: Iterable[object], patterns: Sequence[str]) -> None:
+        self._data = data
+        self._buffers = iter(buffers)
+        self._patterns = patterns
+        self.budget = len(data) + 64  # the longest collection a stream can spell
+        self._stack: list[Any] = []
+        self._marks: list[int] = []
+        self._memo: dict[int, Any] = {}
+        self._proto = 0
+        # id -> (object, rule, name) of every global resolved in this load.
+        self._globals: dict[int, tuple[Any, Rule, str]] = {}
+
+    # The context rules see -------------------------------------------------
+
+    def name_of(self, obj: object) -> str:
+        entry = self._globals.get(id(obj))
+        return entry[2] if entry is not None and entry[0] is obj else type(obj).__qualname__
+
+    def is_global(self, obj: object) -> bool:
+        entry = self._globals.get(id(obj))
+        return entry is not None and entry[0] is obj
+
+    def trusts_type(self, cls: object) -> bool:
+        """Whether ``cls`` is a class the caller allowed (not a SAFE one)."""
+        if not isinstance(cls, type):
+            return False
+        entry = self._globals.get(id(cls))
+        if entry is not None and entry[0] is cls:
+            return entry[1] is _TRUSTED
+        name = _canonical(cls)
+        if name is None or name in SAFE or denied_reason(name) is not None:
+            return False
+        return "." not in cls.__qualname__ and matches(
+            cls.__module__, cls.__qualname__, self._patterns
+        )
+
+    def check_trusted_args(self, obj: object, args: tuple[Any, ...]) -> None:
+        full = self.name_of(obj)
+        for arg in args:
+            if isinstance(arg, range) and len(arg) > self.budget:
+                raise UnsafeLoadError(full, f"a range of {len(arg)} items", fixable=False)
+        if full.startswith("numpy.") or (
+            isinstance(obj, type) and issubclass(obj, (bytes, bytearray))
+        ):
+            # numpy functions take sizes and shapes (zeros, arange, ...).
+            flat = [n for arg in args for n in (arg if isinstance(arg, tuple) else (arg,))]
+            for n in flat:
+                if isinstance(n, int) and not isinstance(n, bool) and n > self.budget:
+                    raise UnsafeLoadError(full, f"a size of {n} is more than the file holds")
+
+    def new(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``cls.__new__(cls, *args, **kwargs)``, for classes the caller allowed."""
+        if not self.trusts_type(cls):
+            raise UnsafeLoadError(
+                _canonical(cls) or type(cls).__qualname__,
+                "only classes listed in `allowed` are created without a call",
+            )
+        self.check_trusted_args(cls, args + tuple(kwargs.values()))
+        return cls.__new__(cls, *args, **kwargs)
+
+    # Globals ----------------------------------------------------------------
+
+    def find_class(self, module: str, name: str) -> Any:
+        if self._proto < 3:  # Python 2 names, as pickle's fix_imports maps them
+            module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        full = f"{module}.{name}"
+        rule = SAFE.get(full)
+        if rule is not None:
+            return self._remember(_import(module, name), rule, full)
+        if full == BY_VALUE_LOADER:
+            if full in self._patterns:
+                return self._remember(_import(module, name), _TRUSTED, full)
+            raise UnsafeLoadError(full, "it runs an unrestricted unpickler: list it exactly")
+        dotted = "." in name
+        # Protocol 4 resolves a dotted name attribute by attribute, which can
+        # walk from any allowed object to builtins (f.__globals__, ...): a
+        # dotted name must be listed exactly.
+        if dotted and full not in self._patterns:
+            raise UnsafeLoadError(full, "a dotted attribute path must be listed exactly")
+        reason = denied_reason(full)
+        if reason is not None:
+            raise UnsafeLoadError(full, f"{reason}, so joblite never loads it", fixable=False)
+        if module == "numpy.dtypes" and not dotted:
+            found = _import(module, name)
+            numpy = sys.modules.get("numpy")
+            if numpy is not None and isinstance(found, type) and issubclass(found, numpy.dtype):
+                return self._remember(found, VALUE, full)
+            raise UnsafeLoadError(full, "only numpy's dtype classes are allowed there")
+        if full in self._patterns or (not dotted and matches(module, name, self._patterns)):
+            found = _import(module, name)
+            if full not in self._patterns:
+                _check_defined_in_allowed(full, found, self._patterns)
+            return self._trust(found, full)
+        found = _allowed_under_another_name(module, name, self._patterns)
+        if found is not None:
+            return self._trust(found, full)
+        raise UnsafeLoadError(full)
+
+    def _trust(self, found: Any, full: str) -> Any:
+        if isinstance(found, types.ModuleType):
+            raise UnsafeLoadError(full, "it is a module, not a class or function")
+        canonical = _canonical(found)
+        if canonical is not None and canonical != full:
+            # The same object under its own name: a deny there wins, a SAFE rule applies.
+            reason = denied_reason(canonical)
+            if reason is not None:
+                raise UnsafeLoadError(full, f"it is {canonical}: {reason}", fixable=False)
+            if canonical in SAFE:
+                return self._remember(found, SAFE[canonical], canonical)
+        return self._remember(found, _TRUSTED, full)
+
+    def _remember(self, found: Any, rule: Rule, full: str) -> Any:
+        self._globals.setdefault(id(found), (found, rule, full))
+        return found
+
+    # The interpreter ----------------------------------------------------------
+
+    def load(self) -> Any:
+        stream = io.BytesIO(self._data)
+        for opcode, arg, _ in pickletools.genops(stream):
+            name = opcode.name
+            if name == "STOP":
+                return self._pop()
+            step = _STEPS.get(name)
+            if step is None:
+                raise UnsafeLoadError(
+                    f"<{name} opcode>", "it is never used for data", fixable=False
+                )
+            step(self, arg)
+        raise pickle.UnpicklingError("the pickle stream has no STOP")
+
+    def _pop(self) -> Any:
+        if not self._stack or (self._marks and self._marks[-1] == len(self._stack)):
+            raise pickle.UnpicklingError("pickle stack underflow")
+        return _settle(self._stack.pop())
+
+    def _pop_mark(self) -> list[Any]:
+        if not self._marks:
+            raise pickle.UnpicklingError("pickle stream is missing a MARK")
+        start = self._marks.pop()
+        items = [_settle(item) for item in self._stack[start:]]
+        del self._stack[start:]
+        return items
+
+    def _top(self) -> Any:
+        if not self._stack or (self._marks and self._marks[-1] == len(self._stack)):
+            raise pickle.UnpicklingError("pickle stack underflow")
+        return self._stack[-1]
+
+    def _call(self, func: Any, args: Any) -> Any:
+        entry = self._globals.get(id(func))
+        if entry is None or entry[0] is not func:
+            raise UnsafeLoadError(
+                f"{type(func).__module__}.{type(func).__qualname__}",
+                "only a global can be called",
+                fixable=False,
+            )
+        _, rule, full = entry
+        if rule.call is None:
+            raise UnsafeLoadError(full, "the file may name it, not call it", fixable=False)
+        if not isinstance(args, tuple):
+            raise pickle.UnpicklingError("REDUCE arguments must be a tuple")
+        return rule.call(self, func, args)
+
+    def _build(self, state: Any) -> None:
+        target = self._top()
+        if type(target) is PendingDtype:
+            target.build(state)
+            return
+        numpy = sys.modules.get("numpy")
+        cls = type(target)
+        if numpy is not None and isinstance(target, numpy.ndarray):
+            if cls.__setstate__ is numpy.ndarray.__setstate__:
+                check_array_state(state)
+            elif not self.trusts_type(cls):
+                raise UnsafeLoadError(_canonical(cls) or "?", "its state is its own", fixable=False)
+            target.__setstate__(state)
+            return
+        if numpy is not None and _is_numpy_random(target, numpy):
+            target.__setstate__(state)  # numpy checks names, sizes and types
+            return
+        if not self.trusts_type(cls):
+            raise UnsafeLoadError(
+                _canonical(cls) or cls.__qualname__,
+                "a file may only set the state of classes listed in `allowed`",
+            )
+        _default_build(target, state)
+
+    def _add(self, items: list[Any], pairs: bool) -> None:
+        target = self._top()
+        if not isinstance(target, _CONTAINERS) and not self.trusts_type(type(target)):
+            raise UnsafeLoadError(
+                _canonical(type(target)) or "?",
+                "items are only added to containers and classes listed in `allowed`",
+            )
+        if pairs:
+            if len(items) % 2:
+                raise pickle.UnpicklingError("odd number of items for SETITEMS")
+            for index in range(0, len(items), 2):
+                target[items[index]] = items[index + 1]
+        elif isinstance(target, set) or (not isinstance(target, list) and hasattr(target, "add")):
+            for item in items:
+                target.add(item)
+        elif isinstance(target, list) or hasattr(target, "extend"):
+            target.extend(items)
+        else:
+            for item in items:
+                target.append(item)
+
+
+def _settle(item: Any) -> Any:
+    """A value leaving the stack: a pending dtype becomes a real one, frozen."""
+    if type(item) is PendingDtype:
+        return item.settle()
+    return item
+
+
+def _is_numpy_random(target: object, numpy: Any) -> bool:
+    random = sys.modules.get("numpy.random")
+    if random is None:
+        return False
+    from numpy.random.bit_generator import BitGenerator, SeedSequence
+
+    return isinstance(target, (BitGenerator, SeedSequence, random.RandomState, random.Generator))
+
+
+def _default_build(target: Any, state: Any) -> None:
+    """BUILD as pickle does it, for an instance of an allowed class."""
+    setstate = getattr(target, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return
+    slots = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slots = state
+    if state:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("state is not a dictionary")
+        for key, value in state.items():
+            target.__dict__[sys.intern(key) if isinstance(key, str) else key] = value
+    if slots:
+        if not isinstance(slots, dict):
+            raise pickle.UnpicklingError("slot state is not a dictionary")
+        for key, value in slots.items():
+            setattr(target, key, value)
+
+
+def _import(module: str, name: str) -> Any:
+    found: Any = importlib.import_module(module)
+    for part in name.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _push(value: Any) -> Any:
+    return lambda vm, arg: vm._stack.append(value() if callable(value) else value)
+
+
+def _push_arg(vm: _Interpreter, arg: Any) -> None:
+    vm._stack.append(arg)
+
+
+def _global(vm: _Interpreter, arg: Any) -> None:
+    module, _, name = arg.partition(" ")
+    vm._stack.append(vm.find_class(module, name))
+
+
+def _stack_global(vm: _Interpreter, arg: Any) -> None:
+    name = vm._pop()
+    module = vm._pop()
+    if not isinstance(module, str) or not isinstance(name, str):
+        raise pickle.UnpicklingError("STACK_GLOBAL requires str")
+    vm._stack.append(vm.find_class(module, name))
+
+
+def _pop_op(vm: _Interpreter, arg: Any) -> None:
+    if vm._marks and vm._marks[-1] == len(vm._stack):
+        vm._marks.pop()
+    else:
+        vm._pop()
+
+
+def _tuple_n(count: int) -> Any:
+    def step(vm: _Interpreter, arg: Any) -> None:
+        items = [vm._pop() for _ in range(count)]
+        vm._stack.append(tuple(reversed(items)))
+
+    return step
+
+
+def _dict(vm: _Interpreter, arg: Any) -> None:
+    items = vm._pop_mark()
+    if len(items) % 2:
+        raise pickle.UnpicklingError("odd number of items for DICT")
+    vm._stack.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
+
+
+def _memo_put(vm: _Interpreter, arg: Any) -> None:
+    vm._memo[len(vm._memo) if arg is None else arg] = vm._top()
+
+
+def _memo_get(vm: _Interpreter, arg: Any) -> None:
+    try:
+        vm._stack.append(vm._memo[arg])
+    except KeyError:
+        raise pickle.UnpicklingError(f"memo key {arg} not found") from None
+
+
+def _proto(vm: _Interpreter, arg: Any) -> None:
+    if not 0 <= arg <= pickle.HIGHEST_PROTOCOL:
+        raise pickle.UnpicklingError(f"unsupported pickle protocol: {arg}")
+    vm._proto = arg
+
+
+def _next_buffer(vm: _Interpreter, arg: Any) -> None:
+    try:
+        vm._stack.append(next(vm._buffers))
+    except StopIteration:
+        raise pickle.UnpicklingError("not enough out-of-band buffers") from None
+
+
+def _readonly_buffer(vm: _Interpreter, arg: Any) -> None:
+    view = memoryview(vm._top())
+    if not view.readonly:
+        vm._stack[-1] = view.toreadonly()
+
+
+def _reduce(vm: _Interpreter, arg: Any) -> None:
+    args = vm._pop()
+    func = vm._pop()
+    vm._stack.append(vm._call(func, args))
+
+
+def _newobj(vm: _Interpreter, arg: Any) -> None:
+    args = vm._pop()
+    cls = vm._pop()
+    if not isinstance(args, tuple):
+        raise pickle.UnpicklingError("NEWOBJ arguments must be a tuple")
+    vm._stack.append(vm.new(cls, args, {}))
+
+
+def _newobj_ex(vm: _Interpreter, arg: Any) -> None:
+    kwargs = vm._pop()
+    args = vm._pop()
+    cls = vm._pop()
+    if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+        raise pickle.UnpicklingError("NEWOBJ_EX arguments must be a tuple and a dict")
+    vm._stack.append(vm.new(cls, args, kwargs))
+
+
+def _build(vm: _Interpreter, arg: Any) -> None:
+    vm._build(vm._pop())
+
+
+def _mark(vm: _Interpreter, arg: Any) -> None:
+    vm._marks.append(len(vm._stack))
+
+
+def _nothing(vm: _Interpreter, arg: Any) -> None:
+    pass
+
+
+# Opcodes that push the value genops decoded.
+_LITERALS = (
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+    "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
+    "BYTEARRAY8", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8",
+)  # fmt: skip
+_STEPS: dict[str, Any] = {
+    **dict.fromkeys(_LITERALS, _push_arg),
+    "NONE": _push(None),
+    "NEWTRUE": _push(True),
+    "NEWFALSE": _push(False),
+    "EMPTY_LIST": _push(list),
+    "EMPTY_TUPLE": _push(()),
+    "EMPTY_DICT": _push(dict),
+    "EMPTY_SET": _push(set),
+    "MARK": _mark,
+    "POP": _pop_op,
+    "POP_MARK": lambda vm, arg: vm._pop_mark(),
+    "DUP": lambda vm, arg: vm._stack.append(vm._top()),
+    "APPEND": lambda vm, arg: vm._add([vm._pop()], pairs=False),
+    "APPENDS": lambda vm, arg: vm._add(vm._pop_mark(), pairs=False),
+    "LIST": lambda vm, arg: vm._stack.append(vm._pop_mark()),
+    "TUPLE": lambda vm, arg: vm._stack.append(tuple(vm._pop_mark())),
+    "TUPLE1": _tuple_n(1),
+    "TUPLE2": _tuple_n(2),
+    "TUPLE3": _tuple_n(3),
+    "DICT": _dict,
+    "SETITEM": lambda vm, arg: vm._add(list(reversed([vm._pop(), vm._pop()])), pairs=True),
+    "SETITEMS": lambda vm, arg: vm._add(vm._pop_mark(), pairs=True),
+    "ADDITEMS": lambda vm, arg: vm._add(vm._pop_mark(), pairs=False),
+    "FROZENSET": lambda vm, arg: vm._stack.append(frozenset(vm._pop_mark())),
+    "GLOBAL": _global,
+    "STACK_GLOBAL": _stack_global,
+    "REDUCE": _reduce,
+    "NEWOBJ": _newobj,
+    "NEWOBJ_EX": _newobj_ex,
+    "BUILD": _build,
+    "PUT": _memo_put,
+    "BINPUT": _memo_put,
+    "LONG_BINPUT": _memo_put,
+    "MEMOIZE": _memo_put,
+    "GET": _memo_get,
+    "BINGET": _memo_get,
+    "LONG_BINGET": _memo_get,
+    "PROTO": _proto,
+    "FRAME": _nothing,
+    "NEXT_BUFFER": _next_buffer,
+    "READONLY_BUFFER": _readonly_buffer,
+}
+
+
+def _allowed_under_another_name(module: str, name: str, patterns: Sequence[str]) -> Any:
+    """The object the file names ``module.name``, if ``allowed`` lists it by another name.
+
+    Pickle writes where an object is defined, which moves between versions
+    (``pathlib.PurePosixPath`` is ``pathlib._local.PurePosixPath`` from Python
+    3.13 on): the name the user listed still means that object. Only modules
+    already imported are looked at, so nothing in the file triggers an import.
+    """
+    owner = sys.modules.get(module)
+    if owner is None or "." in name:
+        return None
+    # The module's own namespace only: getattr would run a module __getattr__
+    # (lazy packages import submodules there) for a name the file chose.
+    found = vars(owner).get(name)
+    if found is None or isinstance(found, types.ModuleType):
+        return None
+    for pattern in patterns:
+        listed_module, _, listed_name = pattern.rpartition(".")
+        listed_owner = sys.modules.get(listed_module)
+        if listed_owner is not None and vars(listed_owner).get(listed_name) is found:
+            return found
+    return None
+
+
+def _check_defined_in_allowed(full: str, found: Any, patterns: Sequence[str]) -> None:
+    """Refuse what an allowed module merely imported from elsewhere.
+
+    Allowing ``mypkg`` means trusting the classes and functions ``mypkg``
+    defines, not ``os.system`` that one of its modules happens to import.
+    """
+    if isinstance(found, types.ModuleType):
+        raise UnsafeLoadError(full, "it is a module, not a class or function")
+    owner = getattr(found, "__module__", None)
+    if isinstance(owner, str) and not matches(owner, "", patterns):
+        raise UnsafeLoadError(full, f"it is defined in {owner!r}, which is not in `allowed`")
+
+
+def load_restricted(data: bytes, buffers: Iterable[object], patterns: Sequence[str]) -> Any:
+    """Unpickle ``data`` under the rules above; see ``pickling.loads``."""
+    try:
+        return _Interpreter(data, buffers, patterns).load()
+    except (UnsafeLoadError, pickle.UnpicklingError, EOFError):
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as error:
+        # A malformed stream, or an allowed constructor rejecting what the file gave it.
+        raise pickle.UnpicklingError(f"{type(error).__name__}: {error}") from error
