@@ -49,6 +49,10 @@ from ._restricted_rules import SAFE, VALUE, Rule, denied_reason
 __all__ = ["BY_VALUE_LOADER", "load_restricted", "matches"]
 
 BY_VALUE_LOADER = "joblite._core.pickling._load_by_value"
+# Hashing a tuple recurses in C without a depth check: a key of tuples nested
+# 10**6 deep (2 bytes a level) crashes the process. Data nests far less.
+MAX_NESTING = 1000
+_HASHED_BY_ITEMS = (tuple, frozenset, slice)
 _CONTAINERS = (list, dict, set, OrderedDict, defaultdict, Counter, deque)
 
 
@@ -101,6 +105,8 @@ class _Interpreter:
         self._proto = 0
         # id -> (object, rule, name) of every global resolved in this load.
         self._globals: dict[int, tuple[Any, Rule, str]] = {}
+        # id -> (object, depth) of the tuples and frozensets holding others.
+        self._nesting: dict[int, tuple[Any, int]] = {}
 
     # The context rules see -------------------------------------------------
 
@@ -221,6 +227,22 @@ class _Interpreter:
                 )
             step(self, arg)
         raise pickle.UnpicklingError("the pickle stream has no STOP")
+
+    def hashable(self, value: Any, items: Iterable[Any]) -> Any:
+        """``value`` (a tuple, frozenset or slice of ``items``), refused if nested too deep."""
+        depth = 0
+        for item in items:
+            if type(item) in _HASHED_BY_ITEMS:
+                depth = max(depth, self._nesting.get(id(item), (None, 1))[1])
+        if depth:
+            if depth >= MAX_NESTING:
+                raise UnsafeLoadError(
+                    f"builtins.{type(value).__name__}",
+                    f"nested over {MAX_NESTING} deep, which crashes hashing",
+                    fixable=False,
+                )
+            self._nesting[id(value)] = (value, depth + 1)
+        return value
 
     def _pop(self) -> Any:
         if not self._stack or (self._marks and self._marks[-1] == len(self._stack)):
@@ -376,9 +398,18 @@ def _pop_op(vm: _Interpreter, arg: Any) -> None:
 def _tuple_n(count: int) -> Any:
     def step(vm: _Interpreter, arg: Any) -> None:
         items = [vm._pop() for _ in range(count)]
-        vm._stack.append(tuple(reversed(items)))
+        items.reverse()
+        vm._stack.append(vm.hashable(tuple(items), items))
 
     return step
+
+
+def _tuple(vm: _Interpreter, items: list[Any]) -> tuple[Any, ...]:
+    return vm.hashable(tuple(items), items)  # type: ignore[no-any-return]
+
+
+def _frozenset(vm: _Interpreter, items: list[Any]) -> frozenset[Any]:
+    return vm.hashable(frozenset(items), items)  # type: ignore[no-any-return]
 
 
 def _dict(vm: _Interpreter, arg: Any) -> None:
@@ -475,7 +506,7 @@ _STEPS: dict[str, Any] = {
     "APPEND": lambda vm, arg: vm._add([vm._pop()], pairs=False),
     "APPENDS": lambda vm, arg: vm._add(vm._pop_mark(), pairs=False),
     "LIST": lambda vm, arg: vm._stack.append(vm._pop_mark()),
-    "TUPLE": lambda vm, arg: vm._stack.append(tuple(vm._pop_mark())),
+    "TUPLE": lambda vm, arg: vm._stack.append(_tuple(vm, vm._pop_mark())),
     "TUPLE1": _tuple_n(1),
     "TUPLE2": _tuple_n(2),
     "TUPLE3": _tuple_n(3),
@@ -483,7 +514,7 @@ _STEPS: dict[str, Any] = {
     "SETITEM": lambda vm, arg: vm._add(list(reversed([vm._pop(), vm._pop()])), pairs=True),
     "SETITEMS": lambda vm, arg: vm._add(vm._pop_mark(), pairs=True),
     "ADDITEMS": lambda vm, arg: vm._add(vm._pop_mark(), pairs=False),
-    "FROZENSET": lambda vm, arg: vm._stack.append(frozenset(vm._pop_mark())),
+    "FROZENSET": lambda vm, arg: vm._stack.append(_frozenset(vm, vm._pop_mark())),
     "GLOBAL": _global,
     "STACK_GLOBAL": _stack_global,
     "REDUCE": _reduce,

@@ -59,7 +59,8 @@ _DENIED_GROUPS: dict[str, tuple[str, ...]] = {
         "pickletools", "copyreg", "cloudpickle", "dill", "joblib", "pydoc", "site",
         "operator.attrgetter", "operator.methodcaller", "operator.itemgetter",
         "operator.getitem", "operator.call", "collections.namedtuple", "ctypes", "_ctypes",
-        "cffi", "numpy.ctypeslib", "numpy.testing", "numpy.f2py", "numpy.distutils",
+        "cffi", "_functools", "_operator", "numpy.ctypeslib", "numpy.testing", "numpy.f2py",
+        "numpy.distutils",
         "numpy._pytesttester", "numpy._core._internal", "numpy.core._internal",
         "numpy.lib.stride_tricks", "numpy.lib._stride_tricks_impl", "numpy.lib.utils",
         "numpy.lib._utils_impl", "numpy.info", "numpy.show_config", "numpy.show_runtime",
@@ -73,7 +74,8 @@ _DENIED_GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "it reads or writes files, runs processes or opens connections": (
         "builtins.open", "builtins.print", "os", "posix", "nt", "sys", "subprocess", "pty",
-        "shutil", "tempfile", "io", "_io", "codecs", "_codecs", "fileinput", "linecache",
+        "_posixsubprocess", "shutil", "tempfile", "io", "_io", "codecs", "_codecs", "fileinput",
+        "linecache",
         "tokenize", "pathlib.Path.open", "mmap", "socket", "ssl", "http", "urllib",
         "ftplib", "smtplib", "poplib", "imaplib", "telnetlib", "webbrowser", "xml",
         "zipfile", "tarfile", "gzip", "bz2", "lzma", "zipimport", "shelve", "dbm",
@@ -151,6 +153,11 @@ def _check_sizes(ctx: Context, full: str, args: tuple[Any, ...], *, sizes: bool)
 
 def _sized(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
     _check_sizes(ctx, ctx.name_of(obj), args, sizes=obj in (bytes, bytearray))
+    if obj is slice:
+        return ctx.hashable(obj(*args), args)
+    if obj in (tuple, frozenset) and args:
+        items = list(args[0])
+        return ctx.hashable(obj(items), items)
     return obj(*args)
 
 
@@ -267,10 +274,7 @@ SAFE: dict[str, Rule] = {
     **{f"builtins.{name}": _SIZED for name in _BUILTIN_TYPES},
     "builtins.Ellipsis": VALUE,
     "builtins.NotImplemented": VALUE,
-    **{
-        f"collections.{name}": _SIZED
-        for name in ("OrderedDict", "deque", "Counter", "ChainMap", "UserDict", "UserList")
-    },
+    **{f"collections.{name}": _SIZED for name in ("OrderedDict", "deque", "Counter")},
     "collections.defaultdict": Rule(_defaultdict),
     **{
         f"datetime.{name}": _SIZED for name in ("date", "datetime", "time", "timedelta", "timezone")
