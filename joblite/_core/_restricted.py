@@ -30,65 +30,27 @@ Example::
 from __future__ import annotations
 
 import _compat_pickle
-import fnmatch
-import importlib
 import io
 import pickle
 import pickletools
 import sys
-import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from joblite.exceptions import UnsafeLoadError
 
+from ._restricted_globals import BY_VALUE_LOADER, TRUSTED, allowed_by_name, canonical, resolve
 from ._restricted_numpy import PendingDtype, check_array_state
-from ._restricted_rules import SAFE, VALUE, Rule, denied_reason
+from ._restricted_rules import Rule
 
-__all__ = ["BY_VALUE_LOADER", "load_restricted", "matches"]
+__all__ = ["BY_VALUE_LOADER", "load_restricted"]
 
-BY_VALUE_LOADER = "joblite._core.pickling._load_by_value"
 # Hashing a tuple recurses in C without a depth check: a key of tuples nested
 # 10**6 deep (2 bytes a level) crashes the process. Data nests far less.
 MAX_NESTING = 1000
 _HASHED_BY_ITEMS = (tuple, frozenset, slice)
 _CONTAINERS = (list, dict, set, OrderedDict, defaultdict, Counter, deque)
-
-
-def matches(module: str, name: str, patterns: Sequence[str]) -> bool:
-    """Whether ``module.name`` (or the module, with ``name=""``) matches a pattern."""
-    full = f"{module}.{name}" if name else module
-    if full == BY_VALUE_LOADER:
-        # It runs an unrestricted pickle.loads: only an exact opt-in unlocks it.
-        return full in patterns
-    for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
-            if fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(module, pattern):
-                return True
-        elif full == pattern or module == pattern or module.startswith(pattern + "."):
-            return True
-    return False
-
-
-def _canonical(obj: object) -> str | None:
-    module = getattr(obj, "__module__", None)
-    qualname = getattr(obj, "__qualname__", None)
-    if isinstance(module, str) and isinstance(qualname, str):
-        return f"{module}.{qualname}"
-    return None
-
-
-def _direct(ctx: Any, obj: Any, args: tuple[Any, ...]) -> Any:
-    ctx.check_trusted_args(obj, args)
-    return obj(*args)
-
-
-_TRUSTED = Rule(_direct)
-
-
-class _Mark:
-    """The MARK opcode's place on the stack."""
 
 
 class _Interpreter:
@@ -124,13 +86,8 @@ class _Interpreter:
             return False
         entry = self._globals.get(id(cls))
         if entry is not None and entry[0] is cls:
-            return entry[1] is _TRUSTED
-        name = _canonical(cls)
-        if name is None or name in SAFE or denied_reason(name) is not None:
-            return False
-        return "." not in cls.__qualname__ and matches(
-            cls.__module__, cls.__qualname__, self._patterns
-        )
+            return entry[1] is TRUSTED
+        return allowed_by_name(cls, self._patterns)
 
     def check_trusted_args(self, obj: object, args: tuple[Any, ...]) -> None:
         full = self.name_of(obj)
@@ -150,7 +107,7 @@ class _Interpreter:
         """``cls.__new__(cls, *args, **kwargs)``, for classes the caller allowed."""
         if not self.trusts_type(cls):
             raise UnsafeLoadError(
-                _canonical(cls) or type(cls).__qualname__,
+                canonical(cls) or type(cls).__qualname__,
                 "only classes listed in `allowed` are created without a call",
             )
         self.check_trusted_args(cls, args + tuple(kwargs.values()))
@@ -162,53 +119,7 @@ class _Interpreter:
         if self._proto < 3:  # Python 2 names, as pickle's fix_imports maps them
             module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
             module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        full = f"{module}.{name}"
-        rule = SAFE.get(full)
-        if rule is not None:
-            return self._remember(_import(module, name), rule, full)
-        if full == BY_VALUE_LOADER:
-            if full in self._patterns:
-                return self._remember(_import(module, name), _TRUSTED, full)
-            raise UnsafeLoadError(full, "it runs an unrestricted unpickler: list it exactly")
-        dotted = "." in name
-        # Protocol 4 resolves a dotted name attribute by attribute, which can
-        # walk from any allowed object to builtins (f.__globals__, ...): a
-        # dotted name must be listed exactly.
-        if dotted and full not in self._patterns:
-            raise UnsafeLoadError(full, "a dotted attribute path must be listed exactly")
-        reason = denied_reason(full)
-        if reason is not None:
-            raise UnsafeLoadError(full, f"{reason}, so joblite never loads it", fixable=False)
-        if module == "numpy.dtypes" and not dotted:
-            found = _import(module, name)
-            numpy = sys.modules.get("numpy")
-            if numpy is not None and isinstance(found, type) and issubclass(found, numpy.dtype):
-                return self._remember(found, VALUE, full)
-            raise UnsafeLoadError(full, "only numpy's dtype classes are allowed there")
-        if full in self._patterns or (not dotted and matches(module, name, self._patterns)):
-            found = _import(module, name)
-            if full not in self._patterns:
-                _check_defined_in_allowed(full, found, self._patterns)
-            return self._trust(found, full)
-        found = _allowed_under_another_name(module, name, self._patterns)
-        if found is not None:
-            return self._trust(found, full)
-        raise UnsafeLoadError(full)
-
-    def _trust(self, found: Any, full: str) -> Any:
-        if isinstance(found, types.ModuleType):
-            raise UnsafeLoadError(full, "it is a module, not a class or function")
-        canonical = _canonical(found)
-        if canonical is not None and canonical != full:
-            # The same object under its own name: a deny there wins, a SAFE rule applies.
-            reason = denied_reason(canonical)
-            if reason is not None:
-                raise UnsafeLoadError(full, f"it is {canonical}: {reason}", fixable=False)
-            if canonical in SAFE:
-                return self._remember(found, SAFE[canonical], canonical)
-        return self._remember(found, _TRUSTED, full)
-
-    def _remember(self, found: Any, rule: Rule, full: str) -> Any:
+        found, rule, full = resolve(module, name, self._patterns)
         self._globals.setdefault(id(found), (found, rule, full))
         return found
 
@@ -288,7 +199,7 @@ class _Interpreter:
             if cls.__setstate__ is numpy.ndarray.__setstate__:
                 check_array_state(state)
             elif not self.trusts_type(cls):
-                raise UnsafeLoadError(_canonical(cls) or "?", "its state is its own", fixable=False)
+                raise UnsafeLoadError(canonical(cls) or "?", "its state is its own", fixable=False)
             target.__setstate__(state)
             return
         if numpy is not None and _is_numpy_random(target, numpy):
@@ -296,7 +207,7 @@ class _Interpreter:
             return
         if not self.trusts_type(cls):
             raise UnsafeLoadError(
-                _canonical(cls) or cls.__qualname__,
+                canonical(cls) or cls.__qualname__,
                 "a file may only set the state of classes listed in `allowed`",
             )
         _default_build(target, state)
@@ -305,7 +216,7 @@ class _Interpreter:
         target = self._top()
         if not isinstance(target, _CONTAINERS) and not self.trusts_type(type(target)):
             raise UnsafeLoadError(
-                _canonical(type(target)) or "?",
+                canonical(type(target)) or "?",
                 "items are only added to containers and classes listed in `allowed`",
             )
         if pairs:
@@ -358,13 +269,6 @@ def _default_build(target: Any, state: Any) -> None:
             raise pickle.UnpicklingError("slot state is not a dictionary")
         for key, value in slots.items():
             setattr(target, key, value)
-
-
-def _import(module: str, name: str) -> Any:
-    found: Any = importlib.import_module(module)
-    for part in name.split("."):
-        found = getattr(found, part)
-    return found
 
 
 def _push(value: Any) -> Any:
@@ -533,43 +437,6 @@ _STEPS: dict[str, Any] = {
     "NEXT_BUFFER": _next_buffer,
     "READONLY_BUFFER": _readonly_buffer,
 }
-
-
-def _allowed_under_another_name(module: str, name: str, patterns: Sequence[str]) -> Any:
-    """The object the file names ``module.name``, if ``allowed`` lists it by another name.
-
-    Pickle writes where an object is defined, which moves between versions
-    (``pathlib.PurePosixPath`` is ``pathlib._local.PurePosixPath`` from Python
-    3.13 on): the name the user listed still means that object. Only modules
-    already imported are looked at, so nothing in the file triggers an import.
-    """
-    owner = sys.modules.get(module)
-    if owner is None or "." in name:
-        return None
-    # The module's own namespace only: getattr would run a module __getattr__
-    # (lazy packages import submodules there) for a name the file chose.
-    found = vars(owner).get(name)
-    if found is None or isinstance(found, types.ModuleType):
-        return None
-    for pattern in patterns:
-        listed_module, _, listed_name = pattern.rpartition(".")
-        listed_owner = sys.modules.get(listed_module)
-        if listed_owner is not None and vars(listed_owner).get(listed_name) is found:
-            return found
-    return None
-
-
-def _check_defined_in_allowed(full: str, found: Any, patterns: Sequence[str]) -> None:
-    """Refuse what an allowed module merely imported from elsewhere.
-
-    Allowing ``mypkg`` means trusting the classes and functions ``mypkg``
-    defines, not ``os.system`` that one of its modules happens to import.
-    """
-    if isinstance(found, types.ModuleType):
-        raise UnsafeLoadError(full, "it is a module, not a class or function")
-    owner = getattr(found, "__module__", None)
-    if isinstance(owner, str) and not matches(owner, "", patterns):
-        raise UnsafeLoadError(full, f"it is defined in {owner!r}, which is not in `allowed`")
 
 
 def load_restricted(data: bytes, buffers: Iterable[object], patterns: Sequence[str]) -> Any:
