@@ -41,7 +41,7 @@ from typing import Any
 from joblite.exceptions import UnsafeLoadError
 
 from ._restricted_globals import BY_VALUE_LOADER, TRUSTED, allowed_by_name, canonical, resolve
-from ._restricted_numpy import PendingDtype, check_array_state
+from ._restricted_numpy import PendingDtype, check_array_state, check_random_state
 from ._restricted_rules import Rule
 
 __all__ = ["BY_VALUE_LOADER", "load_restricted"]
@@ -203,7 +203,8 @@ class _Interpreter:
             target.__setstate__(state)
             return
         if numpy is not None and _is_numpy_random(target, numpy):
-            target.__setstate__(state)  # numpy checks names, sizes and types
+            check_random_state(target, state)
+            target.__setstate__(state)
             return
         if not self.trusts_type(cls):
             raise UnsafeLoadError(

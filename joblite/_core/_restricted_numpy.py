@@ -32,6 +32,7 @@ __all__ = [
     "PendingDtype",
     "array_from_buffer",
     "check_array_state",
+    "check_random_state",
     "reconstruct",
     "scalar",
 ]
@@ -264,3 +265,97 @@ def scalar(function: Any, args: tuple[Any, ...]) -> Any:
     if not isinstance(data, bytes) or len(data) != dtype.itemsize:
         raise UnsafeLoadError(where, "its data is not one item of its dtype", fixable=False)
     return function(dtype, data)
+
+
+# The states numpy's bit generators pickle, item by item: numpy's setters do
+# not check ranges (an MT19937 ``pos`` of 10**6 loads, then crashes the next draw).
+_UINT32, _UINT64 = ("uint32",), ("uint64",)
+_FLAGS = {"has_uint32": (0, 1), "uinteger": (0, 2**32 - 1)}
+_BIT_GENERATORS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "MT19937": ({"key": (_UINT32, 624), "pos": (0, 624)}, {}),
+    "PCG64": ({"state": (0, 2**128 - 1), "inc": (0, 2**128 - 1)}, _FLAGS),
+    "PCG64DXSM": ({"state": (0, 2**128 - 1), "inc": (0, 2**128 - 1)}, _FLAGS),
+    "Philox": (
+        {"counter": (_UINT64, 4), "key": (_UINT64, 2)},
+        {"buffer": (_UINT64, 4), "buffer_pos": (0, 4), **_FLAGS},
+    ),
+    "SFC64": ({"state": (_UINT64, 4)}, _FLAGS),
+}
+
+
+def _check_items(values: object, spec: dict[str, Any], where: str) -> None:
+    import numpy as np
+
+    if not isinstance(values, dict) or set(values) != set(spec):
+        raise UnsafeLoadError(where, f"a state with keys {spec and sorted(spec)}", fixable=False)
+    for key, (kind, limit) in spec.items():
+        value = values[key]
+        if isinstance(kind, tuple):  # an array: (dtype,), length
+            ok = (
+                isinstance(value, np.ndarray)
+                and value.dtype == np.dtype(kind[0])
+                and value.shape == (limit,)
+            )
+        else:  # an int: low, high
+            ok = isinstance(value, int) and not isinstance(value, bool) and kind <= value <= limit
+        if not ok:
+            raise UnsafeLoadError(where, f"{key!r} is out of range", fixable=False)
+
+
+def _check_bit_generator_state(name: str, state: object, extra: dict[str, Any]) -> None:
+    where = f"numpy.random.{name}"
+    if name not in _BIT_GENERATORS:
+        raise UnsafeLoadError(where, "an unknown bit generator", fixable=False)
+    inner, outer = _BIT_GENERATORS[name]
+    spec = {"bit_generator": None, "state": None, **outer, **extra}
+    if not isinstance(state, dict) or set(state) != set(spec):
+        raise UnsafeLoadError(where, "a state with other keys", fixable=False)
+    if state["bit_generator"] != name:
+        raise UnsafeLoadError(where, f"the state of {state['bit_generator']!r}", fixable=False)
+    _check_items(state["state"], inner, where)
+    _check_items({k: state[k] for k in outer}, outer, where)
+
+
+def check_random_state(target: Any, state: object) -> None:
+    """Refuse a state for a numpy generator unless every item is in range."""
+    from numpy.random import RandomState
+    from numpy.random.bit_generator import BitGenerator, SeedSequence
+
+    if isinstance(target, RandomState):
+        # RandomState pickles its bit generator's state plus the cached gaussian.
+        bits = target.get_state(legacy=False)["bit_generator"]
+        _check_bit_generator_state(bits, state, {"has_gauss": None, "gauss": None})
+        assert isinstance(state, dict)
+        if state["has_gauss"] not in (0, 1) or not isinstance(state["gauss"], float):
+            raise UnsafeLoadError("numpy.random.RandomState", "a bad gaussian", fixable=False)
+    elif isinstance(target, BitGenerator):
+        if isinstance(state, tuple) and len(state) == 2:  # (state, seed sequence)
+            state, seed = state
+            if seed is not None and not isinstance(seed, SeedSequence):
+                raise UnsafeLoadError("numpy.random.SeedSequence", "not one", fixable=False)
+        _check_bit_generator_state(type(target).__name__, state, {})
+    elif isinstance(target, SeedSequence):
+        _check_seed_sequence(state)
+    else:
+        raise UnsafeLoadError(type(target).__qualname__, "numpy sets no state", fixable=False)
+
+
+def _check_seed_sequence(state: object) -> None:
+    import numpy as np
+
+    where = "numpy.random.SeedSequence"
+    if not (isinstance(state, tuple) and len(state) == 5):
+        raise UnsafeLoadError(where, "a state that is not 5 items", fixable=False)
+    _entropy, spawned, pool, pool_size, spawn_key = state
+    ok = (
+        isinstance(pool, np.ndarray)
+        and pool.dtype == np.uint32
+        and pool.ndim == 1
+        and isinstance(pool_size, int)
+        and pool.shape[0] == pool_size
+        and isinstance(spawned, int)
+        and spawned >= 0
+        and isinstance(spawn_key, tuple)
+    )
+    if not ok:
+        raise UnsafeLoadError(where, "its pool does not match its size", fixable=False)

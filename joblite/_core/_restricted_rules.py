@@ -161,6 +161,30 @@ def _sized(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
     return obj(*args)
 
 
+_CHEAP_TO_PRINT = (str, int, float, complex, bool, type(None))
+
+
+def _str(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
+    # str(a_list) prints every item: a list of one string referenced 10**5
+    # times (5 bytes each) prints 10**5 copies. Only text, decoding and numbers.
+    decoding = (
+        1 < len(args) <= 3
+        and isinstance(args[0], (bytes, bytearray))
+        and all(isinstance(a, str) for a in args[1:])
+    )
+    if not (decoding or (len(args) <= 1 and all(type(a) in _CHEAP_TO_PRINT for a in args))):
+        raise _refuse("builtins.str", "only str(text), str(number) or str(bytes, encoding)")
+    return obj(*args)
+
+
+def _decimal(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
+    # Decimal of a huge int converts in quadratic time; pickles hold a string.
+    if len(args) > 2 or (args and not isinstance(args[0], (str, tuple))):
+        raise _refuse("decimal.Decimal", "only Decimal('digits') or its tuple form")
+    _check_sizes(ctx, "decimal.Decimal", args, sizes=False)
+    return obj(*args)
+
+
 def _latin1(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
     # Protocols 0-2 pickle bytes as _codecs.encode(text, "latin1"): only that.
     if len(args) != 2 or not isinstance(args[0], str) or args[1] not in ("latin1", "latin-1"):
@@ -169,14 +193,17 @@ def _latin1(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
 
 
 def _fraction(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
-    # Fraction("1e999999999") computes a huge power of ten; pickles hold "n/d".
-    ok = all(isinstance(a, int) for a in args) or (
-        len(args) == 1 and isinstance(args[0], str) and re.fullmatch(r"-?\d+(/\d+)?", args[0])
-    )
-    if not ok or len(args) > 2:
-        raise _refuse("fractions.Fraction", "only Fraction('n/d') or (n, d) is allowed")
-    _check_sizes(ctx, "fractions.Fraction", args, sizes=False)
+    # Pickles hold (numerator, denominator). Fraction("1e999999999") computes a
+    # huge power of ten and gcd() of huge ints takes quadratic time: neither.
+    if not (
+        len(args) == 2 and all(type(a) is int and a.bit_length() <= _FRACTION_BITS for a in args)
+    ) and not (len(args) == 1 and isinstance(args[0], str) and _RATIO.fullmatch(args[0])):
+        raise _refuse("fractions.Fraction", "only Fraction(n, d) or Fraction('n/d') is allowed")
     return obj(*args)
+
+
+_FRACTION_BITS = 16384  # gcd of two random such ints: 0.4 ms (65536 bits: 11 ms)
+_RATIO = re.compile(r"-?\d{1,4300}(/\d{1,4300})?")
 
 
 def _defaultdict(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
@@ -251,7 +278,8 @@ def _random_call(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
 def _seed_sequence(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
     from numpy.random.bit_generator import SeedSequence
 
-    if len(args) != 3 or args[0] is not SeedSequence:
+    # A state here would skip the checks BUILD makes: numpy passes None.
+    if len(args) != 3 or args[0] is not SeedSequence or args[2] is not None:
         raise _refuse("numpy.random.bit_generator.__pyx_unpickle_SeedSequence", "bad arguments")
     return obj(*args)
 
@@ -267,7 +295,7 @@ _RANDOM_TYPES = (
 )  # fmt: skip
 
 _BUILTIN_TYPES = (
-    "bool", "int", "float", "complex", "str", "bytes", "bytearray", "tuple", "list", "dict",
+    "bool", "int", "float", "complex", "bytes", "bytearray", "tuple", "list", "dict",
     "set", "frozenset", "slice", "range",
 )  # fmt: skip
 SAFE: dict[str, Rule] = {
@@ -279,7 +307,8 @@ SAFE: dict[str, Rule] = {
     **{
         f"datetime.{name}": _SIZED for name in ("date", "datetime", "time", "timedelta", "timezone")
     },
-    "decimal.Decimal": _SIZED,
+    "builtins.str": Rule(_str),
+    "decimal.Decimal": Rule(_decimal),
     "fractions.Fraction": Rule(_fraction),
     "_codecs.encode": Rule(_latin1),
     "copyreg._reconstructor": Rule(_reconstructor),

@@ -91,10 +91,35 @@ def _crafted(kind: str) -> Any:
         )
     if kind == "object_dtype_raw":
         return R(_array_from_buffer, (b"A" * 8, np.dtype("O"), (1,), "C"))
+    if kind in ("RandomState pos", "MT19937 pos", "Philox buffer_pos"):
+        # numpy's own setters take these; the first draw then reads out of bounds.
+        bits = np.random.Philox(0) if kind.startswith("Philox") else np.random.MT19937(0)
+        state = bits.state
+        if kind.startswith("Philox"):
+            state["buffer_pos"] = 10**9
+        else:
+            state["state"]["pos"] = 10**6
+        if kind.startswith("RandomState"):
+            rs = np.random.RandomState(0)
+            return R(*rs.__reduce__()[:2], {**state, "has_gauss": 0, "gauss": 0.0})
+        ctor, args, _ = bits.__reduce__()
+        from numpy.random._pickle import __generator_ctor
+
+        return R(__generator_ctor, (R(ctor, args, (state, None)),))
     raise AssertionError(kind)
 
 
-CRASHERS = ["array_from_buffer", "frombuffer", "scalar", "setstate", "subarray", "object_dtype_raw"]
+CRASHERS = [
+    "array_from_buffer",
+    "frombuffer",
+    "scalar",
+    "setstate",
+    "subarray",
+    "object_dtype_raw",
+    "RandomState pos",
+    "MT19937 pos",
+    "Philox buffer_pos",
+]
 
 
 def _touch(where: pathlib.Path) -> str:
@@ -150,6 +175,8 @@ def _payloads(marker: pathlib.Path) -> dict[str, Any]:
             _reconstruct, (np.ndarray, (0,), b"b"), (1, (huge,), np.dtype("f8"), False, b"A" * 8)
         ),
         "array_from_buffer(shape)": R(_array_from_buffer, (b"A" * 8, np.dtype("f8"), (huge,), "C")),
+        "str of many references": R(str, (["A" * 10_000] * 1000,)),
+        "Decimal of a huge int": R(__import__("decimal").Decimal, (7**200_000,)),
         "Fraction exponent": R(__import__("fractions").Fraction, ("1e1000000000",)),
         "generator ctor forwards a call": R(__generator_ctor, ("PCG64", list)),
         "copyreg._reconstructor": R(__import__("copyreg")._reconstructor, (Model, dict, {1: 2})),
@@ -197,8 +224,14 @@ def _run_crasher(kind: str, path: str) -> None:
     """In a subprocess: load a crafted-dtype file under every shape, print what happened."""
     for shape, allowed in SHAPES.items():
         try:
-            value: Any = load(path, allowed=allowed)
-            repr(value)  # touching the items is what crashes
+            value: Any = load(path, allowed=allowed)["x"]
+            # Using the value is what crashes.
+            if isinstance(value, np.random.RandomState):
+                value.rand(3)
+            elif isinstance(value, np.random.Generator):
+                value.random(3)
+            else:
+                repr(value)
             print(shape, "loaded")
         except REFUSED as error:
             print(shape, type(error).__name__)
