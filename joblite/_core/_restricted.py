@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import math
 import pickle
 import pickletools
 import sys
@@ -90,18 +91,27 @@ class _Interpreter:
         return allowed_by_name(cls, self._patterns)
 
     def check_trusted_args(self, obj: object, args: tuple[Any, ...]) -> None:
+        """Refuse ranges, and for numpy sizes and shapes, larger than the stream."""
         full = self.name_of(obj)
-        for arg in args:
-            if isinstance(arg, range) and len(arg) > self.budget:
-                raise UnsafeLoadError(full, f"a range of {len(arg)} items", fixable=False)
-        if full.startswith("numpy.") or (
+        # numpy functions and classes take sizes and shapes (zeros, arange, ...).
+        sized = full.startswith("numpy.") or (
             isinstance(obj, type) and issubclass(obj, (bytes, bytearray))
-        ):
-            # numpy functions take sizes and shapes (zeros, arange, ...).
-            flat = [n for arg in args for n in (arg if isinstance(arg, tuple) else (arg,))]
-            for n in flat:
-                if isinstance(n, int) and not isinstance(n, bool) and n > self.budget:
-                    raise UnsafeLoadError(full, f"a size of {n} is more than the file holds")
+        )
+        for arg in args:
+            if isinstance(arg, range):
+                size = _range_length(arg)
+            elif not sized:
+                continue
+            elif _is_int(arg):
+                size = arg
+            elif isinstance(arg, (tuple, list)) and arg and all(_is_int(n) for n in arg):
+                size = math.prod(arg)
+            else:
+                continue
+            if size > self.budget:
+                raise UnsafeLoadError(
+                    full, f"a size of {size} is more than the file holds", fixable=False
+                )
 
     def new(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``cls.__new__(cls, *args, **kwargs)``, for classes the caller allowed."""
@@ -235,6 +245,17 @@ class _Interpreter:
                 target.append(item)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _range_length(value: range) -> int:
+    try:
+        return len(value)
+    except OverflowError:  # longer than sys.maxsize
+        return sys.maxsize
+
+
 def _settle(item: Any) -> Any:
     """A value leaving the stack: a pending dtype becomes a real one, frozen."""
     if type(item) is PendingDtype:
@@ -269,6 +290,9 @@ def _default_build(target: Any, state: Any) -> None:
         if not isinstance(slots, dict):
             raise pickle.UnpicklingError("slot state is not a dictionary")
         for key, value in slots.items():
+            if isinstance(key, str) and key.startswith("__"):
+                # setattr runs descriptors: __class__ would change the object's class.
+                raise UnsafeLoadError(canonical(type(target)) or "?", f"it sets {key!r}")
             setattr(target, key, value)
 
 

@@ -88,7 +88,8 @@ _DENIED_GROUPS: dict[str, tuple[str, ...]] = {
         "joblite",
     ),
     "it multiplies the sizes it is given": (
-        "builtins.pow", "builtins.sum", "builtins.format", "operator.add", "operator.iadd",
+        "builtins.pow", "builtins.sum", "builtins.format", "builtins.repr", "builtins.ascii",
+        "operator.mod", "operator.imod", "operator.add", "operator.iadd",
         "operator.concat", "operator.iconcat", "operator.mul", "operator.imul",
         "operator.pow", "operator.ipow", "operator.lshift", "operator.ilshift",
         "operator.matmul", "operator.imatmul", "operator.setitem", "operator.delitem",

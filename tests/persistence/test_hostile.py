@@ -169,6 +169,9 @@ def _payloads(marker: pathlib.Path) -> dict[str, Any]:
         "list(range(n))": R(list, (range(huge),)),
         "numpy.zeros": R(np.zeros, ((huge,),)),
         "numpy.arange": R(np.arange, (huge,)),
+        "numpy.empty of a 2-d shape": R(np.empty, ([1 << 20, 1 << 20],)),
+        "repr of many references": R(repr, (["A" * 10_000] * 1000,)),
+        "operator.mod formats": R(operator.mod, ("%100000000d", 1)),
         "numpy.ndarray(shape)": R(np.ndarray, ((huge,),)),
         "_reconstruct(shape)": R(_reconstruct, (np.ndarray, (huge,), b"b")),
         "ndarray state longer than its data": R(
@@ -182,6 +185,7 @@ def _payloads(marker: pathlib.Path) -> dict[str, Any]:
         "copyreg._reconstructor": R(__import__("copyreg")._reconstructor, (Model, dict, {1: 2})),
         "copyreg.add_extension": R(__import__("copyreg").add_extension, ("os", "system", 99)),
         "BUILD sets a callable attribute": R(Model, (), {"weights": eval}),
+        "BUILD sets __class__": R(Model, (), (None, {"__class__": Model})),
         "BUILD on a builtin object": R(collections.OrderedDict, (), {"x": 1}),
         "dtype state malformed": R(np.dtype, ("f8", False, True), (3, "<", None, None, None, -1)),
         "dtype field out of bounds": R(
