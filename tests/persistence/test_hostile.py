@@ -126,6 +126,20 @@ def _touch(where: pathlib.Path) -> str:
     return f"open({str(where)!r}, 'w').close()"
 
 
+def _os_system_through_globals() -> R:
+    """``_array_from_buffer.__globals__["sys"].modules["os"].system`` as operator calls."""
+    value: Any = _array_from_buffer  # a global the old default set allowed
+    for getter, step in (
+        (operator.attrgetter, "__globals__"),
+        (operator.itemgetter, "sys"),
+        (operator.attrgetter, "modules"),
+        (operator.itemgetter, "os"),
+        (operator.attrgetter, "system"),
+    ):
+        value = R(R(getter, (step,)), (value,))
+    return value
+
+
 def _payloads(marker: pathlib.Path) -> dict[str, Any]:
     """name -> value whose pickle is the attack; ``marker`` must never appear."""
     from numpy._core.multiarray import _reconstruct
@@ -151,6 +165,7 @@ def _payloads(marker: pathlib.Path) -> dict[str, Any]:
             np.lib.stride_tricks.as_strided, (np.zeros(1), (1 << 20,), (8,))
         ),
         "numpy.fromfunction": R(np.fromfunction, (eval, (1,))),
+        "operator chain to os.system": R(_os_system_through_globals(), (f"touch {marker}",)),
         "operator.attrgetter": R(R(operator.attrgetter, ("__globals__",)), (_touch,)),
         "operator.methodcaller": R(R(operator.methodcaller, ("__reduce__",)), (1,)),
         "operator.itemgetter": R(R(operator.itemgetter, ("k",)), ({"k": 1},)),
@@ -215,7 +230,8 @@ def test_hostile_payloads_are_refused_under_every_allow_list(
 def test_code_payloads_do_run_without_allowed(tmp_path: pathlib.Path) -> None:
     # The control: the same files through a plain load do what they say.
     marker = tmp_path / "pwned"
-    for name in ("eval", "numpy.testing.runstring", "numpy.memmap w+", "functools.partial"):
+    names = ("eval", "numpy.testing.runstring", "numpy.memmap w+", "operator chain to os.system")
+    for name in (*names, "functools.partial"):
         dump(_payloads(marker)[name], tmp_path / "evil.jl")
         value = load(tmp_path / "evil.jl")
         if callable(value):
