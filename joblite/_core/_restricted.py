@@ -17,8 +17,9 @@ interpreted by this module (decoded by :func:`pickletools.genops`), so:
 * items are only added to builtin containers, ``collections``' types and
   instances of allowed classes; extension codes and persistent ids are refused.
 
-It runs at about 1 µs per opcode: a protocol-5 file of arrays has a few
-dozen opcodes, its data stays out-of-band.
+It costs 1-2 µs per opcode, 10-35 times the C unpickler: a protocol-5
+file of arrays has a few dozen opcodes (its data stays out-of-band), while a
+list of 100,000 floats takes 210 ms instead of 6 ms.
 
 Example::
 

@@ -303,6 +303,7 @@ SAFE: dict[str, Rule] = {
     **{f"builtins.{name}": _SIZED for name in _BUILTIN_TYPES},
     "builtins.Ellipsis": VALUE,
     "builtins.NotImplemented": VALUE,
+    "builtins.object": VALUE,  # the base copyreg._reconstructor names (protocols 0-1)
     **{f"collections.{name}": _SIZED for name in ("OrderedDict", "deque", "Counter")},
     "collections.defaultdict": Rule(_defaultdict),
     **{
