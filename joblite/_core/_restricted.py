@@ -275,6 +275,16 @@ def _is_numpy_random(target: object, numpy: Any) -> bool:
 
 def _default_build(target: Any, state: Any) -> None:
     """BUILD as pickle does it, for an instance of an allowed class."""
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if isinstance(part, dict):
+            for key in part:
+                # Looked up on instances: __array_interface__ makes numpy read
+                # any address, and setattr(obj, "__class__", ...) swaps classes.
+                if isinstance(key, str) and key.startswith("__") and key.endswith("__"):
+                    raise UnsafeLoadError(
+                        canonical(type(target)) or "?", f"the file sets its {key!r}"
+                    )
     setstate = getattr(target, "__setstate__", None)
     if setstate is not None:
         setstate(state)
@@ -291,9 +301,6 @@ def _default_build(target: Any, state: Any) -> None:
         if not isinstance(slots, dict):
             raise pickle.UnpicklingError("slot state is not a dictionary")
         for key, value in slots.items():
-            if isinstance(key, str) and key.startswith("__"):
-                # setattr runs descriptors: __class__ would change the object's class.
-                raise UnsafeLoadError(canonical(type(target)) or "?", f"it sets {key!r}")
             setattr(target, key, value)
 
 

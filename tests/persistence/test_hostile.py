@@ -199,6 +199,9 @@ def _payloads(marker: pathlib.Path) -> dict[str, Any]:
         "copyreg.add_extension": R(__import__("copyreg").add_extension, ("os", "system", 99)),
         "BUILD sets a callable attribute": R(Model, (), {"weights": eval}),
         "BUILD sets __class__": R(Model, (), (None, {"__class__": Model})),
+        "BUILD sets __array_interface__": R(
+            Model, (), {"__array_interface__": {"data": (8, False), "shape": (9,), "version": 3}}
+        ),
         "BUILD on a builtin object": R(collections.OrderedDict, (), {"x": 1}),
         "dtype state malformed": R(np.dtype, ("f8", False, True), (3, "<", None, None, None, -1)),
         "dtype field out of bounds": R(
@@ -315,6 +318,12 @@ def test_deny_list_wins_over_an_exact_listing() -> None:
         loads(attack, allowed=["builtins.eval"])
     assert not raised.value.fixable
     assert "add its module" not in str(raised.value)
+    copy = pickle.loads(pickle.dumps(raised.value))  # errors cross process boundaries
+    assert (copy.global_name, copy.fixable, str(copy)) == (
+        "builtins.eval",
+        False,
+        str(raised.value),
+    )
 
 
 def test_allowing_a_whole_package_logs_what_it_opens(caplog: pytest.LogCaptureFixture) -> None:
