@@ -478,6 +478,15 @@ def load_restricted(data: bytes, buffers: Iterable[object], patterns: Sequence[s
         return _Interpreter(data, buffers, patterns).load()
     except (UnsafeLoadError, pickle.UnpicklingError, EOFError):
         raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as error:
+    except (
+        ValueError,
+        TypeError,
+        LookupError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+        BufferError,
+        pickle.PickleError,
+    ) as error:
         # A malformed stream, or an allowed constructor rejecting what the file gave it.
         raise pickle.UnpicklingError(f"{type(error).__name__}: {error}") from error

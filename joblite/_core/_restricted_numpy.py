@@ -302,7 +302,7 @@ def _check_items(values: object, spec: dict[str, Any], where: str) -> None:
             raise UnsafeLoadError(where, f"{key!r} is out of range", fixable=False)
 
 
-def _check_bit_generator_state(name: str, state: object, extra: dict[str, Any]) -> None:
+def _check_bit_generator_state(name: str, state: object, extra: dict[str, Any]) -> dict[str, Any]:
     where = f"numpy.random.{name}"
     if name not in _BIT_GENERATORS:
         raise UnsafeLoadError(where, "an unknown bit generator", fixable=False)
@@ -314,6 +314,7 @@ def _check_bit_generator_state(name: str, state: object, extra: dict[str, Any]) 
         raise UnsafeLoadError(where, f"the state of {state['bit_generator']!r}", fixable=False)
     _check_items(state["state"], inner, where)
     _check_items({k: state[k] for k in outer}, outer, where)
+    return state
 
 
 def check_random_state(target: Any, state: object) -> None:
@@ -324,9 +325,8 @@ def check_random_state(target: Any, state: object) -> None:
     if isinstance(target, RandomState):
         # RandomState pickles its bit generator's state plus the cached gaussian.
         bits = target.get_state(legacy=False)["bit_generator"]
-        _check_bit_generator_state(bits, state, {"has_gauss": None, "gauss": None})
-        assert isinstance(state, dict)
-        if state["has_gauss"] not in (0, 1) or not isinstance(state["gauss"], float):
+        checked = _check_bit_generator_state(bits, state, {"has_gauss": None, "gauss": None})
+        if checked["has_gauss"] not in (0, 1) or not isinstance(checked["gauss"], float):
             raise UnsafeLoadError("numpy.random.RandomState", "a bad gaussian", fixable=False)
     elif isinstance(target, BitGenerator):
         if isinstance(state, tuple) and len(state) == 2:  # (state, seed sequence)

@@ -9,6 +9,7 @@ Payloads that crash an unprotected process run in a subprocess.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import operator
 import os
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from joblite._core.pickling import _array_from_buffer, loads
+from joblite._core.pickling import _array_from_buffer, dumps, loads
 from joblite.exceptions import InvalidFileError, UnsafeLoadError
 from joblite.persistence import dump, load
 
@@ -433,3 +434,39 @@ def test_keys_nested_too_deep_to_hash_are_refused(kind: str) -> None:
     with pytest.raises(UnsafeLoadError, match="nested over 1000 deep"):
         loads(_nested(kind, 3000), allowed=[])
     assert len(loads(_nested(kind, 100), allowed=[])) == 1  # type: ignore[arg-type]
+
+
+def _fuzz(seed: int, rounds: int) -> None:
+    """In a subprocess: mutated streams of real data raise only the documented errors."""
+    import random
+
+    data, buffers = dumps(
+        {"a": [1, 2.5, "s", b"b", (1, 2)], "w": np.arange(6.0).reshape(2, 3),
+         "d": np.dtype([("x", "<i4"), ("y", "O")]), "o": np.array([1, None], dtype=object),
+         "rng": np.random.default_rng(0), "f": 0.5}
+    )  # fmt: skip
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        stream = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(stream))
+            if rng.random() < 0.8:
+                stream[at] = rng.randrange(256)
+            else:
+                del stream[at:]
+                stream += b"."
+        with contextlib.suppress(UnsafeLoadError, pickle.UnpicklingError, EOFError):
+            loads(bytes(stream), list(buffers), allowed=[])
+    print("ok")
+
+
+def test_mutated_streams_raise_only_documented_errors() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", f"from {__name__} import _fuzz; _fuzz(11, 3000)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr[-3000:]
