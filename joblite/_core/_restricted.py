@@ -94,10 +94,11 @@ class _Interpreter:
     def check_trusted_args(self, obj: object, args: tuple[Any, ...]) -> None:
         """Refuse ranges, and for numpy sizes and shapes, larger than the stream."""
         full = self.name_of(obj)
-        # numpy functions and classes take sizes and shapes (zeros, arange, ...).
-        sized = full.startswith("numpy.") or (
-            isinstance(obj, type) and issubclass(obj, (bytes, bytearray))
-        )
+        # numpy functions and classes take sizes and shapes (zeros, arange, ...),
+        # and so do subclasses of ndarray and bytes.
+        numpy = sys.modules.get("numpy")
+        bases = (bytes, bytearray) if numpy is None else (bytes, bytearray, numpy.ndarray)
+        sized = full.startswith("numpy.") or (isinstance(obj, type) and issubclass(obj, bases))
         for arg in args:
             if isinstance(arg, range):
                 size = _range_length(arg)

@@ -223,7 +223,7 @@ def _reconstructor(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
         return obj(cls, base, state)
     plain = (dict, list, set, frozenset, tuple, int, float, complex, str, bytes)
     if base in plain and issubclass(cls, base):
-        _check_sizes(ctx, "copyreg._reconstructor", (state,), sizes=False)
+        _check_sizes(ctx, "copyreg._reconstructor", (state,), sizes=base is bytes)
         return obj(cls, base, state)
     raise _refuse("copyreg._reconstructor", f"{base!r} is not a plain base")
 

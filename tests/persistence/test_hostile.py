@@ -43,6 +43,14 @@ class R:
         raise AssertionError("a payload is never called here")
 
 
+class Blob(bytes):
+    """A user subclass of bytes: ``Blob(n)`` is n zero bytes."""
+
+
+class Grid(np.ndarray):
+    """A user subclass of ndarray: ``Grid.__new__(Grid, shape)`` allocates."""
+
+
 class Model:
     """A user class: allowed by the "user module" shape."""
 
@@ -187,6 +195,7 @@ def _payloads(marker: pathlib.Path) -> dict[str, Any]:
         "repr of many references": R(repr, (["A" * 10_000] * 1000,)),
         "operator.mod formats": R(operator.mod, ("%100000000d", 1)),
         "numpy.ndarray(shape)": R(np.ndarray, ((huge,),)),
+        "allowed bytes subclass(n)": R(__import__("copyreg")._reconstructor, (Blob, bytes, huge)),
         "_reconstruct(shape)": R(_reconstruct, (np.ndarray, (huge,), b"b")),
         "ndarray state longer than its data": R(
             _reconstruct, (np.ndarray, (0,), b"b"), (1, (huge,), np.dtype("f8"), False, b"A" * 8)
@@ -311,6 +320,15 @@ def test_streams_that_no_data_pickle_uses_are_refused(stream: bytes, what: str) 
     for allowed in SHAPES.values():
         with pytest.raises(UnsafeLoadError, match=what):
             loads(stream, allowed=allowed)
+
+
+def test_allowed_subclasses_of_ndarray_and_bytes_get_no_huge_size() -> None:
+    grid = f"c{__name__}\nGrid\n".encode()
+    for args in (b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85", b"K\x01\x8a\x05\x00\x00\x00\x00\x01\x86"):
+        newobj = _stream(grid, args, b"\x85\x81")  # Grid.__new__(Grid, shape)
+        with pytest.raises(UnsafeLoadError, match="more than the file holds"):
+            loads(newobj, allowed=[__name__])
+    assert loads(_stream(grid, b"K\x02\x85\x85\x81"), allowed=[__name__]).shape == (2,)  # type: ignore[attr-defined]
 
 
 def test_deny_list_wins_over_an_exact_listing() -> None:
