@@ -27,6 +27,7 @@ from ._restricted_rules import SAFE, VALUE, Rule, denied_reason
 
 __all__ = ["BY_VALUE_LOADER", "TRUSTED", "allowed_by_name", "canonical", "matches", "resolve"]
 
+# pickling._load_by_value: it runs an unrestricted pickle.loads.
 BY_VALUE_LOADER = "joblite._core.pickling._load_by_value"
 
 
