@@ -200,8 +200,17 @@ class _Interpreter:
             raise pickle.UnpicklingError("REDUCE arguments must be a tuple")
         return rule.call(self, func, args)
 
+    def _check_not_global(self, target: object) -> None:
+        # A global is shared by the whole process: numpy.sctypeDict, numpy's
+        # global RandomState. A file only changes what it created.
+        if self.is_global(target):
+            raise UnsafeLoadError(
+                self.name_of(target), "a file may not change a module's objects", fixable=False
+            )
+
     def _build(self, state: Any) -> None:
         target = self._top()
+        self._check_not_global(target)
         if type(target) is PendingDtype:
             target.build(state)
             return
@@ -211,7 +220,7 @@ class _Interpreter:
             if cls.__setstate__ is numpy.ndarray.__setstate__:
                 check_array_state(state)
             elif not self.trusts_type(cls):
-                raise UnsafeLoadError(canonical(cls) or "?", "its state is its own", fixable=False)
+                raise UnsafeLoadError(canonical(cls) or "?", "it sets its own state")
             target.__setstate__(state)
             return
         if numpy is not None and _is_numpy_random(target, numpy):
@@ -227,6 +236,7 @@ class _Interpreter:
 
     def _add(self, items: list[Any], pairs: bool) -> None:
         target = self._top()
+        self._check_not_global(target)
         if not isinstance(target, _CONTAINERS) and not self.trusts_type(type(target)):
             raise UnsafeLoadError(
                 canonical(type(target)) or "?",

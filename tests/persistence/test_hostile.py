@@ -331,6 +331,20 @@ def test_allowed_subclasses_of_ndarray_and_bytes_get_no_huge_size() -> None:
     assert loads(_stream(grid, b"K\x02\x85\x85\x81"), allowed=[__name__]).shape == (2,)  # type: ignore[attr-defined]
 
 
+def test_a_file_cannot_change_objects_of_a_module() -> None:
+    # numpy's global RandomState (re-seeding it would make np.random predictable)
+    # and numpy's type registry, reachable by name once "numpy" is allowed.
+    reseed = _stream(b"cnumpy.random.mtrand\n_rand\n}b")
+    register = _stream(b"cnumpy\nsctypeDict\nU\x0cjoblite_testK\x01s")
+    try:
+        for stream in (reseed, register):
+            with pytest.raises(UnsafeLoadError, match="may not change a module's objects"):
+                loads(stream, allowed=["numpy"])
+        assert "joblite_test" not in np.sctypeDict
+    finally:
+        np.sctypeDict.pop("joblite_test", None)
+
+
 def test_deny_list_wins_over_an_exact_listing() -> None:
     attack = pickle.dumps(R(eval, ("1",)), protocol=4)
     with pytest.raises(UnsafeLoadError, match="never loads it") as raised:
