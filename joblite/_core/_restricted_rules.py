@@ -132,12 +132,11 @@ def _refuse(full: str, reason: str) -> UnsafeLoadError:
 def _check_sizes(ctx: Context, full: str, args: tuple[Any, ...], *, sizes: bool) -> None:
     """Refuse arguments that would make a constructor allocate more than the file holds.
 
-    A collection the stream built is no longer than the stream; a range, an
-    array or a size (``sizes``: bytes(n)) can claim any length.
+    A collection, string or bytes the stream built is no longer than the
+    stream; a range, an out-of-band buffer or array, or a size (``sizes``:
+    bytes(n)) can claim any length, and ``tuple(buffer)`` makes an int per byte.
     """
     for arg in args:
-        if isinstance(arg, (bytes, bytearray, memoryview, str)):
-            continue  # copied at most once: as big as the file
         if isinstance(arg, int) and not isinstance(arg, bool):
             if sizes and arg > ctx.budget:
                 raise _refuse(full, f"a size of {arg} is more than the file holds")

@@ -331,6 +331,13 @@ def test_allowed_subclasses_of_ndarray_and_bytes_get_no_huge_size() -> None:
     assert loads(_stream(grid, b"K\x02\x85\x85\x81"), allowed=[__name__]).shape == (2,)  # type: ignore[attr-defined]
 
 
+def test_out_of_band_buffers_are_not_iterated_into_objects() -> None:
+    # tuple(buffer): an int object per byte of a buffer as big as the file.
+    stream = _stream(b"cbuiltins\ntuple\n\x97\x98\x85R")
+    with pytest.raises(UnsafeLoadError, match="more than the file holds"):
+        loads(stream, [bytearray(10**6)], allowed=[])
+
+
 def test_a_file_cannot_change_objects_of_a_module() -> None:
     # numpy's global RandomState (re-seeding it would make np.random predictable)
     # and numpy's type registry, reachable by name once "numpy" is allowed.
