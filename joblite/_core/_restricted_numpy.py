@@ -135,7 +135,7 @@ def _metadata(typestr: str, extra: object) -> tuple[dict[Any, Any] | None, str]:
 
 
 def _fields_spec(names: object, fields: object, elsize: object) -> Any:
-    if not (isinstance(names, tuple) and isinstance(fields, dict)) or len(names) != len(fields):
+    if not (isinstance(names, tuple) and isinstance(fields, dict)):
         raise _refuse("field names that do not match its fields")
     formats, offsets, titles = [], [], []
     for name in names:
@@ -147,6 +147,9 @@ def _fields_spec(names: object, fields: object, elsize: object) -> Any:
         formats.append(entry[0])
         offsets.append(entry[1])
         titles.append(entry[2] if len(entry) == 3 else None)
+    # numpy lists each field under its title too; nothing else may be there.
+    if set(fields) - set(names) - set(titles):
+        raise _refuse("fields that are not named")
     # numpy checks that fields fit in itemsize and that no object field overlaps another.
     return {
         "names": list(names),

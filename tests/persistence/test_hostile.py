@@ -394,7 +394,12 @@ def _legitimate() -> dict[str, Any]:
             np.arange(4).astype(d) if d.kind not in "SUVMm" else np.zeros(3, dtype=d)
             for d in dtypes
         ],
-        "dtypes": [*dtypes, structured, np.dtype([("a", "i1"), ("b", "<i8")], align=True)],
+        "dtypes": [
+            *dtypes,
+            structured,
+            np.dtype([("a", "i1"), ("b", "<i8")], align=True),
+            np.dtype([(("Title A", "a"), "<i4"), ("b", "f8")]),
+        ],
         "structured": np.zeros(2, dtype=structured),
         "subarray dtype": np.zeros(2, dtype=("f4", (2, 3))),
         "offsets": np.zeros(
