@@ -275,6 +275,13 @@ def _random_call(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
     return obj(*args)
 
 
+def _string_dtype(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
+    # numpy.dtypes.StringDType(coerce=..., na_object=...): its pickle.
+    if not 1 <= len(args) <= 2 or type(args[0]) not in (bool, int):
+        raise _refuse(ctx.name_of(obj), "it takes (coerce, na_object)")
+    return obj(*args)
+
+
 def _seed_sequence(ctx: Context, obj: Any, args: tuple[Any, ...]) -> Any:
     from numpy.random.bit_generator import SeedSequence
 
@@ -321,6 +328,7 @@ SAFE: dict[str, Rule] = {
     **{f"{core}.multiarray._reconstruct": Rule(_numpy_call("reconstruct")) for core in _NUMPY_CORE},
     **{f"{core}.multiarray.scalar": Rule(_numpy_call("scalar")) for core in _NUMPY_CORE},
     **{f"{core}.numeric._frombuffer": Rule(_numpy_call("buffer")) for core in _NUMPY_CORE},
+    "numpy._core._internal._convert_to_stringdtype_kwargs": Rule(_string_dtype),
     **{
         f"numpy.random._pickle.{name}": Rule(_random_call)
         for name in ("__generator_ctor", "__bit_generator_ctor", "__randomstate_ctor")

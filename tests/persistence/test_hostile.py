@@ -408,6 +408,12 @@ def _legitimate() -> dict[str, Any]:
         ),
         "metadata": np.dtype("f8", metadata={"unit": "m"}),
         "objects": np.array([1, None, "s"], dtype=object),
+        "strings": [  # numpy >= 2.0
+            np.array(["a", None], dtype=string_dtype(**kwargs))
+            for string_dtype in [getattr(getattr(np, "dtypes", None), "StringDType", None)]
+            if string_dtype is not None
+            for kwargs in ({}, {"na_object": None})
+        ],
         "scalars": [np.float32(1.5), np.int64(-2), np.datetime64("2024-01-01"), np.bool_(True)],
         "generators": [
             np.random.default_rng(1),
