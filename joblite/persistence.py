@@ -129,10 +129,13 @@ def load(
     """Load an object written by :func:`dump`.
 
     **Without** ``allowed``, loading runs pickle code chosen by whoever wrote
-    the file: only load files you trust. With ``allowed`` (``["sklearn",
-    "mypkg.Model"]``: modules or ``module.qualname``), only builtin containers
-    and scalars, numpy arrays/dtypes/scalars and the listed names are resolved;
-    anything else raises ``UnsafeLoadError`` naming the refused global.
+    the file: only load files you trust. With ``allowed`` (``["mypkg.Model"]``:
+    modules or ``module.qualname``; ``[]`` for data only), joblite's restricted
+    unpickler resolves builtin data types, ``collections``' and ``datetime``'s,
+    ``Decimal``, ``Fraction``, numpy arrays/dtypes/scalars/generators and the
+    listed names, never those that run code or touch files, and checks every
+    call and state; anything else raises ``UnsafeLoadError``. See
+    docs/persistence.md, "Loading untrusted files".
 
     ``mmap_mode`` ("r", "r+", "c", or "w+" meaning "r+") maps the arrays of an
     uncompressed file given by path straight from disk as ``numpy.memmap``
