@@ -363,7 +363,11 @@ class MemorizedFunc(VerboseReports):
                     exc,
                     self._identity.name,
                 )
-                return self._run(args, kwargs)[0], None
+                self._before_call(args, kwargs)
+                started = time.perf_counter()
+                value = self.func(*args, **kwargs)
+                self._after_call(started)
+                return value, None
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
             if not stale:
