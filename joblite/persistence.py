@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any, BinaryIO
 
-from joblite._core import fileformat
+from joblite._core import _remote, fileformat
 from joblite._core.codecs import normalize_compress
 from joblite._core.codecs import register_compressor as register_compressor
 from joblite._core.fsutil import atomic_write
@@ -78,8 +78,10 @@ def dump(
     filename: str | os.PathLike[str] | BinaryIO,
     compress: object = 0,
     protocol: int | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Persist ``value`` to ``filename`` (a path or a writable binary file object).
+    """Persist ``value`` to ``filename`` (a path, a URL or a writable binary file object).
 
     ``compress``: ``0``/``False`` (default, uncompressed: loads can memory-map),
     ``True`` (zstd level 3, or zlib level 3 without the ``zstd`` extra), an int
@@ -90,7 +92,9 @@ def dump(
 
     Writing to a path is atomic: readers see the old file or the new one,
     also if the process is killed mid-write. Like joblib, ``dump`` does not
-    fsync (no protection against power loss).
+    fsync (no protection against power loss). A URL (``"s3://bucket/key"``,
+    ``"memory://..."``) is written through fsspec, as atomically (see
+    docs/persistence.md); ``storage_options`` are its filesystem's options.
 
     Returns ``[str(filename)]`` for a path and ``[]`` for a file object.
     Raises ``ValueError`` for a bad ``filename`` or ``compress``,
@@ -101,6 +105,13 @@ def dump(
     >>> dump([1, 2], io.BytesIO())
     []
     """
+    options = _remote.check_storage_options(storage_options, filename)
+    if _remote.is_url(filename):
+        url: str = filename  # type: ignore[assignment]
+        compression = normalize_compress(compress, url)
+        with _remote.open_for_writing(url, options) as fileobj:
+            fileformat.write_object(value, fileobj, compression=compression, protocol=protocol)
+        return [url]
     if _is_path(filename):
         path = os.fspath(filename)  # type: ignore[arg-type]
         if not isinstance(path, str):
@@ -125,8 +136,9 @@ def load(
     mmap_mode: str | None = None,
     *,
     allowed: Sequence[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> object:
-    """Load an object written by :func:`dump`.
+    """Load an object written by :func:`dump` (from a path, a URL or a file object).
 
     **Without** ``allowed``, loading runs pickle code chosen by whoever wrote
     the file: only load files you trust. With ``allowed`` (``["mypkg.Model"]``:
@@ -141,7 +153,8 @@ def load(
     uncompressed file given by path straight from disk as ``numpy.memmap``
     ("r" read-only, "r+" writes through to the file, "c" copy-on-write).
     For a compressed file or a file object it is ignored and the arrays are
-    loaded in memory (logged at INFO, no warning).
+    loaded in memory (logged at INFO, no warning). A file behind a URL cannot
+    be mapped (``ValueError``); ``storage_options`` are its fsspec filesystem's options.
 
     A file written by joblib (or plain pickle) is loaded with ``joblib.load``
     when joblib is installed and ``allowed`` is not given (logged at INFO), so
@@ -153,6 +166,9 @@ def load(
     ``MissingDependencyError`` (codec extra missing), ``UnsafeLoadError`` and
     ``ValueError`` for bad arguments; all but the last two are ``ValueError``s.
     """
+    options = _remote.check_storage_options(storage_options, filename)
+    if _remote.is_url(filename):
+        return _load_url(filename, mmap_mode, allowed, options)  # type: ignore[arg-type]
     if not _is_path(filename) and not callable(getattr(filename, "read", None)):
         raise ValueError(
             "`filename` must be a path or a binary file object opened for reading, "
@@ -162,11 +178,38 @@ def load(
     try:
         return fileformat.read_object(filename, mmap_mode=mmap_mode, allowed=allowed)
     except ForeignFileError as error:
-        if allowed is not None:
-            raise ForeignFileError(
-                f"{error}; `allowed` restricts joblite's own unpickler, which cannot read it"
-            ) from None
-        return _load_with_joblib(filename, mmap_mode, start, error)
+        return _load_foreign(filename, mmap_mode, allowed, start, error)
+
+
+def _load_url(
+    url: str, mmap_mode: str | None, allowed: Sequence[str] | None, options: dict[str, Any]
+) -> object:
+    if mmap_mode is not None:
+        raise ValueError(
+            f"`mmap_mode` cannot map {url!r}: a file behind a URL is not on a local disk; "
+            "load it without mmap_mode, or copy it to a local path first"
+        )
+    with _remote.open_for_reading(url, options) as remote:
+        try:
+            return fileformat.read_object(
+                remote.fileobj, allowed=allowed, fetch_ranges=remote.fetch_ranges
+            )
+        except ForeignFileError as error:
+            return _load_foreign(remote.fileobj, None, allowed, 0, error)
+
+
+def _load_foreign(
+    filename: str | os.PathLike[str] | BinaryIO,
+    mmap_mode: str | None,
+    allowed: Sequence[str] | None,
+    start: int | None,
+    error: ForeignFileError,
+) -> object:
+    if allowed is not None:
+        raise ForeignFileError(
+            f"{error}; `allowed` restricts joblite's own unpickler, which cannot read it"
+        ) from None
+    return _load_with_joblib(filename, mmap_mode, start, error)
 
 
 def _tell(fileobj: BinaryIO) -> int | None:
@@ -257,15 +300,26 @@ def _real_joblib() -> Iterator[ModuleType | None]:
             sys.modules.update(saved)
 
 
-def inspect(filename: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
+def inspect(
+    filename: str | os.PathLike[str] | BinaryIO,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, object]:
     """The manifest of a joblite file, read without unpickling: safe on untrusted files.
 
     Keys: ``format_version``, ``codec``, ``level``, ``object_type``,
     ``protocol``, ``pickle`` (its size), ``arrays`` (each one's ``dtype``,
     ``shape``, ``order``, ``nbytes``), ``arrays_nbytes``, ``total_nbytes``
-    (uncompressed payload), plus ``file_size`` when ``filename`` is a path.
+    (uncompressed payload), plus ``file_size`` when ``filename`` is a path
+    or a URL (of which only the header and manifest are fetched).
     Raises like :func:`load` for files that are not valid joblite files.
     """
+    options = _remote.check_storage_options(storage_options, filename)
+    if _remote.is_url(filename):
+        with _remote.open_for_reading(filename, options) as remote:  # type: ignore[arg-type]
+            remote_manifest = fileformat.read_manifest(remote.fileobj)
+            remote_manifest["file_size"] = remote.size
+            return remote_manifest
     manifest = fileformat.read_manifest(filename)
     if _is_path(filename):
         manifest["file_size"] = os.path.getsize(filename)  # type: ignore[arg-type]
