@@ -110,8 +110,8 @@ def open_for_writing(url: str, storage_options: dict[str, Any]) -> Iterator[Bina
         with _multipart_upload(fs, path) as fileobj:
             yield fileobj
         return
-    parent, _, name = path.rpartition("/")
-    temporary = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp" if parent else f".{name}.tmp"
+    parent, slash, name = path.rpartition("/")
+    temporary = f"{parent}{slash}.{name}.{uuid.uuid4().hex}.tmp"
     try:
         with fs.open(temporary, "wb") as fileobj:
             yield fileobj
