@@ -81,7 +81,7 @@ def _filesystem(url: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
 
         known = known_implementations.get(protocol, {})
         package = str(known.get("class", protocol)).partition(".")[0]
-        raise MissingDependencyError(package, None, f"{protocol}:// URLs") from error
+        raise MissingDependencyError(package, None, f"opening {protocol}:// URLs") from error
     except ValueError as error:
         if "Protocol not known" not in str(error):
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -295,3 +296,9 @@ def test_joblib_file_behind_a_url_loads_with_joblib(memory_dir: str) -> None:
     with fs.open(f"{memory_dir}/old.pkl", "wb") as f:
         joblib.dump({"a": np.arange(3)}, f)
     assert_same(joblite.load(f"{memory_dir}/old.pkl"), {"a": np.arange(3)})
+
+
+def test_without_fsspec_a_url_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "fsspec", None)  # what an environment without it sees
+    with pytest.raises(MissingDependencyError, match=r'pip install "joblite\[fsspec\]"'):
+        joblite.load("s3://bucket/model.jl")
