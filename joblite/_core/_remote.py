@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 # two letters or more, so a Windows drive ("C://data") stays a path.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+(://|::)")
 # The head of a file is read in blocks this size: one ranged GET holds the
-# header and the manifest of any file with fewer than ~300 arrays.
+# header and the manifest of a file of up to ~600 arrays (~110 bytes each).
 HEAD_BLOCK = 64 * 1024
 # S3 parts (fsspec's block size when writing): S3's minimum part is 5 MiB.
 PART_BYTES = 16 * 1024 * 1024
@@ -135,6 +135,7 @@ def _multipart_upload(fs: Any, path: str) -> Iterator[BinaryIO]:
         fileobj.commit()
     except BaseException:
         fileobj.discard()
+        logger.debug("aborted the upload of %s", path)
         raise
     finally:
         # fsspec lists every autocommit=False file in fs.transaction for a later
