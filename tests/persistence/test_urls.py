@@ -302,3 +302,20 @@ def test_without_fsspec_a_url_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "fsspec", None)  # what an environment without it sees
     with pytest.raises(MissingDependencyError, match=r'pip install "joblite\[fsspec\]"'):
         joblite.load("s3://bucket/model.jl")
+
+
+def test_s3_big_dump_streams_in_parts(
+    s3_bucket: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, fs = s3_bucket
+    monkeypatch.setattr(joblite._core.fileformat, "CHUNK_SIZE", 1024 * 1024)
+    monkeypatch.setattr(_remote, "PART_BYTES", 5 * 1024 * 1024)  # S3's minimum part
+    noise = np.random.default_rng(2).integers(0, 255, 12 * 1024 * 1024, dtype=np.uint8)
+    calls = _count_calls(fs)
+    options = {"endpoint_url": fs.endpoint_url}
+    joblite.dump(noise, f"{base}/big.jlz", compress="zlib", storage_options=options)
+    operations = [name for name, _ in calls]
+    assert operations.count("UploadPart") >= 2
+    assert operations[-1] == "CompleteMultipartUpload"
+    assert "PutObject" not in operations
+    assert_same(joblite.load(f"{base}/big.jlz", storage_options=options), noise)
