@@ -288,7 +288,7 @@ def load_batch(payload: bytes) -> _RemoteBatch:
     """Unpickle a batch in a worker process (and mark it as one, for nested calls)."""
     import pickle
 
-    from ._config import WORKER_STATE
+    from ._worker_state import WORKER_STATE
 
     WORKER_STATE.in_process_worker = True
     tasks, retries, stop_on_error = pickle.loads(payload)

@@ -1,4 +1,6 @@
-"""The active parallel configuration and n_jobs arithmetic (the registry: ``_registry``).
+"""The active parallel configuration: ``parallel_config``, ``parallel_backend``.
+
+The backend registry is in ``_registry``, n_jobs arithmetic in ``_njobs``.
 
 The configuration lives in a :class:`contextvars.ContextVar`, so a
 ``parallel_config`` block affects only the thread (or asyncio task) that
@@ -11,15 +13,12 @@ entered it. Example::
 from __future__ import annotations
 
 import contextvars
-import math
 import numbers
 import os
-import sys
-import threading
-from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
+from ._njobs import normalize_n_jobs
 from ._registry import REGISTRY, check_backend_kwargs, make_backend, resolve_backend_name
 
 if TYPE_CHECKING:
@@ -28,9 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "UNSET",
     "ParallelSettings",
-    "cpu_count",
     "effective_n_jobs",
-    "normalize_n_jobs",
     "parallel_backend",
     "parallel_config",
 ]
@@ -306,47 +303,6 @@ class parallel_backend(parallel_config):
         return self.backend, self.n_jobs
 
 
-# ---------------------------------------------------------------- CPUs and n_jobs
-
-
-def cpu_count(only_physical_cores: bool = False) -> int:
-    """Number of CPUs this process may use: CPU affinity and cgroup quotas count.
-
-    ``only_physical_cores=True`` ignores hyper-threads where that is knowable.
-
-    Example::
-
-        >>> cpu_count() >= 1
-        True
-    """
-    from loky import cpu_count as loky_cpu_count
-
-    return int(loky_cpu_count(only_physical_cores=only_physical_cores))
-
-
-def normalize_n_jobs(n_jobs: object) -> int:
-    """joblib's n_jobs arithmetic: -1 all CPUs, -2 all but one, floats rounded down.
-
-    numpy's integers and floats follow the same rules as ``int`` and ``float``.
-    Raises ``ValueError`` for 0 and ``TypeError`` for non-numbers and bools.
-    """
-    # numbers.Real rather than (int, float): scikit-learn hands over numpy
-    # scalars such as np.int64. bool is an Integral but never a worker count.
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Real):
-        raise TypeError(f"n_jobs must be an int, a float or None, got {n_jobs!r}")
-    if isinstance(n_jobs, numbers.Integral):
-        count = int(n_jobs)
-    else:
-        if not math.isfinite(n_jobs):
-            raise ValueError(f"n_jobs must be finite, got {n_jobs!r}")
-        count = math.floor(float(n_jobs))
-    if count == 0:
-        raise ValueError("n_jobs == 0 in Parallel has no meaning; use None, 1, or -1 (all CPUs)")
-    if count < 0:
-        return max(cpu_count() + 1 + count, 1)
-    return count
-
-
 def effective_n_jobs(n_jobs: int | float | None = -1) -> int:
     """How many workers ``Parallel(n_jobs=n_jobs)`` would use in this context.
 
@@ -366,24 +322,3 @@ def effective_n_jobs(n_jobs: int | float | None = -1) -> int:
     if backend is not None:
         return int(backend.effective_n_jobs(n_jobs))
     return normalize_n_jobs(n_jobs)
-
-
-# ---------------------------------------------------------------- worker state
-
-
-class _WorkerState:
-    """Whether we run inside a joblite worker (then nested calls go sequential)."""
-
-    in_process_worker = False
-    thread = threading.local()
-
-    def in_worker(self) -> bool:
-        return self.in_process_worker or getattr(self.thread, "is_worker", False)
-
-
-WORKER_STATE: Final = _WorkerState()
-
-
-def gil_disabled() -> bool:
-    is_enabled: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
-    return is_enabled is not None and not is_enabled()

@@ -30,8 +30,8 @@ from ._config import (
     check_temp_folder,
     check_verbose,
     none_is_unset,
-    normalize_n_jobs,
 )
+from ._njobs import normalize_n_jobs
 from ._registry import check_backend_kwargs
 from .backends.base import ExecutorBackend, ParallelBackendBase
 

@@ -21,7 +21,7 @@ from joblite.parallel import (
     parallel_backend,
     parallel_config,
 )
-from joblite.parallel._config import cpu_count
+from joblite.parallel._njobs import cpu_count
 
 from ._tasks import square
 
@@ -397,7 +397,7 @@ def test_get_active_backend_names_the_backend_parallel_uses(
 ) -> None:
     import joblite.parallel._choice as choice
     from joblite.parallel import get_active_backend
-    from joblite.parallel._config import WORKER_STATE
+    from joblite.parallel._worker_state import WORKER_STATE
 
     monkeypatch.setattr(choice, "gil_disabled", lambda: free_threaded)
     monkeypatch.setattr(WORKER_STATE.thread, "is_worker", in_worker, raising=False)

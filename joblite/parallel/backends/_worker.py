@@ -8,7 +8,7 @@ import pickle
 
 def init_process_worker(payload: bytes | None, env: dict[str, str] | None = None) -> None:
     """Mark the process as a worker, apply ``env``, run the user's initializer."""
-    from .._config import WORKER_STATE
+    from .._worker_state import WORKER_STATE
 
     WORKER_STATE.in_process_worker = True
     if env:

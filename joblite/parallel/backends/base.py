@@ -28,12 +28,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from concurrent.futures import Future
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+from .._njobs import cpu_count, normalize_n_jobs
 
-__all__ = ["BLAS_THREAD_VARIABLES", "ExecutorBackend", "ParallelBackendBase"]
+__all__ = [
+    "BLAS_THREAD_VARIABLES",
+    "ExecutorBackend",
+    "ParallelBackendBase",
+    "SequentialBackend",
+]
 
 # Environment variables that cap the thread pools of BLAS / OpenMP libraries.
 BLAS_THREAD_VARIABLES = (
@@ -138,14 +143,10 @@ class ParallelBackendBase:
         """Stop running tasks; with ``ensure_ready`` the backend must stay usable."""
 
     def get_nested_backend(self) -> tuple[ParallelBackendBase, int | None]:
-        from .sequential import SequentialBackend
-
         return SequentialBackend(nesting_level=(self.nesting_level or 0) + 1), None
 
     def worker_environment(self, n_jobs: int) -> dict[str, str]:
         """BLAS/OpenMP thread caps for worker processes (``inner_max_num_threads``)."""
-        from .._config import cpu_count
-
         explicit = self.inner_max_num_threads
         default = max(cpu_count() // max(n_jobs, 1), 1)
         return {
@@ -178,8 +179,6 @@ class ExecutorBackend(ParallelBackendBase):
         self._initializer_payload: tuple[bytes | None] | None = None  # made on first use
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        from .._config import normalize_n_jobs
-
         return normalize_n_jobs(n_jobs)
 
     def set_initializer(
@@ -236,3 +235,34 @@ class ExecutorBackend(ParallelBackendBase):
 
     def terminate(self) -> None:
         """Shut workers down (the reusable loky pool only forgets them)."""
+
+
+class SequentialBackend(ExecutorBackend):
+    """Runs everything in the calling thread, in order.
+
+    ``Parallel`` bypasses it for a plain loop when ``n_jobs`` resolves to 1; it
+    exists so ``backend="sequential"`` and nested calls have something to name.
+    It lives here, not in a file of its own, because
+    :meth:`ParallelBackendBase.get_nested_backend` returns it.
+
+    Example::
+
+        >>> Parallel(backend=SequentialBackend())(delayed(abs)(-1) for _ in range(2))
+        [1, 1]
+    """
+
+    kind: ClassVar[str] = "sequential"
+    uses_threads: ClassVar[bool] = True
+    supports_sharedmem: ClassVar[bool] = True
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        normalize_n_jobs(n_jobs)  # still reject 0 and junk
+        return 1
+
+    def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(func())
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future

@@ -28,6 +28,7 @@ from concurrent.futures import CancelledError, Future, InvalidStateError
 from typing import Any, ClassVar
 
 from ...exceptions import MissingDependencyError, NoDaskClientError, WorkerCrashedError
+from .._njobs import normalize_n_jobs
 from .base import ExecutorBackend
 
 __all__ = ["DaskBackend"]
@@ -99,8 +100,6 @@ class DaskBackend(ExecutorBackend):
             raise NoDaskClientError(_NO_CLIENT) from exc
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        from .._config import normalize_n_jobs
-
         normalize_n_jobs(n_jobs)  # reject 0 and junk before asking the cluster
         client = self._get_client()
         total = int(sum(client.nthreads().values()))
@@ -258,7 +257,7 @@ def run_dask_batch(payload: bytes, init: tuple[str, bytes] | None) -> Any:
     import pickle
 
     from .._batching import _RemoteBatch
-    from .._config import WORKER_STATE
+    from .._worker_state import WORKER_STATE
 
     state = WORKER_STATE.thread
     was_worker = getattr(state, "is_worker", False)
