@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .._core.units import parse_bytes
 from ..exceptions import TaskTimeoutError
+from ._adapter import as_executor_backend
 from ._choice import select_backend
 from ._config import (
     MMAP_MODES,
@@ -33,10 +34,10 @@ from ._config import (
 )
 from ._njobs import normalize_n_jobs
 from ._registry import check_backend_kwargs
-from .backends.base import ExecutorBackend, ParallelBackendBase
+from .backends.base import ExecutorBackend
 
 if TYPE_CHECKING:
-    from ._engine import Run
+    from ._dispatch import DispatchLoop
     from ._progress import Progress, ProgressCallback
 
 __all__ = ["Parallel", "delayed"]
@@ -231,7 +232,7 @@ class Parallel:
         self.on_error = on_error
         self.retries = retries
         self._backend_kwargs = backend_kwargs
-        self._managed: tuple[ParallelBackendBase, int] | None = None
+        self._managed: tuple[ExecutorBackend, int] | None = None
         # Per-task seconds measured by the previous call in this `with` block:
         # the next call starts with well-sized batches instead of single tasks.
         self._task_seconds: float | None = None
@@ -252,7 +253,7 @@ class Parallel:
 
     # ------------------------------------------------------------ backend choice
 
-    def _make_backend(self) -> tuple[ParallelBackendBase, int]:
+    def _make_backend(self) -> tuple[ExecutorBackend, int]:
         settings = active_settings()
         prefer = self._setting("prefer", self._prefer, None)
         require = self._setting("require", self._require, None)
@@ -276,17 +277,12 @@ class Parallel:
                 "n_jobs == 0 in Parallel has no meaning; use None, 1, or -1 (all CPUs)"
             )
         check_backend_kwargs(backend, self._backend_kwargs)  # an instance passed in
-        if isinstance(backend, ExecutorBackend):
-            backend.set_initializer(self.initializer, self.initargs)
-        elif self.initializer is not None:
-            raise ValueError(
-                "initializer is not supported by the third-party backend "
-                f"{type(backend).__name__}; run the set-up inside the task instead"
-            )
-        effective = backend.configure(
+        executor = as_executor_backend(backend)
+        executor.set_initializer(self.initializer, self.initargs)
+        effective = executor.configure(
             n_jobs=n_jobs, parallel=self, prefer=prefer, require=require, **self._backend_kwargs
         )
-        return backend, int(effective)
+        return executor, int(effective)
 
     def __enter__(self) -> Parallel:
         self._managed = self._make_backend()
@@ -309,15 +305,11 @@ class Parallel:
         backend, n_jobs = self._managed if self._managed is not None else self._make_backend()
         managed = self._managed is not None
         total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
-        backend_name = type(backend).__name__
+        backend_name = type(getattr(backend, "backend", backend)).__name__
         from ._progress import make_progress
 
         progress = make_progress(self.progress, self.verbose, backend_name, n_jobs)
-        # A cluster backend is chosen to run elsewhere: even one task at a time goes there.
-        sequential = isinstance(backend, ExecutorBackend) and (
-            (n_jobs == 1 and backend.kind != "cluster") or backend.kind == "sequential"
-        )
-        if sequential:
+        if n_jobs == 1 and backend.inline_single_job:
             if not managed:
                 backend.terminate()
             results = self._sequential(iter(iterable), total, progress)
@@ -386,7 +378,7 @@ class Parallel:
 
     def _dispatch(
         self,
-        backend: ParallelBackendBase,
+        backend: ExecutorBackend,
         n_jobs: int,
         tasks: Iterator[Any],
         total: int | None,
@@ -420,24 +412,21 @@ class Parallel:
 
     def _new_run(
         self,
-        backend: ParallelBackendBase,
+        backend: ExecutorBackend,
         n_jobs: int,
         tasks: Iterator[Any],
         total: int | None,
         progress: Progress | None,
         managed: bool,
-    ) -> Run:
-        from ._engine import Run
+    ) -> DispatchLoop:
+        from ._dispatch import DispatchLoop, DispatchOptions
         from ._memmap import ArraySharer
 
         sharer = None
         max_nbytes = parse_bytes(
             self._setting("max_nbytes", self._max_nbytes, "1M"), name="max_nbytes"
         )
-        in_processes = getattr(backend, "kind", None) == "processes" or (
-            not isinstance(backend, ExecutorBackend) and not getattr(backend, "uses_threads", False)
-        )
-        if in_processes and max_nbytes is not None and "numpy" in sys.modules:
+        if backend.shares_arrays and max_nbytes is not None and "numpy" in sys.modules:
             sharer = ArraySharer(
                 self._setting("temp_folder", self._temp_folder, None),
                 max_nbytes,
@@ -463,20 +452,17 @@ class Parallel:
             else:
                 backend.terminate()
 
-        run = Run(
-            backend=backend,
-            tasks=tasks,
-            total=total,
+        options = DispatchOptions(
             batch_size=batch_size,
-            task_seconds=self._task_seconds if managed else None,
             max_in_flight=max_in_flight,
             timeout=self.timeout,
             collect=self.on_error == "collect",
             retries=self.retries,
             ordered=self.return_as != "generator_unordered",
-            sharer=sharer,
-            progress=progress,
-            on_close=on_close,
+            task_seconds=self._task_seconds if managed else None,
+        )
+        run = DispatchLoop(
+            backend, tasks, total, options, sharer=sharer, progress=progress, on_close=on_close
         )
         return run
 

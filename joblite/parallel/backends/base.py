@@ -20,8 +20,10 @@ when they are done. The whole contract a third-party backend needs::
 
 Backends written for joblib that implement ``apply_async`` (and return an
 object with ``.get()``) keep working too. joblite's own backends subclass
-:class:`ExecutorBackend`: ``submit`` returns a :class:`concurrent.futures.Future`
-and they can replace stuck or dead workers.
+:class:`ExecutorBackend`: ``submit_batch`` returns a
+:class:`concurrent.futures.Future` and they can replace stuck or dead workers.
+It is the one protocol the dispatch loop speaks; the others are adapted to it
+at the start of a call (:mod:`joblite.parallel._adapter`).
 """
 
 from __future__ import annotations
@@ -156,14 +158,36 @@ class ParallelBackendBase:
 
 
 class ExecutorBackend(ParallelBackendBase):
-    """A joblite backend: ``submit`` returns a ``concurrent.futures.Future``.
+    """A joblite backend, the one protocol the dispatch loop speaks.
 
-    ``kind`` tells Parallel how tasks travel ("threads" share memory,
-    "processes" get pickled payloads and shared arrays, "cluster" backends
-    pickle batches themselves and run even ``n_jobs=1`` remotely).
+    ``submit_batch(func)`` returns a ``concurrent.futures.Future``;
+    ``replace_workers()`` stops every worker (stuck ones too) and ``terminate()``
+    releases them. Foreign (joblib-style) backends are wrapped into one by
+    :mod:`joblite.parallel._adapter`. The attributes below tell the dispatch loop
+    what it needs to know about how tasks travel; the defaults describe threads
+    in the caller's process.
     """
 
-    kind: ClassVar[str] = "threads"
+    #: Batches travel pickled: the loop pickles each one before submitting it
+    #: (``Batch.payload``), so the backend never pickles a task itself.
+    ships_payloads: bool = False
+    #: Workers run on this machine in other processes: large arrays reach them
+    #: as memory-mapped files in ``temp_folder`` instead of copies.
+    shares_arrays: bool = False
+    #: A task's ``timeout`` clock starts when its batch starts running (the
+    #: worker runs our ``Batch`` object, which notes the time); otherwise at
+    #: submission, as the caller cannot see a worker start a task.
+    clock_starts_at_run: bool = True
+    #: Workers are processes of one pool: a death breaks the pool
+    #: (``BrokenProcessPool``), and batches in flight die with killed workers.
+    process_pool: bool = False
+    #: ``replace_workers`` can stop a running task, so an abandoned call does
+    #: so (a thread cannot be killed: it is left to finish).
+    stops_running_tasks: bool = False
+    #: With ``n_jobs`` resolving to 1, ``Parallel`` runs the tasks as a plain
+    #: loop in the caller instead; False for backends that decide where tasks
+    #: run themselves (a cluster, a third-party backend).
+    inline_single_job: bool = True
     supports_retrieve_callback: ClassVar[bool] = True
 
     def __init__(
@@ -251,7 +275,6 @@ class SequentialBackend(ExecutorBackend):
         [1, 1]
     """
 
-    kind: ClassVar[str] = "sequential"
     uses_threads: ClassVar[bool] = True
     supports_sharedmem: ClassVar[bool] = True
 

@@ -70,7 +70,12 @@ class DaskBackend(ExecutorBackend):
         [0, 1, 2]
     """
 
-    kind: ClassVar[str] = "cluster"
+    # Batches travel pickled, but large arrays inside them too: workers may be
+    # on other machines, out of reach of a shared file.
+    ships_payloads = True
+    clock_starts_at_run = False
+    stops_running_tasks = True  # cancelling releases a queued dask task
+    inline_single_job = False  # a cluster is chosen to run elsewhere, one task at a time too
     default_n_jobs: ClassVar[int] = -1
 
     def __init__(
@@ -139,15 +144,13 @@ class DaskBackend(ExecutorBackend):
 
     def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
         from .._batching import Batch
-        from .._memmap import dumps_tasks
 
-        if not isinstance(func, Batch):
-            raise TypeError(f"DaskBackend runs joblite batches, got {func!r}")
+        if not isinstance(func, Batch) or func.payload is None:
+            raise TypeError(f"DaskBackend runs pickled joblite batches, got {func!r}")
         client = self._active_client or self._get_client()
-        payload = dumps_tasks(func.tasks, func.retries, func.stop_on_error, None)
         dask_future = client.submit(
             run_dask_batch,
-            payload,
+            func.payload,
             self._init_payload,
             key=f"joblite-{_batch_name(func)}-{uuid.uuid4().hex}",
             pure=False,

@@ -152,7 +152,6 @@ class ThreadingBackend(ExecutorBackend):
         [0, 1, 2]
     """
 
-    kind: ClassVar[str] = "threads"
     uses_threads: ClassVar[bool] = True
     supports_sharedmem: ClassVar[bool] = True
 

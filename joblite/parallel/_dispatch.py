@@ -1,29 +1,49 @@
 """The dispatch loop of one ``Parallel`` call on a worker backend.
 
+One call, from the caller to the workers and back::
+
+    Parallel.__call__(iterable)                              _parallel.py
+      | settings merged over parallel_config, backend chosen (_choice.py)
+      | and, if foreign, adapted to ExecutorBackend (_adapter.py)
+      |-- n_jobs resolves to 1: run_inline, a plain loop    _inline.py
+      v
+    DispatchLoop.chunks()                                    this module
+      | take_tasks: the next batch of (f, args, kwargs)     _batching.py
+      | encode_batch: pickled for process workers           _wire.py
+      v   (large arrays as memory-mapped files)             _memmap.py
+    backend.submit_batch(batch) -> Future                    backends/*.py
+      |   worker: decode_batch, run_tasks -> (results, failures, seconds)
+      v
+    future done -> SimpleQueue -> results in order, errors re-raised
+                   with the remote traceback                _errors.py
+
 Batches are submitted up to ``max_in_flight``; every future's done-callback
 puts it on a queue the caller's thread blocks on, so results are handled the
 moment they arrive (no polling sleeps). The loop also owns the rare paths:
-per-task deadlines, workers that die, and cleanup however the call ends.
+per-task deadlines, workers that die, and cleanup however the call ends. It
+speaks one protocol, :class:`~.backends.base.ExecutorBackend`, and reads how
+tasks travel from its flags (``ships_payloads``, ``clock_starts_at_run``,
+``process_pool``, ``stops_running_tasks``).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import TaskTimeoutError, WorkerCrashedError
 from ._batching import Batch, BatchOutput, BatchSizer, take_tasks
 from ._memmap import ArraySharer, dumps_tasks
 from ._progress import Progress
-from .backends.base import ExecutorBackend, ParallelBackendBase
+from .backends.base import ExecutorBackend
 
-__all__ = ["Run"]
+__all__ = ["DispatchLoop", "DispatchOptions"]
 
 logger = logging.getLogger("joblite.parallel")
 
@@ -44,48 +64,45 @@ def _is_worker_death(exc: BaseException) -> bool:
     return isinstance(exc, BrokenProcessPool)
 
 
-class Run:
+@dataclass(frozen=True)
+class DispatchOptions:
+    """How one call dispatches, decided by ``Parallel`` before the loop starts."""
+
+    batch_size: int | None  # None: sized from measured task durations
+    max_in_flight: int
+    timeout: float | None  # seconds per task
+    collect: bool  # on_error="collect"
+    retries: int
+    ordered: bool  # results in submission order (else as they complete)
+    task_seconds: float | None = None  # per-task duration an earlier call measured
+
+
+class DispatchLoop:
     """State of one call; iterate :meth:`chunks` to drive it."""
 
     def __init__(
         self,
-        *,
-        backend: ParallelBackendBase,
+        backend: ExecutorBackend,
         tasks: Iterator[Any],
         total: int | None,
-        batch_size: int | None,
-        task_seconds: float | None,
-        max_in_flight: int,
-        timeout: float | None,
-        collect: bool,
-        retries: int,
-        ordered: bool,
+        options: DispatchOptions,
+        *,
         sharer: ArraySharer | None,
         progress: Progress | None,
         on_close: Callable[[], None],
     ) -> None:
         self.backend = backend
-        self.native = isinstance(backend, ExecutorBackend)
-        self.kind = backend.kind if isinstance(backend, ExecutorBackend) else "custom"
-        # Third-party process backends pickle our batches too: give them payloads.
-        self.ships_payload = self.kind == "processes" or (
-            self.kind == "custom" and not getattr(backend, "uses_threads", False)
-        )
-        # Thread workers run our Batch objects, which note when they start: the
-        # per-task clock starts there. Process workers are out of sight, so their
-        # clock starts at submission (worker start-up counts against it).
-        self.clock_at_start = self.kind == "threads"
         self.tasks = tasks
         self.total = total
         self.exhausted = False
         self.consumed = 0
         self.done = 0
-        self.sizer = BatchSizer(batch_size, task_seconds)
-        self.max_in_flight = max(1, max_in_flight)
-        self.timeout = timeout
-        self.collect = collect
-        self.retries = retries
-        self.ordered = ordered
+        self.sizer = BatchSizer(options.batch_size, options.task_seconds)
+        self.max_in_flight = max(1, options.max_in_flight)
+        self.timeout = options.timeout
+        self.collect = options.collect
+        self.retries = options.retries
+        self.ordered = options.ordered
         self.sharer = sharer
         self.progress = progress
         self.on_close = on_close
@@ -117,7 +134,7 @@ class Run:
                 return
             else:
                 size = self.sizer.next_size()
-                items = take_tasks(self.tasks, size, pack=self.ships_payload)
+                items = take_tasks(self.tasks, size, pack=self.backend.ships_payloads)
                 if len(items) < size:
                     self.exhausted = True
                     self.total = self.consumed + len(items)
@@ -128,7 +145,7 @@ class Run:
             self._submit(batch)
 
     def _submit(self, batch: Batch) -> None:
-        if self.ships_payload and batch.payload is None:
+        if self.backend.ships_payloads and batch.payload is None:
             batch.payload = dumps_tasks(
                 batch.tasks, batch.retries, batch.stop_on_error, self.sharer
             )
@@ -140,42 +157,17 @@ class Run:
         future.add_done_callback(self.completed.put)
 
     def _submit_to_backend(self, batch: Batch) -> Future[Any]:
-        if isinstance(self.backend, ExecutorBackend):
-            try:
-                return self.backend.submit_batch(batch)
-            except Exception as exc:
-                if not (self.kind == "processes" and _is_worker_death(exc)):
-                    raise
-                # A worker died after the backend last saw its pool whole, so
-                # submit raised instead of returning a future: fail the batch
-                # as that future would have, and the crash handling takes over.
-                broken: Future[Any] = Future()
-                broken.set_exception(exc)
-                return broken
-        backend = self.backend
-        future: Future[Any] = Future()
-
-        def settle(compute: Callable[[], Any]) -> None:
-            try:
-                result = compute()
-            except BaseException as exc:
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(result)
-
-        if backend.supports_retrieve_callback:
-            backend.submit(
-                batch, callback=lambda out: settle(lambda: backend.retrieve_result_callback(out))
-            )
-        else:
-            out = backend.submit(batch, callback=None)
-            # Old-style backends only offer a blocking get(): wait for it aside.
-            threading.Thread(
-                target=settle, args=(lambda: backend.retrieve_result(out),), daemon=True
-            ).start()
-        return future
+        try:
+            return self.backend.submit_batch(batch)
+        except Exception as exc:
+            if not (self.backend.process_pool and _is_worker_death(exc)):
+                raise
+            # A worker died after the backend last saw its pool whole, so
+            # submit raised instead of returning a future: fail the batch
+            # as that future would have, and the crash handling takes over.
+            broken: Future[Any] = Future()
+            broken.set_exception(exc)
+            return broken
 
     # ------------------------------------------------------------ results
 
@@ -217,7 +209,7 @@ class Run:
             self._run_again([batch])
             return None
         except BaseException as exc:
-            if self.kind == "processes" and _is_worker_death(exc):
+            if self.backend.process_pool and _is_worker_death(exc):
                 return self._on_worker_death(batch, exc)
             if not self.collect:
                 raise
@@ -267,7 +259,7 @@ class Run:
         now = time.monotonic()
         expired = []
         for future, deadline in list(self.deadlines.items()):
-            if deadline <= now and self.clock_at_start:
+            if deadline <= now and self.backend.clock_starts_at_run:
                 deadline = self._started_deadline(self.pending[future], now)
                 self.deadlines[future] = deadline
             if deadline <= now:
@@ -300,12 +292,9 @@ class Run:
 
     def _replace_workers(self) -> None:
         """Kill every worker (a stuck one among them); innocent batches run again."""
-        if self.kind == "processes":
+        if self.backend.process_pool:
             self._run_again(list(self.pending.values()))  # they die with their workers
-        if isinstance(self.backend, ExecutorBackend):
-            self.backend.replace_workers()
-        else:
-            self.backend.abort_everything(ensure_ready=True)
+        self.backend.replace_workers()
         # Threads cannot be killed: the running batches still report, but the
         # pool's shutdown cancelled the queued ones.
         self._run_again([batch for future, batch in self.pending.items() if future.cancelled()])
@@ -342,8 +331,7 @@ class Run:
         )
         self.pending.clear()
         self.deadlines.clear()
-        if isinstance(self.backend, ExecutorBackend):
-            self.backend.replace_workers()
+        self.backend.replace_workers()
         for suspect in sorted(suspects, key=lambda b: b.start):
             for position, task in enumerate(suspect.tasks):
                 single = Batch(
@@ -360,11 +348,8 @@ class Run:
         try:
             running = [future for future in self.pending if not future.cancel()]
             running = [future for future in running if not future.done()]
-            if running and self.kind != "threads":
-                if isinstance(self.backend, ExecutorBackend):
-                    self.backend.replace_workers()
-                else:
-                    self.backend.abort_everything(ensure_ready=True)
+            if running and self.backend.stops_running_tasks:
+                self.backend.replace_workers()
             self.pending.clear()
             self.deadlines.clear()
         finally:
