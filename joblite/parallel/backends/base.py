@@ -234,8 +234,12 @@ class ExecutorBackend(ParallelBackendBase):
         **backend_kwargs: Any,
     ) -> int:
         self.parallel = parallel
+        self.prepare_call()
         self.n_jobs = self.effective_n_jobs(n_jobs)
         return self.n_jobs
+
+    def prepare_call(self) -> None:
+        """The configure hook: per-call set-up, run before the workers are counted."""
 
     def submit(
         self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None

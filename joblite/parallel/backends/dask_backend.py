@@ -131,16 +131,8 @@ class DaskBackend(ExecutorBackend):
         # A fresh token per Parallel call (or `with` block): each runs it once per worker.
         self._init_payload = None if payload is None else (uuid.uuid4().hex, payload)
 
-    def configure(
-        self,
-        n_jobs: int = 1,
-        parallel: Any = None,
-        prefer: str | None = None,
-        require: str | None = None,
-        **backend_kwargs: Any,
-    ) -> int:
+    def prepare_call(self) -> None:
         self._active_client = self._get_client()
-        return super().configure(n_jobs, parallel, prefer, require, **backend_kwargs)
 
     def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
         from .._batching import Batch

@@ -77,16 +77,8 @@ class LokyBackend(ExecutorBackend):
             self._executor = executor
         return executor
 
-    def configure(
-        self,
-        n_jobs: int = 1,
-        parallel: Any = None,
-        prefer: str | None = None,
-        require: str | None = None,
-        **backend_kwargs: Any,
-    ) -> int:
+    def prepare_call(self) -> None:
         self._executor = None  # size or initializer may have changed: ask loky again
-        return super().configure(n_jobs, parallel, prefer, require, **backend_kwargs)
 
     def start_call(self) -> None:
         # A cold pool's workers take a few hundred ms to boot: start them now,
