@@ -39,7 +39,7 @@ from typing import Any
 
 from ..exceptions import TaskTimeoutError, WorkerCrashedError
 from ._batching import Batch, BatchOutput, BatchSizer, take_tasks
-from ._memmap import ArraySharer, dumps_tasks
+from ._memmap import ArraySharer
 from ._progress import Progress
 from .backends.base import ExecutorBackend
 
@@ -146,9 +146,7 @@ class DispatchLoop:
 
     def _submit(self, batch: Batch) -> None:
         if self.backend.ships_payloads and batch.payload is None:
-            batch.payload = dumps_tasks(
-                batch.tasks, batch.retries, batch.stop_on_error, self.sharer
-            )
+            batch.payload = batch.encode(None if self.sharer is None else self.sharer.reduce)
         batch.started = None
         future = self._submit_to_backend(batch)
         self.pending[future] = batch

@@ -11,10 +11,8 @@ at interpreter exit as a last resort.
 from __future__ import annotations
 
 import atexit
-import io
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -24,9 +22,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._core.fsutil import safe_remove
-from ._batching import PackedTasks, pack_tasks
 
-__all__ = ["ArraySharer", "default_temp_folder", "dumps_tasks", "open_shared_array"]
+__all__ = ["ArraySharer", "default_temp_folder", "open_shared_array"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +122,9 @@ class ArraySharer:
     """
 
     def __init__(self, temp_folder: str | os.PathLike[str] | None, max_nbytes: int, mode: str):
+        import numpy as np  # Parallel makes a sharer only once numpy is imported
+
+        self._ndarray = np.ndarray
         self.max_nbytes = max_nbytes
         # "w+" would truncate the file we just wrote: workers open it "r+" instead.
         self.mode = "r+" if mode == "w+" else mode
@@ -146,6 +146,16 @@ class ArraySharer:
             self._finalizer = weakref.finalize(self, _remove_folder, folder)  # type: ignore[arg-type]
             self.folder = folder
         return self.folder
+
+    def reduce(self, obj: Any) -> Any:
+        """The wire pickler's hook: a shared file's reference for a large array.
+
+        ``NotImplemented`` for anything else: it is pickled as usual.
+        """
+        if not isinstance(obj, self._ndarray):  # most objects: one C-level check
+            return NotImplemented
+        reduced = self.reduce_array(obj)
+        return NotImplemented if reduced is None else reduced
 
     def reduce_array(self, array: Any) -> tuple[Any, tuple[Any, ...]] | None:
         """A pickle reduce value referencing a shared file, or None to pickle normally."""
@@ -187,51 +197,6 @@ class ArraySharer:
             self._shared.clear()
         if self._finalizer is not None:
             self._finalizer()
-
-
-def dumps_tasks(
-    tasks: list[Any] | PackedTasks, retries: int, stop_on_error: bool, sharer: ArraySharer | None
-) -> bytes:
-    """Pickle a batch for a process worker with cloudpickle, swapping in shared arrays."""
-    import cloudpickle
-
-    value = (pack_tasks(tasks), retries, stop_on_error)
-    if sharer is None or "numpy" not in sys.modules:
-        return bytes(cloudpickle.dumps(value))
-    buffer = io.BytesIO()
-    _SharingPickler(buffer, sharer).dump(value)
-    return buffer.getvalue()
-
-
-def _make_sharing_pickler() -> type:
-    import cloudpickle
-    import numpy as np
-
-    class SharingPickler(cloudpickle.Pickler):  # type: ignore[misc]
-        def __init__(self, file: io.BytesIO, sharer: ArraySharer) -> None:
-            super().__init__(file)
-            self._sharer = sharer
-
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, np.ndarray):
-                reduced = self._sharer.reduce_array(obj)
-                if reduced is not None:
-                    return reduced
-            return super().reducer_override(obj)
-
-    return SharingPickler
-
-
-class _LazyPickler:
-    cls: type | None = None
-
-    def __call__(self, file: io.BytesIO, sharer: ArraySharer) -> Any:
-        if self.cls is None:
-            self.cls = _make_sharing_pickler()
-        return self.cls(file, sharer)
-
-
-_SharingPickler = _LazyPickler()
 
 
 def folder_contents(folder: str | os.PathLike[str]) -> list[Path]:

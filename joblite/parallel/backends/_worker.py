@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import pickle
+
+from .._wire import decode_initializer
 
 
 def init_process_worker(payload: bytes | None, env: dict[str, str] | None = None) -> None:
@@ -18,14 +19,6 @@ def init_process_worker(payload: bytes | None, env: dict[str, str] | None = None
 
 
 def run_initializer(payload: bytes) -> None:
-    """Unpickle what :func:`pickle_initializer` made and call it."""
-    initializer, initargs = pickle.loads(payload)
+    """Decode what :func:`~joblite.parallel._wire.encode_initializer` made and call it."""
+    initializer, initargs = decode_initializer(payload)
     initializer(*initargs)
-
-
-def pickle_initializer(initializer: object, initargs: tuple[object, ...]) -> bytes | None:
-    if initializer is None:
-        return None
-    import cloudpickle
-
-    return bytes(cloudpickle.dumps((initializer, tuple(initargs))))

@@ -34,6 +34,7 @@ from concurrent.futures import Future
 from typing import Any, ClassVar
 
 from .._njobs import cpu_count, normalize_n_jobs
+from .._wire import encode_initializer
 
 __all__ = [
     "BLAS_THREAD_VARIABLES",
@@ -220,9 +221,7 @@ class ExecutorBackend(ParallelBackendBase):
         ``initargs`` are the usual reason for an initializer.
         """
         if self._initializer_payload is None:
-            from ._worker import pickle_initializer
-
-            self._initializer_payload = (pickle_initializer(self.initializer, self.initargs),)
+            self._initializer_payload = (encode_initializer(self.initializer, self.initargs),)
         return self._initializer_payload[0]
 
     def configure(

@@ -249,9 +249,8 @@ def _run_initializer_once(init: tuple[str, bytes]) -> None:
 
 def run_dask_batch(payload: bytes, init: tuple[str, bytes] | None) -> Any:
     """Run one batch on a dask worker thread; returns the batch's output."""
-    import pickle
-
     from .._batching import _RemoteBatch
+    from .._wire import decode_batch
     from .._worker_state import WORKER_STATE
 
     state = WORKER_STATE.thread
@@ -263,7 +262,6 @@ def run_dask_batch(payload: bytes, init: tuple[str, bytes] | None) -> Any:
     try:
         if init is not None:
             _run_initializer_once(init)
-        tasks, retries, stop_on_error = pickle.loads(payload)
-        return _RemoteBatch(tasks, retries, stop_on_error)()
+        return _RemoteBatch(*decode_batch(payload))()
     finally:
         state.is_worker = was_worker
