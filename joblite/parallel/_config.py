@@ -13,11 +13,11 @@ entered it. Example::
 from __future__ import annotations
 
 import contextvars
-import numbers
 import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
+from .._core.arguments import MMAP_MODES, check_verbose
 from ._njobs import normalize_n_jobs
 from ._registry import REGISTRY, check_backend_kwargs, make_backend, resolve_backend_name
 
@@ -52,7 +52,6 @@ class _Unset:
 
 UNSET: Final = _Unset()
 
-MMAP_MODES: Final = (None, "r", "r+", "w+", "c")
 PREFER_VALUES: Final = (None, "threads", "processes")
 REQUIRE_VALUES: Final = (None, "sharedmem")
 
@@ -124,12 +123,6 @@ def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def check_verbose(verbose: object) -> None:
-    # numbers.Integral takes numpy's integers too: scikit-learn passes them through.
-    if verbose is not UNSET and not isinstance(verbose, numbers.Integral):
-        raise TypeError(f"verbose must be an int (0 = silent), got {verbose!r}")
-
-
 def check_temp_folder(temp_folder: object) -> None:
     """Fail now, naming the argument, rather than at the first shared array."""
     if temp_folder is UNSET or temp_folder is None:
@@ -172,7 +165,7 @@ class parallel_config:
     an ``n_jobs`` of 0, a negative or unreadable ``max_nbytes``, a
     ``temp_folder`` that is a file, and for an unknown backend name (listing
     the registered ones); ``TypeError`` for a ``backend`` that is neither a
-    name nor a backend, a non-int ``verbose``, arguments of the wrong type, and
+    name nor a backend, a ``verbose`` that is not a number, arguments of the wrong type, and
     keywords a built-in backend does not take (``n_job=2``).
 
     Example::
@@ -187,7 +180,7 @@ class parallel_config:
         backend: str | ParallelBackendBase | _Unset | None = UNSET,
         *,
         n_jobs: int | float | _Unset | None = UNSET,
-        verbose: int | _Unset = UNSET,
+        verbose: float | _Unset = UNSET,
         temp_folder: str | os.PathLike[str] | _Unset | None = UNSET,
         max_nbytes: int | str | _Unset | None = UNSET,
         mmap_mode: str | _Unset | None = UNSET,
@@ -215,7 +208,8 @@ class parallel_config:
         )
         if n_jobs is not UNSET:
             normalize_n_jobs(n_jobs)
-        check_verbose(verbose)
+        if verbose is not UNSET:
+            verbose = check_verbose(verbose)
         check_temp_folder(temp_folder)
         if max_nbytes is not UNSET:
             from .._core.units import parse_bytes  # lazily: workers import this module

@@ -17,19 +17,18 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from .._core.arguments import MMAP_MODES, check_verbose
 from .._core.units import parse_bytes
 from ..exceptions import TaskTimeoutError
 from ._adapter import as_executor_backend
 from ._choice import select_backend
 from ._config import (
-    MMAP_MODES,
     PREFER_VALUES,
     REQUIRE_VALUES,
     UNSET,
     active_settings,
     check_backend,
     check_temp_folder,
-    check_verbose,
     none_is_unset,
 )
 from ._njobs import normalize_n_jobs
@@ -209,7 +208,8 @@ class Parallel:
             normalize_n_jobs(n_jobs)
         if max_nbytes is not UNSET:
             parse_bytes(max_nbytes, name="max_nbytes")
-        check_verbose(verbose)
+        if verbose is not UNSET:
+            verbose = check_verbose(verbose)
         check_temp_folder(temp_folder)
         check_backend(backend)
         if backend is not UNSET:
@@ -244,9 +244,9 @@ class Parallel:
         return active_settings().get("n_jobs", None) if value is UNSET else value
 
     @property
-    def verbose(self) -> int:
+    def verbose(self) -> int | float:
         value = self._verbose
-        return int(active_settings().get("verbose", 0) if value is UNSET else value)
+        return active_settings().get("verbose", 0) if value is UNSET else value  # type: ignore[no-any-return]
 
     def _setting(self, name: str, own: Any, default: Any) -> Any:
         return active_settings().get(name, default) if own is UNSET else own
