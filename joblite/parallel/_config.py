@@ -99,6 +99,12 @@ class ParallelSettings:
                 values[name] = value
         return ParallelSettings(**values)
 
+    def over(self, base: ParallelSettings) -> ParallelSettings:
+        """This layer's set fields over ``base`` (whose ``backend_params`` stay)."""
+        return base.merged(
+            **{name: getattr(self, name) for name in self.__slots__ if name != "backend_params"}
+        )
+
     def get(self, name: str, default: Any) -> Any:
         value = getattr(self, name)
         return default if value is UNSET else value
@@ -116,6 +122,42 @@ def active_settings() -> ParallelSettings:
 
 def none_is_unset(value: Any) -> Any:
     return UNSET if value is None else value
+
+
+# joblib's default for these is None, meaning "not given": outer layers show through.
+_NONE_IS_UNSET: Final = frozenset(
+    {"backend", "n_jobs", "temp_folder", "prefer", "require", "inner_max_num_threads"}
+)
+
+
+def settings_layer(**given: Any) -> ParallelSettings:
+    """One checked layer of settings: the arguments ``Parallel`` and ``parallel_config`` share.
+
+    Raises ``ValueError``/``TypeError`` naming the first bad argument (see
+    :class:`parallel_config`); fails here, not at the first ``Parallel`` call.
+    """
+    fields = {
+        name: none_is_unset(value) if name in _NONE_IS_UNSET else value
+        for name, value in given.items()
+    }
+    get = fields.get
+    _check_choice("prefer", get("prefer", UNSET), PREFER_VALUES)
+    _check_choice("require", get("require", UNSET), REQUIRE_VALUES)
+    _check_choice("mmap_mode", get("mmap_mode", UNSET), MMAP_MODES)
+    check_backend(get("backend", UNSET))
+    if get("n_jobs", UNSET) is not UNSET:
+        normalize_n_jobs(fields["n_jobs"])
+    if get("verbose", UNSET) is not UNSET:
+        fields["verbose"] = check_verbose(fields["verbose"])
+    check_temp_folder(get("temp_folder", UNSET))
+    if get("max_nbytes", UNSET) is not UNSET:
+        from .._core.units import parse_bytes  # lazily: workers import this module
+
+        parse_bytes(fields["max_nbytes"], name="max_nbytes")
+    inner = get("inner_max_num_threads", UNSET)
+    if inner is not UNSET and (not isinstance(inner, int) or inner < 1):
+        raise ValueError(f"inner_max_num_threads must be a positive int, got {inner!r}")
+    return ParallelSettings(**fields)
 
 
 def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
@@ -189,41 +231,7 @@ class parallel_config:
         inner_max_num_threads: int | _Unset | None = UNSET,
         **backend_params: Any,
     ) -> None:
-        # None is joblib's default for these: it means "keep the enclosing value".
-        backend = none_is_unset(backend)
-        n_jobs = none_is_unset(n_jobs)
-        temp_folder = none_is_unset(temp_folder)
-        prefer = none_is_unset(prefer)
-        require = none_is_unset(require)
-        inner_max_num_threads = none_is_unset(inner_max_num_threads)
-        _check_choice("prefer", prefer, PREFER_VALUES)
-        _check_choice("require", require, REQUIRE_VALUES)
-        _check_choice("mmap_mode", mmap_mode, MMAP_MODES)
-        # Fail here, not at the first Parallel call.
-        check_backend(backend)
-        outer = _ACTIVE.get()
-        check_backend_kwargs(
-            outer.get("backend", REGISTRY.default) if backend is UNSET else backend,
-            backend_params,
-        )
-        if n_jobs is not UNSET:
-            normalize_n_jobs(n_jobs)
-        if verbose is not UNSET:
-            verbose = check_verbose(verbose)
-        check_temp_folder(temp_folder)
-        if max_nbytes is not UNSET:
-            from .._core.units import parse_bytes  # lazily: workers import this module
-
-            parse_bytes(max_nbytes, name="max_nbytes")
-        if inner_max_num_threads not in (UNSET, None) and (
-            not isinstance(inner_max_num_threads, int) or inner_max_num_threads < 1
-        ):
-            raise ValueError(
-                f"inner_max_num_threads must be a positive int, got {inner_max_num_threads!r}"
-            )
-        params = dict(outer.backend_params) if backend is UNSET else {}
-        params.update(backend_params)
-        self.settings = outer.merged(
+        layer = settings_layer(
             backend=backend,
             n_jobs=n_jobs,
             verbose=verbose,
@@ -233,8 +241,15 @@ class parallel_config:
             prefer=prefer,
             require=require,
             inner_max_num_threads=inner_max_num_threads,
-            backend_params=params,
         )
+        outer = _ACTIVE.get()
+        given = layer.backend is not UNSET
+        check_backend_kwargs(
+            layer.backend if given else outer.get("backend", REGISTRY.default), backend_params
+        )
+        params = {} if given else dict(outer.backend_params)
+        params.update(backend_params)
+        self.settings = layer.over(outer).merged(backend_params=params)
         self._token: contextvars.Token[ParallelSettings] | None = _ACTIVE.set(self.settings)
 
     def __enter__(self) -> ParallelSettings:

@@ -34,16 +34,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import TaskTimeoutError, WorkerCrashedError
 from ._batching import Batch, BatchOutput, BatchSizer, take_tasks
 from ._memmap import ArraySharer
+from ._options import CallOptions
 from ._progress import Progress
 from .backends.base import ExecutorBackend
 
-__all__ = ["DispatchLoop", "DispatchOptions"]
+__all__ = ["DispatchLoop"]
 
 logger = logging.getLogger("joblite.parallel")
 
@@ -64,19 +64,6 @@ def _is_worker_death(exc: BaseException) -> bool:
     return isinstance(exc, BrokenProcessPool)
 
 
-@dataclass(frozen=True)
-class DispatchOptions:
-    """How one call dispatches, decided by ``Parallel`` before the loop starts."""
-
-    batch_size: int | None  # None: sized from measured task durations
-    max_in_flight: int
-    timeout: float | None  # seconds per task
-    collect: bool  # on_error="collect"
-    retries: int
-    ordered: bool  # results in submission order (else as they complete)
-    task_seconds: float | None = None  # per-task duration an earlier call measured
-
-
 class DispatchLoop:
     """State of one call; iterate :meth:`chunks` to drive it."""
 
@@ -85,7 +72,7 @@ class DispatchLoop:
         backend: ExecutorBackend,
         tasks: Iterator[Any],
         total: int | None,
-        options: DispatchOptions,
+        options: CallOptions,
         *,
         sharer: ArraySharer | None,
         progress: Progress | None,

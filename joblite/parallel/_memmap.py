@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import Any, Final
 
 from .._core.fsutil import safe_remove
 
-__all__ = ["ArraySharer", "default_temp_folder", "open_shared_array"]
+__all__ = ["ArraySharer", "array_sharer", "default_temp_folder", "open_shared_array"]
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,22 @@ class ArraySharer:
             self._shared.clear()
         if self._finalizer is not None:
             self._finalizer()
+
+
+def array_sharer(settings: Any) -> ArraySharer | None:
+    """The call's sharer, from its ``ParallelSettings``; None when nothing is shared.
+
+    Without numpy imported there can be no array to share.
+    """
+    if "numpy" not in sys.modules:
+        return None
+    from .._core.units import parse_bytes
+
+    max_nbytes = parse_bytes(settings.get("max_nbytes", "1M"), name="max_nbytes")
+    if max_nbytes is None:
+        return None
+    mode = settings.get("mmap_mode", "r") or "r+"
+    return ArraySharer(settings.get("temp_folder", None), max_nbytes, mode)
 
 
 def folder_contents(folder: str | os.PathLike[str]) -> list[Path]:
