@@ -57,22 +57,9 @@ class JoblibBackendAdapter(ExecutorBackend):
                 f"{type(self.backend).__name__}; run the set-up inside the task instead"
             )
 
-    def configure(
-        self,
-        n_jobs: int = 1,
-        parallel: Any = None,
-        prefer: str | None = None,
-        require: str | None = None,
-        **backend_kwargs: Any,
-    ) -> int:
+    def prepare_call(self, n_jobs: int, **options: Any) -> int:
         # The foreign backend sizes itself (its configure may start its pool).
-        self.parallel = parallel
-        self.n_jobs = int(
-            self.backend.configure(
-                n_jobs=n_jobs, parallel=parallel, prefer=prefer, require=require, **backend_kwargs
-            )
-        )
-        return self.n_jobs
+        return int(self.backend.configure(n_jobs=n_jobs, parallel=self.parallel, **options))
 
     def start_call(self) -> None:
         self.backend.start_call()

@@ -233,12 +233,16 @@ class ExecutorBackend(ParallelBackendBase):
         **backend_kwargs: Any,
     ) -> int:
         self.parallel = parallel
-        self.prepare_call()
-        self.n_jobs = self.effective_n_jobs(n_jobs)
+        self.n_jobs = self.prepare_call(n_jobs, prefer=prefer, require=require, **backend_kwargs)
         return self.n_jobs
 
-    def prepare_call(self) -> None:
-        """The configure hook: per-call set-up, run before the workers are counted."""
+    def prepare_call(self, n_jobs: int, **options: Any) -> int:
+        """The configure hook: per-call set-up; returns the number of workers.
+
+        ``options`` are ``configure``'s other keywords (``prefer``, ``require``,
+        the backend's own). Override it, not ``configure``, and call ``super()``.
+        """
+        return self.effective_n_jobs(n_jobs)
 
     def submit(
         self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None

@@ -131,8 +131,9 @@ class DaskBackend(ExecutorBackend):
         # A fresh token per Parallel call (or `with` block): each runs it once per worker.
         self._init_payload = None if payload is None else (uuid.uuid4().hex, payload)
 
-    def prepare_call(self) -> None:
+    def prepare_call(self, n_jobs: int, **options: Any) -> int:
         self._active_client = self._get_client()
+        return super().prepare_call(n_jobs, **options)
 
     def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
         from .._batching import Batch

@@ -77,8 +77,9 @@ class LokyBackend(ExecutorBackend):
             self._executor = executor
         return executor
 
-    def prepare_call(self) -> None:
+    def prepare_call(self, n_jobs: int, **options: Any) -> int:
         self._executor = None  # size or initializer may have changed: ask loky again
+        return super().prepare_call(n_jobs, **options)
 
     def start_call(self) -> None:
         # A cold pool's workers take a few hundred ms to boot: start them now,
