@@ -64,6 +64,86 @@ def _is_worker_death(exc: BaseException) -> bool:
     return isinstance(exc, BrokenProcessPool)
 
 
+class Deadlines:
+    """When each future in flight runs out of time: ``timeout`` per task of its batch.
+
+    With ``clock_starts_at_run`` a deadline that passes is checked against when
+    the batch really started (``Batch.started``) and moved if it started late.
+    """
+
+    def __init__(self, timeout: float | None, clock_starts_at_run: bool) -> None:
+        self.timeout = timeout
+        self.clock_starts_at_run = clock_starts_at_run
+        self.at: dict[Future[Any], float] = {}
+
+    def start(self, future: Future[Any], batch: Batch) -> None:
+        if self.timeout is not None:
+            self.at[future] = time.monotonic() + self.timeout * len(batch)
+
+    def drop(self, future: Future[Any]) -> None:
+        self.at.pop(future, None)
+
+    def seconds_left(self) -> float | None:
+        """Until the next deadline; None without one."""
+        return max(0.0, min(self.at.values()) - time.monotonic()) if self.at else None
+
+    def expired(self, pending: dict[Future[Any], Batch]) -> list[Future[Any]]:
+        """The futures past their deadline, forgotten here."""
+        now = time.monotonic()
+        expired = []
+        for future, deadline in list(self.at.items()):
+            if deadline <= now and self.clock_starts_at_run:
+                deadline = self.at[future] = self._from_start(pending[future], now)
+            if deadline <= now:
+                expired.append(future)
+                del self.at[future]
+        return expired
+
+    def _from_start(self, batch: Batch, now: float) -> float:
+        assert self.timeout is not None
+        limit = self.timeout * len(batch)
+        if batch.started is None:  # still queued (say, behind an initializer): look again later
+            return now + limit
+        return batch.started + limit
+
+
+class Collector:
+    """Results of finished batches, released in submission order or as they come."""
+
+    def __init__(self, ordered: bool) -> None:
+        self.ordered = ordered
+        self.ready: dict[int, list[Any]] = {}  # ordered: batch start -> its results
+        self.next_start = 0
+        self.done = 0
+
+    def add(self, batch: Batch, results: list[Any]) -> list[list[Any]]:
+        """The chunks of results now ready for the caller (none while a gap remains)."""
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"joblite internal error: {len(results)} results for the {len(batch)} "
+                f"tasks from task {batch.start}; please report this"
+            )
+        self.done += len(results)
+        if not self.ordered:
+            return [results]
+        self.ready[batch.start] = results
+        chunks = []
+        while self.next_start in self.ready:
+            chunk = self.ready.pop(self.next_start)
+            self.next_start += len(chunk)
+            chunks.append(chunk)
+        return chunks
+
+    def check_complete(self, consumed: int) -> None:
+        """Every task gave one result or error: a lost batch must not shorten the output."""
+        delivered = self.next_start if self.ordered else self.done
+        if delivered != consumed or self.ready:
+            raise RuntimeError(
+                f"joblite internal error: {delivered} results delivered for "
+                f"{consumed} tasks; please report this"
+            )
+
+
 class DispatchLoop:
     """State of one call; iterate :meth:`chunks` to drive it."""
 
@@ -83,21 +163,18 @@ class DispatchLoop:
         self.total = total
         self.exhausted = False
         self.consumed = 0
-        self.done = 0
         self.sizer = BatchSizer(options.batch_size, options.task_seconds)
         self.max_in_flight = max(1, options.max_in_flight)
         self.timeout = options.timeout
         self.collect = options.collect
         self.retries = options.retries
-        self.ordered = options.ordered
+        self.results = Collector(options.ordered)
         self.sharer = sharer
         self.progress = progress
         self.on_close = on_close
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.pending: dict[Future[Any], Batch] = {}
-        self.deadlines: dict[Future[Any], float] = {}
-        self.ready: dict[int, list[Any]] = {}  # ordered mode: batch start -> results
-        self.next_start = 0
+        self.deadlines = Deadlines(self.timeout, backend.clock_starts_at_run)
         self.resubmit: deque[Batch] = deque()  # innocent batches of a killed pool
         self.quarantine: deque[Batch] = deque()  # single tasks re-run alone after a crash
         self.quarantined: set[int] = set()  # starts of those singles now in flight
@@ -137,8 +214,7 @@ class DispatchLoop:
         batch.started = None
         future = self._submit_to_backend(batch)
         self.pending[future] = batch
-        if self.timeout is not None:
-            self.deadlines[future] = time.monotonic() + self.timeout * len(batch)
+        self.deadlines.start(future, batch)
         future.add_done_callback(self.completed.put)
 
     def _submit_to_backend(self, batch: Batch) -> Future[Any]:
@@ -168,21 +244,18 @@ class DispatchLoop:
                     batch = self.pending.pop(future, None)
                     if batch is None:
                         continue  # a future of a pool we killed; its batch went elsewhere
-                    self.deadlines.pop(future, None)
+                    self.deadlines.drop(future)
                     results = self._results_of(future, batch)
                     if results is not None:
                         yield from self._deliver(batch, results)
                 self.fill()
-            self._check_all_delivered()
+            self.results.check_complete(self.consumed)
         finally:
             self.close()
 
     def _next_completed(self) -> Future[Any] | None:
-        wait = None
-        if self.deadlines:
-            wait = max(0.0, min(self.deadlines.values()) - time.monotonic())
         try:
-            return self.completed.get(timeout=wait)
+            return self.completed.get(timeout=self.deadlines.seconds_left())
         except queue.Empty:
             return None
 
@@ -211,48 +284,19 @@ class DispatchLoop:
         return results
 
     def _deliver(self, batch: Batch, results: list[Any]) -> Iterator[list[Any]]:
-        if len(results) != len(batch):
-            raise RuntimeError(
-                f"joblite internal error: {len(results)} results for the {len(batch)} "
-                f"tasks from task {batch.start}; please report this"
-            )
+        chunks = self.results.add(batch, results)
         self.quarantined.discard(batch.start)  # it is out of flight
-        self.done += len(results)
         if self.progress is not None:
-            self.progress.update(self.done, self.total)
-        if not self.ordered:
-            yield results
-            return
-        self.ready[batch.start] = results
-        while self.next_start in self.ready:
-            chunk = self.ready.pop(self.next_start)
-            self.next_start += len(chunk)
-            yield chunk
-
-    def _check_all_delivered(self) -> None:
-        """Every task gave one result or error: a lost batch must not shorten the output."""
-        delivered = self.next_start if self.ordered else self.done
-        if delivered != self.consumed or self.ready:
-            raise RuntimeError(
-                f"joblite internal error: {delivered} results delivered for "
-                f"{self.consumed} tasks; please report this"
-            )
+            self.progress.update(self.results.done, self.total)
+        yield from chunks
 
     # ------------------------------------------------------------ rare paths
 
     def _expire_deadlines(self) -> Iterator[list[Any]]:
-        now = time.monotonic()
-        expired = []
-        for future, deadline in list(self.deadlines.items()):
-            if deadline <= now and self.backend.clock_starts_at_run:
-                deadline = self._started_deadline(self.pending[future], now)
-                self.deadlines[future] = deadline
-            if deadline <= now:
-                expired.append(future)
+        expired = self.deadlines.expired(self.pending)
         if not expired:
             return
         for future in expired:
-            self.deadlines.pop(future)
             # Not wanted any more: a backend that cannot kill the task (dask)
             # releases it when its future is cancelled; a running one ignores this.
             future.cancel()
@@ -265,15 +309,6 @@ class DispatchLoop:
             raise error
         for batch in batches:
             yield from self._deliver(batch, [error] * len(batch))
-
-    def _started_deadline(self, batch: Batch, now: float) -> float:
-        """A thread batch's real deadline: ``timeout`` per task from when it started."""
-        assert self.timeout is not None
-        limit = self.timeout * len(batch)
-        started = batch.started
-        if started is None:  # still queued (say, behind an initializer): look again later
-            return now + limit
-        return started + limit
 
     def _replace_workers(self) -> None:
         """Kill every worker (a stuck one among them); innocent batches run again."""
@@ -289,7 +324,7 @@ class DispatchLoop:
         again = {id(batch) for batch in batches}
         for future in [f for f, batch in self.pending.items() if id(batch) in again]:
             del self.pending[future]
-            self.deadlines.pop(future, None)
+            self.deadlines.drop(future)
         for batch in sorted(batches, key=lambda b: b.start, reverse=True):
             if batch.start in self.quarantined:  # a suspect of a crash still runs alone
                 self.quarantined.discard(batch.start)
@@ -315,7 +350,7 @@ class DispatchLoop:
             "a worker process died; re-running %d batches one task at a time", len(suspects)
         )
         self.pending.clear()
-        self.deadlines.clear()
+        self.deadlines.at.clear()
         self.backend.replace_workers()
         for suspect in sorted(suspects, key=lambda b: b.start):
             for position, task in enumerate(suspect.tasks):
@@ -336,7 +371,7 @@ class DispatchLoop:
             if running and self.backend.stops_running_tasks:
                 self.backend.replace_workers()
             self.pending.clear()
-            self.deadlines.clear()
+            self.deadlines.at.clear()
         finally:
             if self.sharer is not None:
                 self.sharer.close()

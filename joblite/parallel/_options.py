@@ -14,8 +14,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = ["ON_ERROR", "RETURN_AS", "CallOptions", "check_call_options", "max_in_flight"]
 
@@ -23,9 +22,8 @@ RETURN_AS: Final = ("list", "generator", "generator_unordered")
 ON_ERROR: Final = ("raise", "collect")
 
 
-@dataclass(frozen=True)
-class CallOptions:
-    """How one call runs, decided by ``Parallel`` before it starts."""
+class CallOptions(NamedTuple):
+    """How one call runs, decided by ``Parallel`` before it starts (immutable)."""
 
     batch_size: int | None  # None: sized from measured task durations
     max_in_flight: int

@@ -132,6 +132,7 @@ class Parallel:
         )
         if self._own.backend is not UNSET:
             check_backend_kwargs(self._own.backend, backend_kwargs)
+        self._given = self._own.given()  # merged over the active layer at each call
         self.return_as = return_as
         self.timeout = timeout
         self.pre_dispatch = pre_dispatch
@@ -148,7 +149,8 @@ class Parallel:
         self._task_seconds: float | None = None
 
     def _settings(self) -> ParallelSettings:
-        return self._own.over(active_settings())
+        active = active_settings()
+        return active._replace(**self._given) if self._given else active
 
     # joblib exposes these as attributes; unset ones read through the active config.
     @property
@@ -159,9 +161,11 @@ class Parallel:
     def verbose(self) -> int | float:
         return self._settings().get("verbose", 0)  # type: ignore[no-any-return]
 
-    def _make_backend(self) -> tuple[ExecutorBackend, int]:
+    def _make_backend(
+        self, settings: ParallelSettings | None = None
+    ) -> tuple[ExecutorBackend, int]:
         """The call's backend, adapted to the one protocol and configured, and its n_jobs."""
-        settings = self._settings()
+        settings = self._settings() if settings is None else settings
         prefer = settings.get("prefer", None)
         require = settings.get("require", None)
         backend = select_backend(
@@ -203,13 +207,17 @@ class Parallel:
             managed[0].terminate()
 
     def __call__(self, iterable: Iterable[Any]) -> Any:
+        settings = self._settings()  # merged once per call
         managed = self._managed is not None
-        backend, n_jobs = self._managed if self._managed is not None else self._make_backend()
+        backend, n_jobs = (
+            self._managed if self._managed is not None else self._make_backend(settings)
+        )
         total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
         from ._progress import make_progress
 
         name = type(getattr(backend, "backend", backend)).__name__  # the user's, if adapted
-        progress = make_progress(self.progress, self.verbose, name, n_jobs)
+        verbose = settings.get("verbose", 0)
+        progress = make_progress(self.progress, verbose, name, n_jobs)
         options = CallOptions.of(self, n_jobs, self._task_seconds if managed else None)
         if n_jobs == 1 and backend.inline_single_job:
             from ._inline import run_inline
@@ -220,7 +228,7 @@ class Parallel:
                 self.initializer(*self.initargs)
             as_list = self.return_as == "list"
             return run_inline(iter(iterable), total, options, progress, as_list=as_list)
-        return self._dispatch(backend, iter(iterable), total, options, progress, managed)
+        return self._dispatch(backend, iter(iterable), total, options, progress, settings, managed)
 
     def _dispatch(
         self,
@@ -229,6 +237,7 @@ class Parallel:
         total: int | None,
         options: CallOptions,
         progress: Progress | None,
+        settings: ParallelSettings,
         managed: bool,
     ) -> Any:
         from ._dispatch import DispatchLoop
@@ -246,7 +255,7 @@ class Parallel:
                 backend.terminate()
 
         try:
-            sharer = array_sharer(self._settings()) if backend.shares_arrays else None
+            sharer = array_sharer(settings) if backend.shares_arrays else None
             loop = DispatchLoop(
                 backend, tasks, total, options, sharer=sharer, progress=progress, on_close=on_close
             )
