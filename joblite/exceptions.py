@@ -14,8 +14,11 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
     ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
+    ├── StoreBackendError (TypeError, ValueError)
+    │                                         an unknown or invalid Memory store backend
     └── CacheError (RuntimeError)             a Memory store could not be used
-        └── CacheLockTimeoutError (TimeoutError)
+        ├── CacheLockTimeoutError (TimeoutError)
+        └── UnsafeCachePathError (OSError)    a cache path leads through a planted link
 
 Example::
 
@@ -26,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import pickle
 
 __all__ = [
@@ -37,7 +41,9 @@ __all__ = [
     "JobliteError",
     "MissingDependencyError",
     "NoDaskClientError",
+    "StoreBackendError",
     "TaskTimeoutError",
+    "UnsafeCachePathError",
     "UnsafeLoadError",
     "UnsupportedVersionError",
     "WorkerCrashedError",
@@ -113,9 +119,33 @@ class WorkerCrashedError(JobliteError, RuntimeError):
     """A worker process died (segfault, ``os._exit``, OOM kill) while running a task."""
 
 
+class StoreBackendError(JobliteError, TypeError, ValueError):
+    """``Memory(backend=...)`` names no registered store, or ``register_store_backend``
+    was given a bad name or class.
+
+    Both a ``TypeError`` (what joblib raises for an unknown backend) and a
+    ``ValueError`` (what it raises for bad ``register_store_backend`` arguments).
+    """
+
+
 class CacheError(JobliteError, RuntimeError):
     """A Memory store could not be read or written."""
 
 
 class CacheLockTimeoutError(CacheError, TimeoutError):
     """Waiting for another caller computing the same cache entry took too long."""
+
+
+class UnsafeCachePathError(CacheError, OSError):
+    """A path in a cache directory is a symbolic link (or a hard-linked file) joblite never makes.
+
+    The cache refuses to write or delete through it, so that a link planted in
+    a shared cache cannot make it act on files outside. An :class:`OSError`
+    with ``errno`` ``ELOOP`` and the offending ``filename``.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        OSError.__init__(self, errno.ELOOP, reason, path)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (str(self.filename), str(self.strerror)))

@@ -139,10 +139,33 @@ def _import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(sorted(cycle) for cycle in cycles)
 
 
+# Cycles known and not yet broken, each with why: the list may only shrink. A
+# cycle that changes (a module joins it or leaves it) fails as a new one.
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {
+    (
+        "joblite.memory._access",
+        "joblite.memory._eviction",
+        "joblite.memory._journal",
+        "joblite.memory._results",
+        "joblite.memory._settings",
+        "joblite.memory._verbose",
+        "joblite.memory.stores._joblib",
+        "joblite.memory.stores.base",
+    ): "Store mixes in joblib's store methods (stores/_joblib.py), which read cache "
+    "entries (_eviction, _results) through function-level imports: the store layer "
+    "reaches up into the entry layer",
+}
+
+
 def test_no_import_cycle_in_the_package() -> None:
     sources = {_module_name(p): (p, p.read_text()) for p in sorted(PACKAGE.rglob("*.py"))}
-    cycles = _import_cycles(_import_graph(sources))
-    assert not cycles, "modules importing each other:\n" + "\n".join(map(str, cycles))
+    cycles = {tuple(cycle) for cycle in _import_cycles(_import_graph(sources))}
+    new = sorted(cycles - set(KNOWN_CYCLES))
+    assert not new, "modules importing each other:\n" + "\n".join(map(str, new))
+    gone = sorted(set(KNOWN_CYCLES) - cycles)
+    assert not gone, "cycles now broken: remove them from KNOWN_CYCLES:\n" + "\n".join(
+        map(str, gone)
+    )
 
 
 def test_cycle_check_sees_function_level_and_type_checking_imports() -> None:

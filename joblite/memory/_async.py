@@ -34,11 +34,14 @@ class AsyncMemorizedFunc(MemorizedFunc):
         self, entry: str, values: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Any, dict[str, Any]]:
         """Compute and store the call whose key (already hashed) is ``entry``."""
+        self._before_call(args, kwargs)
         start = time.time()
         started = time.perf_counter()
         value = await self.func(*args, **kwargs)
         metadata = self._metadata(values, start, time.perf_counter() - started)
-        if self._store(entry, value, metadata):
+        stored = self._store(entry, value, metadata)
+        self._after_call(started)
+        if stored:
             value = self._stored_value(entry, value)
         return value, metadata
 
@@ -51,6 +54,4 @@ class AsyncMemorizedFunc(MemorizedFunc):
             value, metadata = await self._call_entry(entry, values, args, kwargs)
             if not self._exists(entry):
                 return NotMemorizedResult(value)
-        return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
-        )
+        return self._shelved(entry, metadata)

@@ -10,6 +10,7 @@ every call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._core.hashing import hash as core_hash
-from ..exceptions import CacheError, InvalidFileError
+from ..exceptions import CacheError, CacheLockTimeoutError, InvalidFileError
 from ._access import MAX_HOT_FILE_SIZE
 from ._eviction import (
     FUNCTION_INFO,
@@ -35,6 +36,7 @@ from ._keys import ArgumentBinder, code_version, identify, seed_version
 from ._results import (
     MemorizedResult,
     NotMemorizedResult,
+    check_entry_file,
     read_output,
     short_repr,
     write_output,
@@ -42,6 +44,7 @@ from ._results import (
 from ._settings import MMAP_MODES as MMAP_MODES
 from ._settings import CacheSettings as CacheSettings
 from ._settings import check_verbose
+from ._verbose import VerboseReports, say, say_warning
 from .stores.base import Store
 
 logger = logging.getLogger(__name__)
@@ -65,7 +68,7 @@ _ABSENT = object()
 _MISSING = object()
 
 
-class MemorizedFunc:
+class MemorizedFunc(VerboseReports):
     """A function whose results are cached in a store; built by ``Memory.cache``.
 
     Calling it returns the cached result for these arguments or computes and
@@ -83,6 +86,7 @@ class MemorizedFunc:
         verbose: float = 1,
         mmap_mode: str | None = None,
         cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+        timestamp: float | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"Memory.cache needs a callable, got {func!r}")
@@ -98,7 +102,10 @@ class MemorizedFunc:
         self.mmap_mode = mmap_mode
         self.cache_validation_callback = cache_validation_callback
         self._settings = settings
+        # When the Memory was made: the verbose "Loading" lines show the time since.
+        self.timestamp = time.time() if timestamp is None else timestamp
         self._identity = identify(func)
+        self._short_name = self._identity.name.rpartition(".")[2]
         self._binder = ArgumentBinder(self._identity.signature_of, ignore)
         self._prefix: str | None = None
         self._version: str | None = None
@@ -136,8 +143,12 @@ class MemorizedFunc:
         store = self._settings.store
         func_id = self._identity.func_id
         old = [v for v in store.children(func_id) if v != version]
-        for other in old:
-            store.delete(f"{func_id}/{other}")
+        try:
+            for other in old:
+                store.delete(f"{func_id}/{other}")
+        except OSError as exc:  # a read-only cache: the old entries stay, unused
+            logger.warning("[Memory] cannot remove old entries of %s: %s", self._identity.name, exc)
+            return
         if old:
             logger.warning(
                 "[Memory] function %s has changed since its results were cached: "
@@ -177,6 +188,7 @@ class MemorizedFunc:
         store = settings.store
         output = entry + OUTPUT
         path = store.local_path(output)
+        started = time.perf_counter()
         try:
             if path is not None and self.mmap_mode is None:
                 value = self._load_file(path)
@@ -195,14 +207,14 @@ class MemorizedFunc:
                 type(exc).__name__,
                 exc,
             )
-            delete_entry(store, entry)
+            self._discard(entry)
             return False, None
         callback = self.cache_validation_callback
         if callback is not None and not callback(read_metadata(store, entry)):
             return False, _STALE
         settings.access.hit(entry)
-        if self.verbose >= 10:
-            logger.info("[Memory] loaded %s from %s", self._identity.name, entry)
+        if self.verbose > 1:
+            self._report_hit(entry, started)
         return True, value
 
     def _load_file(self, path: str) -> Any:
@@ -211,9 +223,10 @@ class MemorizedFunc:
         Returns ``_MISSING`` (cheaper than raising, on every miss) if there is no file.
         """
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return _MISSING
+        check_entry_file(path, st)
         hot = self._settings.hot
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         data = hot.get(path, identity)
@@ -241,16 +254,23 @@ class MemorizedFunc:
             "func": self._identity.name,
         }
 
-    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, float, float]:
-        if self.verbose > 0:
-            logger.info("[Memory] calling %s", self._identity.name)
+    def _run_and_store(
+        self,
+        entry: str,
+        values: tuple[Any, ...],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        lock: object = None,
+    ) -> tuple[Any, dict[str, Any], bool]:
+        """``(value, metadata, whether it was stored)``."""
+        self._before_call(args, kwargs)
         start = time.time()
         started = time.perf_counter()
         value = self.func(*args, **kwargs)
-        duration = time.perf_counter() - started
-        if self.verbose > 0:
-            logger.info("[Memory] %s computed in %.3fs", self._identity.name, duration)
-        return value, start, duration
+        metadata = self._metadata(values, start, time.perf_counter() - started)
+        stored = self._store(entry, value, metadata, lock)
+        self._after_call(started)
+        return value, metadata, stored
 
     def _write_function_info(self, entry: str) -> None:
         settings = self._settings
@@ -267,6 +287,8 @@ class MemorizedFunc:
         settings = self._settings
         store, evictor = settings.store, settings.evictor
         output, measure = entry + OUTPUT, evictor is not None
+        if self.verbose > 10:
+            say(f"Persisting in {store.location}/{entry}")
         try:
             self._write_function_info(entry)
             size = write_output(store, output, value, settings.compression, lock, measure=measure)
@@ -281,7 +303,7 @@ class MemorizedFunc:
                 exc,
                 exc_info=not isinstance(exc, _UNSTORABLE),
             )
-            delete_entry(store, entry)
+            self._discard(entry)
             return False
         if evictor is not None:
             if size is None:
@@ -289,8 +311,16 @@ class MemorizedFunc:
                     size = store.stat(output).size
                 except KeyError:  # evicted or cleared by someone else already
                     size = 0
-            evictor.after_write(size)
+            try:
+                evictor.after_write(size)
+            except OSError as exc:  # the value is stored; only trimming the cache failed
+                logger.warning("[Memory] could not evict entries from %s: %s", store.location, exc)
         return True
+
+    def _discard(self, entry: str) -> None:
+        """Delete a damaged or half-stored entry, if the cache can be written to."""
+        with contextlib.suppress(OSError):  # read-only: it stays, and is recomputed each time
+            delete_entry(self._settings.store, entry)
 
     def _stored_value(self, entry: str, value: Any) -> Any:
         """With ``mmap_mode``, the stored value reloaded as hits load it; else ``value``."""
@@ -312,22 +342,35 @@ class MemorizedFunc:
     ) -> tuple[Any, dict[str, Any] | None]:
         """``(value, metadata stored by this call)``; metadata None if it stored nothing."""
         settings = self._settings
+        if self.verbose > 10:
+            self._report_computing(entry)
         if not settings.lock:
-            value, start, duration = self._run(args, kwargs)
-            metadata = self._metadata(values, start, duration)
-            if self._store(entry, value, metadata):
+            value, metadata, stored = self._run_and_store(entry, values, args, kwargs)
+            if stored:
                 return self._stored_value(entry, value), metadata
             return value, None
-        with settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout) as lock:
+        with contextlib.ExitStack() as stack:
+            try:
+                lock = stack.enter_context(
+                    settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout)
+                )
+            except CacheLockTimeoutError:
+                raise
+            except OSError as exc:  # read-only mount, another user's directory, planted link
+                logger.warning(
+                    "[Memory] cannot write to the cache in %s (%s); %s computes uncached",
+                    settings.store.location,
+                    exc,
+                    self._identity.name,
+                )
+                return self._run(args, kwargs)[0], None
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
             if not stale:
                 found, value = self._load(entry)
                 if found:
                     return value, None
-            value, start, duration = self._run(args, kwargs)
-            metadata = self._metadata(values, start, duration)
-            stored = self._store(entry, value, metadata, lock)
+            value, metadata, stored = self._run_and_store(entry, values, args, kwargs, lock)
         if stored:
             return self._stored_value(entry, value), metadata
         return value, None
@@ -343,6 +386,8 @@ class MemorizedFunc:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry, values = self._entry_and_values(args, kwargs)
+        if self.verbose >= 20:
+            self._report_query(entry, args, kwargs)
         found, value = self._load(entry)
         if found:
             return value
@@ -351,9 +396,8 @@ class MemorizedFunc:
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Always compute (and store) the result; return ``(output, metadata)``."""
         entry, values = self._entry_and_values(args, kwargs)
-        value, start, duration = self._run(args, kwargs)
-        metadata = self._metadata(values, start, duration)
-        if self._store(entry, value, metadata):
+        value, metadata, stored = self._run_and_store(entry, values, args, kwargs)
+        if stored:
             value = self._stored_value(entry, value)
         return value, metadata
 
@@ -363,6 +407,8 @@ class MemorizedFunc:
         Returns a :class:`NotMemorizedResult` holding the value if it could not be stored.
         """
         entry, values = self._entry_and_values(args, kwargs)
+        if self.verbose >= 20:
+            self._report_query(entry, args, kwargs)
         validity, metadata = self._validity(entry)
         if validity is not _VALID:
             value, metadata = self._compute_and_store(
@@ -373,8 +419,17 @@ class MemorizedFunc:
                 return NotMemorizedResult(value)
         # The metadata just written or validated, when there is: reading it
         # back would fold the journal again.
+        return self._shelved(entry, metadata)
+
+    def _shelved(self, entry: str, metadata: dict[str, Any] | None) -> MemorizedResult:
         return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
+            self.store,
+            entry,
+            func=self._identity.name,
+            mmap_mode=self.mmap_mode,
+            metadata=metadata,
+            verbose=self.verbose - 1,
+            timestamp=self.timestamp,
         )
 
     def _validity(self, entry: str) -> tuple[object, dict[str, Any] | None]:
@@ -408,8 +463,10 @@ class MemorizedFunc:
 
     def clear(self, warn: bool = True) -> None:
         """Delete every stored result of this function."""
-        if warn:
-            logger.warning("[Memory] clearing the cache of %s", self._identity.name)
+        if warn and self.verbose > 0:
+            say_warning(
+                f"[{self!r}]: Clearing function cache identified by {self._identity.func_id}"
+            )
         self.store.delete(self._identity.func_id)
         self._settings.checked.pop(self._identity.func_id, None)
         self._settings.info_written.clear()
