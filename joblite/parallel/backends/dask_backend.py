@@ -2,7 +2,8 @@
 
 ``Parallel(backend="dask")`` uses the active ``distributed.Client``; pass
 ``DaskBackend(client=...)`` to pick one. Each batch travels as one dask task
-holding the cloudpickled tasks (lambdas and closures work, as with loky);
+holding the batch in the wire format of ``_wire`` (lambdas and closures
+work, as with loky);
 nothing is shared through files, as workers may be on other machines.
 
 What a cluster cannot do that local pools can:

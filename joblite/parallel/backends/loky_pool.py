@@ -1,7 +1,7 @@
 """The loky backend (the default): loky's reusable process pool.
 
-Workers outlive a call, so the next call starts warm; tasks travel as
-cloudpickle payloads, so lambdas and closures work. A stuck or dead worker
+Workers outlive a call, so the next call starts warm; tasks travel in the
+wire format of ``_wire`` (lambdas and closures by value), so they work here. A stuck or dead worker
 is replaced by killing the pool: loky builds a fresh one on the next submit.
 """
 
