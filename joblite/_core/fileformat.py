@@ -39,6 +39,7 @@ import os
 import pickle
 import stat
 import struct
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -469,20 +470,21 @@ def _read_from(
                 )
             pickle_data, buffers = mapped
     else:
-        if mmap_mode is not None:
-            logger.info("mmap_mode=%r ignored: the file is compressed", mmap_mode)
         codec = get_codec_for_file(layout.codec)
         pickle_data, buffers = _sections.read_compressed(
             fileobj, layout.sections, codec, layout.chunk_size
         )
     try:
-        return loads(pickle_data, buffers, allowed=allowed)  # type: ignore[arg-type]
+        value = loads(pickle_data, buffers, allowed=allowed)  # type: ignore[arg-type]
     except pickle.UnpicklingError as error:
         if type(error) is not pickle.UnpicklingError:
             raise  # UnsafeLoadError: the caller's allowed-list, not the file
         raise InvalidFileError(f"the pickle stream could not be read: {error}") from error
     except EOFError as error:
         raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
+    if layout.codec is not None and mmap_mode is not None:  # as joblib: asked for, not done
+        warnings.warn(f"mmap_mode={mmap_mode!r} ignored: {path} is compressed", stacklevel=5)
+    return value
 
 
 def _check_size(fileobj: BinaryIO, path: str, end: int) -> None:

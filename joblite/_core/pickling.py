@@ -20,20 +20,31 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import io
 import pickle
 import sys
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from joblite.exceptions import UnsafeLoadError
 
+from ._byteorder import to_native_byte_order
 from ._names import found_by_name
 
-__all__ = ["ArrayInfo", "Pickled", "dump_parts", "dumps", "loads"]
+__all__ = [
+    "ArrayInfo",
+    "Pickled",
+    "dump_parts",
+    "dumps",
+    "find_class_for",
+    "loads",
+    "native_byte_order",
+]
 
 DEFAULT_PROTOCOL = 5
 
@@ -69,7 +80,22 @@ def _array_from_buffer(buffer: Any, dtype: Any, shape: tuple[int, ...], order: s
     if isinstance(buffer, pickle.PickleBuffer):
         buffer = buffer.raw()
     flat = buffer if isinstance(buffer, np.ndarray) else np.frombuffer(buffer, dtype=np.uint8)
-    return flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+    array = flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+    return to_native_byte_order(array) if _NATIVE_BYTE_ORDER.get() else array
+
+
+# Set for one load(..., ensure_native_byte_order=True): arrays come back in the host's order.
+_NATIVE_BYTE_ORDER: ContextVar[bool] = ContextVar("joblite_native_byte_order", default=False)
+
+
+@contextlib.contextmanager
+def native_byte_order() -> Iterator[None]:
+    """Within the block, arrays rebuilt by :func:`loads` are in the host's byte order."""
+    token = _NATIVE_BYTE_ORDER.set(True)
+    try:
+        yield
+    finally:
+        _NATIVE_BYTE_ORDER.reset(token)
 
 
 def _load_by_value(payload: bytes) -> Any:
@@ -348,6 +374,16 @@ def _check_allowed(allowed: object) -> list[str]:
     if bad:
         raise ValueError(f"`allowed` must contain non-empty strings, got {bad!r}")
     return patterns
+
+
+def find_class_for(allowed: Sequence[str]) -> Callable[[str, str], Any]:
+    """How a load with ``allowed`` resolves globals, for readers with their own unpickler.
+
+    Raises ``ValueError`` for a bad ``allowed``, and the resolver raises
+    :class:`~joblite.exceptions.UnsafeLoadError` for a refused global.
+    """
+    patterns = _check_allowed(allowed)
+    return _RestrictedUnpickler(io.BytesIO(), (), patterns).find_class
 
 
 def loads(
