@@ -10,6 +10,8 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     │   └── UnsupportedVersionError           written by a newer joblite
     ├── UnsafeLoadError (pickle.UnpicklingError)
     │                                         a global outside ``allowed``
+    ├── UnpicklableObjectError (pickle.PicklingError, TypeError)
+    │                                         hash() of an object pickle cannot save
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
@@ -38,6 +40,7 @@ __all__ = [
     "MissingDependencyError",
     "NoDaskClientError",
     "TaskTimeoutError",
+    "UnpicklableObjectError",
     "UnsafeLoadError",
     "UnsupportedVersionError",
     "WorkerCrashedError",
@@ -80,6 +83,14 @@ class UnsafeLoadError(JobliteError, pickle.UnpicklingError):
 
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         return (type(self), (self.global_name, self.reason))
+
+
+class UnpicklableObjectError(JobliteError, pickle.PicklingError, TypeError):
+    """``hash()`` was given an object that cannot be pickled (a lock, a generator, an open file).
+
+    A ``pickle.PicklingError`` as joblib documents, and a ``TypeError`` as
+    pickle itself raises for these objects.
+    """
 
 
 class MissingDependencyError(JobliteError, ImportError):
