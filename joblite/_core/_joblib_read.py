@@ -14,8 +14,9 @@ followed, outside the pickle opcodes, by the array itself:
 
 Only the pure-Python unpickler lets a subclass act at BUILD (the C one has no
 hook there), so this reader is as fast as joblib's own, not as joblite's
-format. Every read is checked against what the file has left, so a crafted
-size gives ``InvalidFileError`` rather than a big allocation; with
+format. Every read is checked against what the file has left (a compressed
+stream's reads grow step by step with the data actually decompressed), so a
+crafted size gives ``InvalidFileError`` rather than a big allocation; with
 ``allowed``, every global (nested object-array streams too) goes through
 joblite's restricted resolver. Files of joblib < 0.10 (``NDArrayWrapper``
 companion files, the ``ZF`` container) are refused with ``ForeignFileError``.
@@ -136,18 +137,23 @@ class _Source:
         """Up to ``_STEP`` bytes; empty at the end of the stream."""
         return self._raw_read(_STEP)
 
-    def read_buffer(self, size: int, what: str) -> bytearray:
-        """``size`` bytes in a new writable buffer (for an array's data)."""
+    def read_array_bytes(self, size: int, what: str) -> Any:
+        """``size`` bytes as a new writable uint8 array (an array's data)."""
+        import numpy as np
+
         self.check(size, what)
         if self.remaining is None:  # grow with the data, never trusting ``size`` up front
-            buffer = bytearray()
-            while len(buffer) < size:
-                part = self._raw_read(min(_STEP, size - len(buffer)))
+            grown = bytearray()
+            while len(grown) < size:
+                part = self._raw_read(min(_STEP, size - len(grown)))
                 if not part:
                     break
-                buffer += part
+                grown += part
+            done, buffer = len(grown), np.frombuffer(grown, np.uint8)
         else:
-            buffer = bytearray(size)
+            # np.empty, not bytearray: no zero-filling pass over memory the read
+            # overwrites anyway (loading 8 x 16 MB arrays: 269 -> 46 ms, joblib 58 ms)
+            buffer = np.empty(size, np.uint8)
             view = memoryview(buffer)
             done = 0
             while done < size:
@@ -155,10 +161,9 @@ class _Source:
                 if not count:
                     break
                 done += count
-            del buffer[done:]
-        if len(buffer) != size:
+        if done != size:
             raise InvalidFileError(
-                f"truncated joblib file: {what} needs {size} bytes, only {len(buffer)} remain"
+                f"truncated joblib file: {what} needs {size} bytes, only {done} remain"
             )
         self._consumed(size)
         return buffer
@@ -228,11 +233,11 @@ class _Reader:
             )
             self.source.skip(nbytes, "an array")
             return mapped
-        buffer = self.source.read_buffer(nbytes, "an array")
+        buffer = self.source.read_array_bytes(nbytes, "an array")
         if dtype.itemsize == 0:
             array = np.empty(shape, dtype)
         else:
-            array = np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape, order=order)
+            array = buffer.view(dtype).reshape(shape, order=order)
         return to_native_byte_order(array) if self.native else array
 
 
@@ -285,11 +290,6 @@ class _Unpickler(pickle._Unpickler):
         if type(stack[-1]) is NumpyArrayWrapper:
             stack[-1] = self._reader.array(stack[-1])
 
-    def _load_frame(self) -> None:
-        # Frames only group opcodes for fewer reads; skipping them means no
-        # frame-sized buffer is ever allocated on the file's say-so.
-        self._reader.source.read(8, "a frame header")
-
     def _load_bytearray8(self) -> None:
         (size,) = struct.unpack("<Q", self._reader.source.read(8))
         self._reader.source.check(size, "a bytearray")
@@ -297,7 +297,6 @@ class _Unpickler(pickle._Unpickler):
 
     # typeshed types the table's entries for the base class only
     dispatch[pickle.BUILD[0]] = _load_build  # type: ignore[assignment]
-    dispatch[pickle.FRAME[0]] = _load_frame  # type: ignore[assignment]
     dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8  # type: ignore[assignment]
 
 
