@@ -141,6 +141,7 @@ class _Source:
         """``size`` bytes as a new writable uint8 array (an array's data)."""
         import numpy as np
 
+        buffer: Any
         self.check(size, what)
         if self.remaining is None:  # grow with the data, never trusting ``size`` up front
             grown = bytearray()
