@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import io
+import logging
 import lzma
 import math
 import os
@@ -48,6 +49,8 @@ from joblite._core.pickling import find_class_for
 from joblite.exceptions import ForeignFileError, InvalidFileError
 
 __all__ = ["NumpyArrayWrapper", "read_joblib"]
+
+logger = logging.getLogger(__name__)
 
 _WRAPPER_MODULES = ("joblib.numpy_pickle", "joblib.numpy_pickle_compat")
 _OLD_WRAPPERS = ("NDArrayWrapper", "ZNDArrayWrapper")
@@ -350,13 +353,16 @@ def read_joblib(
 
     ``source`` is a path or a seekable binary file positioned at the data.
     ``mmap_mode`` maps the arrays of an uncompressed file given by path; for
-    a compressed file it warns (``UserWarning``, as joblib) and is ignored.
+    a compressed one it warns (``UserWarning``, as joblib) and is ignored, for
+    a file object it is ignored (logged at INFO).
     Raises ``ForeignFileError`` for formats it does not read,
     ``InvalidFileError``, ``InvalidFileError`` and ``UnsafeLoadError``.
     """
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as fileobj:
             return _read(fileobj, os.fspath(source), mmap_mode, allowed, ensure_native_byte_order)
+    if mmap_mode is not None:  # as for joblite's files
+        logger.info("mmap_mode=%r ignored: a file object cannot be memory-mapped", mmap_mode)
     return _read(source, None, None, allowed, ensure_native_byte_order)
 
 
