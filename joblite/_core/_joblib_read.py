@@ -119,7 +119,7 @@ class _Source:
 
     def read(self, size: int, what: str = "the pickle stream") -> bytes:
         self.check(size, what)
-        data = self._raw_read(size) if size <= _STEP else self._read_in_steps(size)
+        data = self._raw_read(size) if size <= _STEP else bytes(self._read_in_steps(size))
         if len(data) != size:
             raise InvalidFileError(
                 f"truncated joblib file: {what} needs {size} bytes, only {len(data)} remain"
@@ -127,14 +127,15 @@ class _Source:
         self._consumed(size)
         return data
 
-    def _read_in_steps(self, size: int) -> bytes:
+    def _read_in_steps(self, size: int) -> bytearray:
+        """Up to ``size`` bytes, the buffer growing with the data, not with ``size``."""
         parts = bytearray()
         while len(parts) < size:
             part = self._raw_read(min(_STEP, size - len(parts)))
             if not part:
                 break
             parts += part
-        return bytes(parts)
+        return parts
 
     def read_some(self) -> bytes:
         """Up to ``_STEP`` bytes; empty at the end of the stream."""
@@ -146,13 +147,8 @@ class _Source:
 
         buffer: Any
         self.check(size, what)
-        if self.remaining is None:  # grow with the data, never trusting ``size`` up front
-            grown = bytearray()
-            while len(grown) < size:
-                part = self._raw_read(min(_STEP, size - len(grown)))
-                if not part:
-                    break
-                grown += part
+        if self.remaining is None:  # a decompressed stream: never trust ``size`` up front
+            grown = self._read_in_steps(size)
             done, buffer = len(grown), np.frombuffer(grown, np.uint8)
         else:
             # np.empty, not bytearray: no zero-filling pass over memory the read
