@@ -245,7 +245,12 @@ def inspect(filename: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
     (uncompressed payload), plus ``file_size`` when ``filename`` is a path.
     Raises like :func:`load` for files that are not valid joblite files.
     """
-    manifest = fileformat.read_manifest(filename)
+    try:
+        manifest = fileformat.read_manifest(filename)
+    except ForeignFileError as error:
+        raise ForeignFileError(
+            f"{error}; inspect reads joblite's manifest only (joblite.load reads joblib files)"
+        ) from None
     if _is_path(filename):
         manifest["file_size"] = os.path.getsize(filename)  # type: ignore[arg-type]
     return manifest

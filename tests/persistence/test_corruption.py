@@ -152,8 +152,8 @@ def test_joblib_written_files_are_not_joblite_files_but_load(
     with open(tmp_path / "j.pkl", "rb") as f:
         assert_same(load(f), value)
     assert_same(load(io.BytesIO(pickle.dumps(value))), value)  # plain pickle too
-    with pytest.raises(ForeignFileError, match=r"joblib"):  # inspect reads joblite files only
-        inspect(tmp_path / "j.pkl")
+    with pytest.raises(ForeignFileError, match=r"joblite\.load reads joblib files"):
+        inspect(tmp_path / "j.pkl")  # it reads joblite's manifest only
 
 
 def _rewrite_manifest(data: bytes, change: Any) -> bytes:
