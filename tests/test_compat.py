@@ -103,3 +103,19 @@ def test_uninstall_puts_back_what_was_there(monkeypatch: pytest.MonkeyPatch) -> 
 def test_run_names_a_missing_script(tmp_path: pathlib.Path) -> None:
     with pytest.raises(FileNotFoundError, match="script"):
         compat.run_path(str(tmp_path / "missing.py"))
+
+
+def test_run_passes_options_to_the_script_and_returns_its_exit_status(
+    tmp_path: pathlib.Path,
+) -> None:
+    script = tmp_path / "exits.py"
+    script.write_text("import sys, joblib\nprint(sys.argv[1:], joblib.__name__)\nsys.exit(3)\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "joblite", "run", str(script), "--help", "-x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 3, out.stderr
+    assert out.stdout.split() == ["['--help',", "'-x']", "joblite.compat._joblib"]
