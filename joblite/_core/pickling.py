@@ -21,18 +21,29 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import pickle
 import sys
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._byteorder import to_native_byte_order
 from ._names import found_by_name
 
-__all__ = ["ArrayInfo", "Pickled", "dump_parts", "dumps", "loads"]
+__all__ = [
+    "ArrayInfo",
+    "Pickled",
+    "dump_parts",
+    "dumps",
+    "find_class_for",
+    "loads",
+    "native_byte_order",
+]
 
 DEFAULT_PROTOCOL = 5
 
@@ -70,7 +81,22 @@ def _array_from_buffer(buffer: Any, dtype: Any, shape: tuple[int, ...], order: s
     if isinstance(buffer, pickle.PickleBuffer):
         buffer = buffer.raw()
     flat = buffer if isinstance(buffer, np.ndarray) else np.frombuffer(buffer, dtype=np.uint8)
-    return flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+    array = flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+    return to_native_byte_order(array) if _NATIVE_BYTE_ORDER.get() else array
+
+
+# Set for one load(..., ensure_native_byte_order=True): arrays come back in the host's order.
+_NATIVE_BYTE_ORDER: ContextVar[bool] = ContextVar("joblite_native_byte_order", default=False)
+
+
+@contextlib.contextmanager
+def native_byte_order() -> Iterator[None]:
+    """Within the block, arrays rebuilt by :func:`loads` are in the host's byte order."""
+    token = _NATIVE_BYTE_ORDER.set(True)
+    try:
+        yield
+    finally:
+        _NATIVE_BYTE_ORDER.reset(token)
 
 
 def _load_by_value(payload: bytes) -> Any:
@@ -237,6 +263,22 @@ def _check_allowed(allowed: object) -> list[str]:
 
 # Wholesale patterns already warned about: once per process is enough.
 _WARNED: set[str] = set()
+
+
+def find_class_for(allowed: Sequence[str]) -> Callable[[str, str], Any]:
+    """How a load with ``allowed`` resolves globals, for readers with their own unpickler.
+
+    The deny-list, the safe default set and ``allowed`` decide, as in
+    :func:`loads`. Raises ``ValueError`` for a bad ``allowed``, and the
+    resolver raises :class:`~joblite.exceptions.UnsafeLoadError` for a refused global.
+    """
+    patterns = _check_allowed(allowed)
+    from ._restricted_globals import resolve
+
+    def find_class(module: str, name: str) -> Any:
+        return resolve(module, name, patterns)[0]
+
+    return find_class
 
 
 def loads(
