@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import io
+import math
 import os
 import pathlib
 import pickle
@@ -251,10 +252,13 @@ def test_allowed_restricts_joblib_files_and_their_object_arrays(tmp_path: pathli
     with pytest.raises(UnsafeLoadError) as refused:  # found in the nested object-array stream
         load(tmp_path / "o.pkl", allowed=[])
     assert refused.value.global_name == "posix.getcwd"
-    joblib.dump(os.getcwd, tmp_path / "f.pkl", compress=3)
+    # A name on the deny-list stays refused even when listed; an ordinary one loads.
     with pytest.raises(UnsafeLoadError, match=r"posix\.getcwd"):
+        load(tmp_path / "o.pkl", allowed=["posix.getcwd"])
+    joblib.dump(math.sqrt, tmp_path / "f.pkl", compress=3)
+    with pytest.raises(UnsafeLoadError, match=r"math\.sqrt"):
         load(tmp_path / "f.pkl", allowed=["numpy"])
-    assert load(tmp_path / "f.pkl", allowed=["posix.getcwd"]) is os.getcwd
+    assert load(tmp_path / "f.pkl", allowed=["math.sqrt"]) is math.sqrt
 
 
 def test_a_dumped_memmap_loads_restricted(tmp_path: pathlib.Path) -> None:
