@@ -24,7 +24,7 @@ import weakref
 from collections import OrderedDict
 from typing import Any
 
-from ._eviction import OUTPUT
+from ._entries import OUTPUT
 from ._journal import append_hits
 from .stores.base import Store
 

@@ -23,7 +23,7 @@ from typing import Any
 from .._core.hashing import hash as core_hash
 from ..exceptions import CacheError, CacheLockTimeoutError, InvalidFileError
 from ._access import MAX_HOT_FILE_SIZE
-from ._eviction import (
+from ._entries import (
     FUNCTION_INFO,
     OUTPUT,
     EntryInfo,

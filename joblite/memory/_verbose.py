@@ -26,7 +26,7 @@ import time
 from typing import Any, Literal
 
 from .._core.messages import emit
-from ._eviction import OUTPUT
+from ._entries import OUTPUT
 from ._keys import FunctionIdentity
 from ._settings import CacheSettings
 
