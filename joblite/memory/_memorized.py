@@ -272,6 +272,14 @@ class MemorizedFunc(VerboseReports):
         self._after_call(started)
         return value, metadata, stored
 
+    def _run_uncached(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call the function, with the verbose lines of a computation, storing nothing."""
+        self._before_call(args, kwargs)
+        started = time.perf_counter()
+        value = self.func(*args, **kwargs)
+        self._after_call(started)
+        return value
+
     def _write_function_info(self, entry: str) -> None:
         settings = self._settings
         version_dir = entry.rsplit("/", 1)[0]
@@ -363,7 +371,7 @@ class MemorizedFunc(VerboseReports):
                     exc,
                     self._identity.name,
                 )
-                return self._run(args, kwargs)[0], None
+                return self._run_uncached(args, kwargs), None
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
             if not stale:
