@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._memorized import _VALID, MemorizedFunc
+from ._calls import _VALID
+from ._memorized import MemorizedFunc
 from ._results import MemorizedResult, NotMemorizedResult
 
 __all__ = ["AsyncMemorizedFunc"]
