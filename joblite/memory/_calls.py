@@ -11,6 +11,7 @@ sets the attributes declared here.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from ._verbose import VerboseReports, say
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CallMachinery"]
+__all__ = ["ABSENT", "STALE", "VALID", "CallMachinery", "Validity"]
 
 # Unpickling an entry written by other code can fail in these ways besides a
 # corrupt file (a class that moved, a module that is gone): all mean "recompute".
@@ -39,13 +40,22 @@ _UNLOADABLE = (InvalidFileError, pickle.UnpicklingError, EOFError, ImportError, 
 # These are the expected ways; any other error is logged with its traceback.
 _UNSTORABLE = (pickle.PicklingError, TypeError, OSError, CacheError)
 
-# What _load returns beside False when an entry exists but the callback rejected it
-# (and _validity, beside _VALID and _ABSENT).
-_STALE = object()
-_VALID = object()
-_ABSENT = object()
-# What _load_file returns when there is no file.
-_MISSING = object()
+
+class Validity(enum.Enum):
+    """What a call's entry is worth: what ``_load`` and ``_validity`` tell their callers.
+
+    >>> Validity.STALE
+    <Validity.STALE: 'stale'>
+    """
+
+    VALID = "valid"  # stored, and accepted by the validation callback if there is one
+    STALE = "stale"  # stored, but the validation callback rejected it
+    ABSENT = "absent"  # not stored (or unloadable, and discarded)
+
+
+# Module names for the members: ``Validity.VALID`` is a class attribute lookup,
+# 0.19 µs against 0.03 µs for a global (timeit, Python 3.11), on every hit.
+VALID, STALE, ABSENT = Validity.VALID, Validity.STALE, Validity.ABSENT
 
 
 class CallMachinery(VerboseReports):
@@ -58,8 +68,8 @@ class CallMachinery(VerboseReports):
 
     # -- loading ----------------------------------------------------------
 
-    def _load(self, entry: str) -> tuple[bool, Any]:
-        """``(True, value)`` on a valid hit, else ``(False, None | _STALE)``."""
+    def _load(self, entry: str) -> tuple[Validity, Any]:
+        """``(VALID, value)`` on a hit, else ``(STALE | ABSENT, None)``."""
         settings = self._settings
         store = settings.store
         output = entry + OUTPUT
@@ -68,12 +78,12 @@ class CallMachinery(VerboseReports):
         try:
             if path is not None and self.mmap_mode is None:
                 value = self._load_file(path)
-                if value is _MISSING:
-                    return False, None
+                if value is ABSENT:
+                    return ABSENT, None
             else:
                 value = read_output(store, output, self.mmap_mode)
         except KeyError:
-            return False, None
+            return ABSENT, None
         except _UNLOADABLE as exc:
             logger.warning(
                 "[Memory] cached result %s of %s could not be loaded (%s: %s); "
@@ -84,24 +94,24 @@ class CallMachinery(VerboseReports):
                 exc,
             )
             self._discard(entry)
-            return False, None
+            return ABSENT, None
         callback = self.cache_validation_callback
         if callback is not None and not callback(read_metadata(store, entry)):
-            return False, _STALE
+            return STALE, None
         settings.access.hit(entry)
         if self.verbose > 1:
             self._report_hit(entry, started)
-        return True, value
+        return VALID, value
 
     def _load_file(self, path: str) -> Any:
         """Load ``path``, from the in-process copy while the file is unchanged.
 
-        Returns ``_MISSING`` (cheaper than raising, on every miss) if there is no file.
+        Returns ``ABSENT`` (cheaper than raising, on every miss) if there is no file.
         """
         try:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
-            return _MISSING
+            return ABSENT
         check_entry_file(path, st)
         hot = self._settings.hot
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -113,7 +123,7 @@ class CallMachinery(VerboseReports):
         try:
             value = read_object(path)
         except (FileNotFoundError, NotADirectoryError):
-            return _MISSING
+            return ABSENT
         if data is None and st.st_size <= MAX_HOT_FILE_SIZE:
             hot.put(path, identity, value)
         return value
@@ -251,8 +261,8 @@ class CallMachinery(VerboseReports):
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
             if not stale:
-                found, value = self._load(entry)
-                if found:
+                validity, value = self._load(entry)
+                if validity is VALID:
                     return value, None
             value, metadata, stored = self._run_and_store(entry, values, args, kwargs, lock)
         if stored:
@@ -266,12 +276,12 @@ class CallMachinery(VerboseReports):
             return False
         return True
 
-    def _validity(self, entry: str) -> tuple[object, dict[str, Any] | None]:
-        """``(_VALID | _STALE | _ABSENT, metadata the callback was given, if it ran)``."""
+    def _validity(self, entry: str) -> tuple[Validity, dict[str, Any] | None]:
+        """``(validity, metadata the callback was given, if it ran)``; nothing is loaded."""
         if not self._exists(entry):
-            return _ABSENT, None
+            return ABSENT, None
         callback = self.cache_validation_callback
         if callback is None:
-            return _VALID, None
+            return VALID, None
         metadata = read_metadata(self._settings.store, entry)
-        return (_VALID if callback(metadata) else _STALE), metadata
+        return (VALID if callback(metadata) else STALE), metadata

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._core.hashing import hash as core_hash
-from ._calls import _STALE, _VALID, CallMachinery
+from ._calls import STALE, VALID, CallMachinery
 from ._entries import EntryInfo, delete_entry, entry_info
 from ._keys import ArgumentBinder, code_version, identify, seed_version
 from ._results import MemorizedResult, NotMemorizedResult
@@ -148,10 +148,10 @@ class MemorizedFunc(CallMachinery):
         entry, values = self._entry_and_values(args, kwargs)
         if self.verbose >= 20:
             self._report_query(entry, args, kwargs)
-        found, value = self._load(entry)
-        if found:
+        validity, value = self._load(entry)
+        if validity is VALID:
             return value
-        return self._compute_and_store(entry, values, args, kwargs, stale=value is _STALE)[0]
+        return self._compute_and_store(entry, values, args, kwargs, stale=validity is STALE)[0]
 
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Always compute (and store) the result; return ``(output, metadata)``."""
@@ -170,9 +170,9 @@ class MemorizedFunc(CallMachinery):
         if self.verbose >= 20:
             self._report_query(entry, args, kwargs)
         validity, metadata = self._validity(entry)
-        if validity is not _VALID:
+        if validity is not VALID:
             value, metadata = self._compute_and_store(
-                entry, values, args, kwargs, stale=validity is _STALE
+                entry, values, args, kwargs, stale=validity is STALE
             )
             # Not stored, or evicted at once (a tiny items_limit): hand out the value.
             if not self._exists(entry):
@@ -194,7 +194,7 @@ class MemorizedFunc(CallMachinery):
 
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
         """Whether a valid result for this call is stored (nothing is computed)."""
-        return self._validity(self._entry(args, kwargs))[0] is _VALID
+        return self._validity(self._entry(args, kwargs))[0] is VALID
 
     def lookup(self, *args: Any, **kwargs: Any) -> EntryInfo | None:
         """This call's entry (size, creation, last access, hit count, metadata) or None."""
