@@ -233,10 +233,14 @@ class MemorizedFunc(CallMachinery):
     def __reduce__(self) -> tuple[Any, ...]:
         # The code version travels with the function: a copy rebuilt elsewhere
         # (by value, without readable source) would compute a different one and
-        # drop this process's entries. So does whether this process already
-        # checked it against the store, sparing the copy a listing of it.
+        # drop this process's entries. It is checked against the store first (as
+        # the first call would), so no copy needs to list the store for it. A
+        # flag saying whether this process had checked it would make the pickle,
+        # hence joblite.hash of anything holding the function, change at its
+        # first call: a miss.
         version, source = code_version(self._identity.target)
-        checked = self._settings.checked.get(self._identity.func_id) == version
+        if self._settings.checked.get(self._identity.func_id) != version:
+            self._entry_prefix()
         return (
             _rebuild,
             (
@@ -247,7 +251,7 @@ class MemorizedFunc(CallMachinery):
                 self.verbose,
                 self.mmap_mode,
                 self.cache_validation_callback,
-                (version, source, checked),
+                (version, source),
             ),
         )
 
@@ -260,7 +264,7 @@ def _rebuild(
     verbose: float,
     mmap_mode: str | None,
     callback: Callable[[dict[str, Any]], bool] | None,
-    version_state: tuple[str, str | None, bool] | None = None,
+    version_state: tuple[str, str | None] | None = None,
 ) -> MemorizedFunc:
     memorized = cls(
         func,
@@ -271,10 +275,10 @@ def _rebuild(
         cache_validation_callback=callback,
     )
     if version_state is not None:
-        version, source, checked = version_state
+        version, source = version_state
         seed_version(memorized._identity.target, version, source)
-        if checked:
-            settings.checked.setdefault(memorized.func_id, version)
+        # The sender checked this version against the store before pickling.
+        settings.checked.setdefault(memorized.func_id, version)
     return memorized
 
 
