@@ -65,7 +65,7 @@ class EntryInfo:
         return f"{self.func_id}/{self.version}/{self.args_hash}"
 
     def metadata(self) -> dict[str, Any]:
-        """The entry's ``meta.json`` (duration, time, input_args...), ``{}`` if unreadable."""
+        """The entry's metadata from the journal (duration, time, input_args...), ``{}`` if none."""
         return read_metadata(self.store, self.key)
 
 
