@@ -55,7 +55,7 @@ class JoblibStoreMethods:
 
     def _entries(self, call_id: Sequence[str]) -> list[str]:
         store = cast("Store", self)
-        from .._eviction import OUTPUT
+        from .._entries import OUTPUT
 
         parts = _parts(call_id, 3)
         if len(parts) == 1:
@@ -77,7 +77,7 @@ class JoblibStoreMethods:
     def get_items(self) -> list[CacheItemInfo]:
         """Every cached result: ``CacheItemInfo(path, size, last_access: datetime)``."""
         store = cast("Store", self)
-        from .._eviction import scan_entries
+        from .._entries import scan_entries
 
         return [
             CacheItemInfo(
@@ -94,7 +94,7 @@ class JoblibStoreMethods:
     def clear_item(self, call_id: Sequence[str]) -> None:
         """Delete the result of ``call_id`` (``(func_id, args_id)``), if there is one."""
         store = cast("Store", self)
-        from .._eviction import delete_entry
+        from .._entries import delete_entry
 
         for entry in self._entries(call_id):
             delete_entry(store, entry)
@@ -105,7 +105,7 @@ class JoblibStoreMethods:
     def get_metadata(self, call_id: Sequence[str]) -> dict[str, Any]:
         """The call's metadata (``duration``, ``time``, ``input_args``); ``{}`` if none."""
         store = cast("Store", self)
-        from .._eviction import read_metadata
+        from .._entries import read_metadata
 
         entries = self._entries(call_id)
         return read_metadata(store, entries[0]) if entries else {}
@@ -119,7 +119,7 @@ class JoblibStoreMethods:
     ) -> Any:
         """The stored result of ``call_id``; :class:`KeyError` if there is none."""
         store = cast("Store", self)
-        from .._eviction import OUTPUT
+        from .._entries import OUTPUT
         from .._results import read_output
 
         entries = self._entries(call_id)
@@ -142,7 +142,7 @@ class JoblibStoreMethods:
         Raises :class:`FileNotFoundError` if none is stored, as joblib does.
         """
         store = cast("Store", self)
-        from .._eviction import FUNCTION_INFO
+        from .._entries import FUNCTION_INFO
 
         (func_id,) = _parts(call_id, 1)
         for version in store.children(func_id):

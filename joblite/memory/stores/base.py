@@ -2,10 +2,9 @@
 
 A store knows nothing of pickle, functions or arguments: Memory turns values
 into bytes (through the core file format) and hands them to the store under
-``/``-separated keys such as ``"mymod.f/3fa1c2d4e5f60718/9b2c....out"``
-(function, code version, argument hash; see ``memory/_eviction.py`` for the
-whole layout). A key is a path in a tree: deleting a prefix deletes
-everything below it.
+``/``-separated keys such as ``"mymod.f/3fa1.../9b2c....out"`` (the layout is
+in :mod:`joblite.memory._entries`). A key is a path in a tree: deleting a
+prefix deletes everything below it.
 
 Implement the abstract methods to add a store, then register it::
 
