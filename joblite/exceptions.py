@@ -10,6 +10,8 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     │   └── UnsupportedVersionError           written by a newer joblite
     ├── UnsafeLoadError (pickle.UnpicklingError)
     │                                         a global outside ``allowed``, or misused
+    ├── UnpicklableObjectError (pickle.PicklingError, TypeError)
+    │                                         hash() of an object pickle cannot save
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
@@ -44,6 +46,7 @@ __all__ = [
     "NoDaskClientError",
     "StoreBackendError",
     "TaskTimeoutError",
+    "UnpicklableObjectError",
     "UnsafeCachePathError",
     "UnsafeLoadError",
     "UnsupportedVersionError",
@@ -100,6 +103,14 @@ def _unsafe_load_error(
     cls: type[UnsafeLoadError], global_name: str, reason: str, fixable: bool
 ) -> UnsafeLoadError:
     return cls(global_name, reason, fixable=fixable)
+
+
+class UnpicklableObjectError(JobliteError, pickle.PicklingError, TypeError):
+    """``hash()`` was given an object that cannot be pickled (a lock, a generator, an open file).
+
+    A ``pickle.PicklingError`` as joblib documents, and a ``TypeError`` as
+    pickle itself raises for these objects.
+    """
 
 
 class MissingDependencyError(JobliteError, ImportError):

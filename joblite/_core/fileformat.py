@@ -39,6 +39,7 @@ import os
 import pickle
 import stat
 import struct
+import warnings
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -46,6 +47,7 @@ from joblite._core import _reading, _sections
 from joblite._core._manifest import Layout, check_array_sizes, parse_manifest
 from joblite._core._reading import read_exact
 from joblite._core._sections import FRAME, Section
+from joblite._core.arguments import MMAP_MODES
 from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
 from joblite._core.pickling import dump_parts, loads
 from joblite.exceptions import (
@@ -73,7 +75,6 @@ CHUNK_SIZE = 8 * 1024 * 1024
 _HEADER = struct.Struct("<8sHHIQQ")
 ARRAYS_WRITABLE = 1
 _MAX_MANIFEST = 256 * 1024 * 1024
-MMAP_MODES = (None, "r", "r+", "c", "w+")
 # Regular files up to this size are read whole in one call (see _read_path).
 SMALL_FILE = 1024 * 1024
 # Sections of a file behind a URL are fetched in ranges of at most RANGE_BYTES,
@@ -447,8 +448,6 @@ def _read_from(
                 sized=available is not None,
             )
     else:
-        if mmap_mode is not None:
-            logger.info("mmap_mode=%r ignored: the file is compressed", mmap_mode)
         codec = get_codec_for_file(layout.codec)
         if available is not None:
             _check_compressed_sizes(layout, codec, available)
@@ -456,13 +455,16 @@ def _read_from(
             fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
         )
     try:
-        return loads(pickle_data, buffers, allowed=allowed)
+        value = loads(pickle_data, buffers, allowed=allowed)
     except pickle.UnpicklingError as error:
         if type(error) is not pickle.UnpicklingError:
             raise  # UnsafeLoadError: the caller's allowed-list, not the file
         raise InvalidFileError(f"the pickle stream could not be read: {error}") from error
     except EOFError as error:
         raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
+    if layout.codec is not None and mmap_mode is not None:  # as joblib: asked for, not done
+        warnings.warn(f"mmap_mode={mmap_mode!r} ignored: {path} is compressed", stacklevel=5)
+    return value
 
 
 def _bytes_left(fileobj: BinaryIO) -> int | None:

@@ -21,18 +21,30 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import pickle
 import sys
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._byteorder import to_native_byte_order
 from ._names import found_by_name
 
-__all__ = ["ArrayInfo", "Pickled", "dump_parts", "dumps", "loads"]
+__all__ = [
+    "ArrayInfo",
+    "Pickled",
+    "dump_parts",
+    "dumps",
+    "dumps_stream",
+    "find_class_for",
+    "loads",
+    "native_byte_order",
+]
 
 DEFAULT_PROTOCOL = 5
 
@@ -70,7 +82,22 @@ def _array_from_buffer(buffer: Any, dtype: Any, shape: tuple[int, ...], order: s
     if isinstance(buffer, pickle.PickleBuffer):
         buffer = buffer.raw()
     flat = buffer if isinstance(buffer, np.ndarray) else np.frombuffer(buffer, dtype=np.uint8)
-    return flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+    array = flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+    return to_native_byte_order(array) if _NATIVE_BYTE_ORDER.get() else array
+
+
+# Set for one load(..., ensure_native_byte_order=True): arrays come back in the host's order.
+_NATIVE_BYTE_ORDER: ContextVar[bool] = ContextVar("joblite_native_byte_order", default=False)
+
+
+@contextlib.contextmanager
+def native_byte_order() -> Iterator[None]:
+    """Within the block, arrays rebuilt by :func:`loads` are in the host's byte order."""
+    token = _NATIVE_BYTE_ORDER.set(True)
+    try:
+        yield
+    finally:
+        _NATIVE_BYTE_ORDER.reset(token)
 
 
 def _load_by_value(payload: bytes) -> Any:
@@ -239,6 +266,22 @@ def _check_allowed(allowed: object) -> list[str]:
 _WARNED: set[str] = set()
 
 
+def find_class_for(allowed: Sequence[str]) -> Callable[[str, str], Any]:
+    """How a load with ``allowed`` resolves globals, for readers with their own unpickler.
+
+    The deny-list, the safe default set and ``allowed`` decide, as in
+    :func:`loads`. Raises ``ValueError`` for a bad ``allowed``, and the
+    resolver raises :class:`~joblite.exceptions.UnsafeLoadError` for a refused global.
+    """
+    patterns = _check_allowed(allowed)
+    from ._restricted_globals import resolve
+
+    def find_class(module: str, name: str) -> Any:
+        return resolve(module, name, patterns)[0]
+
+    return find_class
+
+
 def loads(
     data: bytes | memoryview,
     buffers: Iterable[object] = (),
@@ -263,3 +306,37 @@ def loads(
     from ._restricted import load_restricted
 
     return load_restricted(bytes(data), buffers, patterns)
+
+
+class _StreamPickler(_Pickler):
+    """:class:`_Pickler` writing one self-contained stream: arrays stay in-band."""
+
+    def __init__(self, file: io.BytesIO, reducer: Callable[[Any], Any] | None) -> None:
+        super().__init__(file, DEFAULT_PROTOCOL)
+        # numpy's own protocol-5 reduce then hands its buffer to _on_buffer,
+        # which keeps it in the stream: the reader gets writable arrays.
+        self.out_of_band = False
+        self.reducer = reducer
+
+    def reducer_override(self, obj: Any) -> Any:
+        if self.reducer is not None:
+            reduced = self.reducer(obj)
+            if reduced is not NotImplemented:
+                return reduced
+        return super().reducer_override(obj)
+
+
+def dumps_stream(obj: object, *, reducer: Callable[[Any], Any] | None = None) -> bytes:
+    """Pickle ``obj`` into one stream (no out-of-band buffers), for another process.
+
+    As :func:`dumps`, lambdas, closures and ``__main__`` objects travel by
+    value. ``reducer(obj)`` is asked first for every object the pickler does
+    not write itself: a reduce tuple takes over, ``NotImplemented`` declines.
+    Read the bytes back with ``pickle.loads``.
+
+    >>> pickle.loads(dumps_stream([lambda x: x + 1]))[0](1)
+    2
+    """
+    stream = io.BytesIO()
+    _StreamPickler(stream, reducer).dump(obj)
+    return stream.getvalue()

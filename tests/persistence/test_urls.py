@@ -290,7 +290,7 @@ def test_bad_url_arguments_are_clear_errors(memory_dir: str, tmp_path: pathlib.P
         joblite.dump([1], "abfs://container/x.jl")
 
 
-def test_joblib_file_behind_a_url_loads_with_joblib(memory_dir: str) -> None:
+def test_joblib_file_behind_a_url_loads(memory_dir: str) -> None:
     joblib = pytest.importorskip("joblib")
     fs = fsspec.filesystem("memory")
     with fs.open(f"{memory_dir}/old.pkl", "wb") as f:
