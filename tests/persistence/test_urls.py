@@ -319,3 +319,12 @@ def test_s3_big_dump_streams_in_parts(
     assert operations[-1] == "CompleteMultipartUpload"
     assert "PutObject" not in operations
     assert_same(joblite.load(f"{base}/big.jlz", storage_options=options), noise)
+
+
+def test_joblib_format_round_trips_on_urls(location: tuple[str, dict[str, Any] | None]) -> None:
+    base, options = location
+    name = f"{base}/model.pkl"
+    model = _model()
+    joblite.dump(model, name, compress=3, format="joblib", storage_options=options)
+    loaded = joblite.load(name, ensure_native_byte_order=True, storage_options=options)
+    assert_same(loaded, model)
