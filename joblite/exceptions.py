@@ -116,16 +116,18 @@ class UnpicklableObjectError(JobliteError, pickle.PicklingError, TypeError):
 class MissingDependencyError(JobliteError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
 
-    def __init__(self, package: str, extra: str, feature: str) -> None:
+    def __init__(self, package: str, extra: str | None, feature: str) -> None:
+        # No extra: a package joblite leaves to the user's choice (s3fs, gcsfs, ...).
+        install = f'"joblite[{extra}]"' if extra else package
         super().__init__(
             f"{feature} needs the optional package {package!r}; "
-            f'install it with: pip install "joblite[{extra}]"'
+            f"install it with: pip install {install}"
         )
         self.package = package
         self.extra = extra
         self.feature = feature
 
-    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+    def __reduce__(self) -> tuple[type, tuple[str, str | None, str]]:
         return (type(self), (self.package, self.extra, self.feature))
 
 
