@@ -27,7 +27,7 @@ import logging
 import pickle
 import sys
 import types
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,9 +38,9 @@ from ._names import found_by_name
 __all__ = [
     "ArrayInfo",
     "Pickled",
+    "check_allowed",
     "dump_parts",
     "dumps",
-    "find_class_for",
     "loads",
     "native_byte_order",
 ]
@@ -237,7 +237,8 @@ def dumps(obj: object, *, protocol: int | None = None) -> tuple[bytes, list[pick
     return pickled.data, pickled.buffers
 
 
-def _check_allowed(allowed: object) -> list[str]:
+def check_allowed(allowed: object) -> list[str]:
+    """``allowed`` as a list of patterns; ``ValueError`` naming it when malformed."""
     if isinstance(allowed, str) or not isinstance(allowed, Iterable):
         raise ValueError(
             "`allowed` must be a sequence of 'module' or 'module.qualname' strings, "
@@ -265,22 +266,6 @@ def _check_allowed(allowed: object) -> list[str]:
 _WARNED: set[str] = set()
 
 
-def find_class_for(allowed: Sequence[str]) -> Callable[[str, str], Any]:
-    """How a load with ``allowed`` resolves globals, for readers with their own unpickler.
-
-    The deny-list, the safe default set and ``allowed`` decide, as in
-    :func:`loads`. Raises ``ValueError`` for a bad ``allowed``, and the
-    resolver raises :class:`~joblite.exceptions.UnsafeLoadError` for a refused global.
-    """
-    patterns = _check_allowed(allowed)
-    from ._restricted_globals import resolve
-
-    def find_class(module: str, name: str) -> Any:
-        return resolve(module, name, patterns)[0]
-
-    return find_class
-
-
 def loads(
     data: bytes | memoryview,
     buffers: Iterable[object] = (),
@@ -300,7 +285,7 @@ def loads(
     """
     if allowed is None:
         return pickle.loads(data, buffers=buffers)
-    patterns = _check_allowed(allowed)
+    patterns = check_allowed(allowed)
     # Imported here: 14 ms (python -X importtime) that plain loads never need.
     from ._restricted import load_restricted
 

@@ -1,0 +1,83 @@
+"""joblib's files under ``allowed=``: the restricted interpreter, taught joblib's arrays.
+
+A joblib file is one pickle stream with each array's bytes written after its
+``NumpyArrayWrapper``'s BUILD (see :mod:`._joblib_read`). Here that stream is
+run by :class:`._restricted.Interpreter`, which reads it opcode by opcode
+from the file, so every global, call, state and size is checked as for a
+joblite file. The wrapper is the one name the interpreter learns: it may be
+created (not called), and its BUILD reads the array that follows, with the
+dtype the interpreter rebuilt from a parsed state (never one given to
+``dtype.__setstate__``); an object array's nested stream runs in a fresh
+interpreter on the same file. Sizes are bounded by what the file holds
+(compressed: what it has delivered so far).
+
+Example::
+
+    >>> import io, pickle
+    >>> from joblite._core._joblib_read import read_joblib
+    >>> read_joblib(io.BytesIO(pickle.dumps({"a": 1}, protocol=4)), allowed=[])
+    {'a': 1}
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._restricted import Interpreter, run
+from ._restricted_rules import Rule
+
+if TYPE_CHECKING:
+    from ._joblib_read import _Reader
+
+__all__ = ["load_checked"]
+
+# A dumped numpy.memmap records its class; restricted, it loads as an array.
+_MEMMAP_MODULES = ("numpy", "numpy.core.memmap", "numpy._core.memmap")
+# The file may name the wrapper, and create it without a call (NEWOBJ).
+_WRAPPER_RULE = Rule(None)
+
+
+class _JoblibInterpreter(Interpreter):
+    def __init__(self, reader: _Reader) -> None:
+        super().__init__(reader.source, (), reader.patterns or (), 0)
+        self._reader = reader
+
+    @property
+    def budget(self) -> int:
+        return self._reader.source.budget()
+
+    def find_class(self, module: str, name: str) -> Any:
+        from ._joblib_read import wrapper_class
+
+        wrapper = wrapper_class(module, name)
+        if wrapper is not None:
+            full = f"{module}.{name}"
+            self._globals.setdefault(id(wrapper), (wrapper, _WRAPPER_RULE, full))
+            return wrapper
+        if name == "memmap" and module in _MEMMAP_MODULES:
+            module, name = "numpy", "ndarray"
+        return super().find_class(module, name)
+
+    def trusts_type(self, cls: object) -> bool:
+        from ._joblib_read import NumpyArrayWrapper
+
+        return cls is NumpyArrayWrapper or super().trusts_type(cls)
+
+    def _build(self, state: Any) -> None:
+        from ._joblib_read import NumpyArrayWrapper
+
+        target = self._top()
+        if type(target) is not NumpyArrayWrapper:
+            super()._build(state)
+            return
+        target.__setstate__(state)
+        self._stack[-1] = self._reader.array(target)
+
+
+def load_checked(reader: _Reader) -> Any:
+    """The next pickle stream of ``reader``'s source, run by the restricted interpreter.
+
+    Raises ``UnsafeLoadError`` for what ``reader.patterns`` do not allow,
+    ``pickle.UnpicklingError`` or ``InvalidFileError`` for a malformed file.
+    """
+    return run(_JoblibInterpreter(reader))
