@@ -308,9 +308,11 @@ class _Unpickler(pickle._Unpickler):
             stack[-1] = self._reader.array(stack[-1])
 
     def _load_bytearray8(self) -> None:
-        (size,) = struct.unpack("<Q", self._reader.source.read(8))
-        self._reader.source.check(size, "a bytearray")
-        self.append(bytearray(self._reader.source.read(size)))  # type: ignore[attr-defined]
+        # pickle's own allocates the claimed size first. self.read, not the
+        # source: inside a protocol-4+ frame the bytes come from the frame.
+        read = self.read  # type: ignore[attr-defined]
+        (size,) = struct.unpack("<Q", read(8))
+        self.append(bytearray(read(size)))  # type: ignore[attr-defined]
 
     # typeshed types the table's entries for the base class only
     dispatch[pickle.BUILD[0]] = _load_build  # type: ignore[assignment]
