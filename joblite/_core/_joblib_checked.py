@@ -11,6 +11,10 @@ dtype the interpreter rebuilt from a parsed state (never one given to
 interpreter on the same file. Sizes are bounded by what the file holds
 (compressed: what it has delivered so far).
 
+Arrays cost what they cost the plain reader; other opcodes cost the
+interpreter's 1-2 µs each: a joblib file of a list of 100,000 floats loads
+in 110-260 ms instead of 70-120 ms (a shared 2-core machine, best of 3).
+
 Example::
 
     >>> import io, pickle

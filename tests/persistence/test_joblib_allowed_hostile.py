@@ -144,3 +144,19 @@ def test_sizes_in_a_compressed_joblib_file_are_bounded_by_what_it_delivered(
     dump({"x": value}, tmp_path / "b.pkl", format="joblib", compress=("gzip", 3))
     with pytest.raises(REFUSED, match="more than the file holds"):
         load(tmp_path / "b.pkl", allowed=[])
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_legitimate_data_in_joblib_files_loads_under_the_default_set(
+    tmp_path: pathlib.Path, protocol: int
+) -> None:
+    import joblib
+
+    from .test_allowed_hostile import _legitimate, _same
+
+    for compress in COMPRESS:
+        joblib.dump(_legitimate(), tmp_path / "ok.pkl", protocol=protocol, compress=compress)
+        restricted: Any = load(tmp_path / "ok.pkl", allowed=[])
+        plain: Any = load(tmp_path / "ok.pkl")
+        for key, value in plain.items():
+            assert _same(restricted[key], value), (key, compress)
