@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._memorized import _VALID, MemorizedFunc
+from ._calls import VALID
+from ._memorized import MemorizedFunc
 from ._results import MemorizedResult, NotMemorizedResult
 
 __all__ = ["AsyncMemorizedFunc"]
@@ -20,8 +21,8 @@ class AsyncMemorizedFunc(MemorizedFunc):
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry, values = self._entry_and_values(args, kwargs)
-        found, value = self._load(entry)
-        if found:
+        validity, value = self._load(entry)
+        if validity is VALID:
             return value
         value, _ = await self._call_entry(entry, values, args, kwargs)
         return value
@@ -50,7 +51,7 @@ class AsyncMemorizedFunc(MemorizedFunc):
     ) -> MemorizedResult | NotMemorizedResult:
         entry, values = self._entry_and_values(args, kwargs)
         validity, metadata = self._validity(entry)
-        if validity is not _VALID:
+        if validity is not VALID:
             value, metadata = await self._call_entry(entry, values, args, kwargs)
             if not self._exists(entry):
                 return NotMemorizedResult(value)

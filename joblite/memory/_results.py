@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import InvalidFileError
-from ._eviction import OUTPUT, delete_entry, read_metadata
+from ._entries import OUTPUT, delete_entry, read_metadata
 from ._verbose import loading_line, say
 from .stores.base import Store
 

@@ -26,7 +26,7 @@ import time
 from typing import Any, Literal
 
 from .._core.messages import emit
-from ._eviction import OUTPUT
+from ._entries import OUTPUT
 from ._keys import FunctionIdentity
 from ._settings import CacheSettings
 
@@ -137,6 +137,6 @@ class VerboseReports:
             say(call_lines(self._identity.name, self._short_name, args, kwargs))
 
     def _after_call(self, started: float) -> None:
-        """Report the computation that began at ``started`` and was just stored."""
+        """Report the computation that began at ``started`` (stored or not)."""
         if self.verbose > 0:
             say(duration_line(self._short_name, time.perf_counter() - started))

@@ -2,8 +2,9 @@
 
 A store knows nothing of pickle, functions or arguments: Memory turns values
 into bytes (through the core file format) and hands them to the store under
-``/``-separated keys such as ``"mymod.f/3fa1.../9b2c.../output"``. A key is
-a path in a tree: deleting a prefix deletes everything below it.
+``/``-separated keys such as ``"mymod.f/3fa1.../9b2c....out"`` (the layout is
+in :mod:`joblite.memory._entries`). A key is a path in a tree: deleting a
+prefix deletes everything below it.
 
 Implement the abstract methods to add a store, then register it::
 
