@@ -25,15 +25,13 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ._joblib_wrapper import NumpyArrayWrapper, wrapper_class
 from ._restricted import Interpreter, run
 from ._restricted_rules import Rule
 
-if TYPE_CHECKING:
-    from ._joblib_read import _Reader
-
-__all__ = ["load_checked"]
+__all__ = ["ArrayReader", "load_checked"]
 
 # A dumped numpy.memmap records its class; restricted, it loads as an array.
 _MEMMAP_MODULES = ("numpy", "numpy.core.memmap", "numpy._core.memmap")
@@ -41,18 +39,26 @@ _MEMMAP_MODULES = ("numpy", "numpy.core.memmap", "numpy._core.memmap")
 _WRAPPER_RULE = Rule(None)
 
 
+class ArrayReader(Protocol):
+    """What a load needs from the joblib reader (``_joblib_read._Reader``)."""
+
+    source: Any  # read(n), readline() and budget(), checked against the file
+    patterns: list[str] | None
+
+    def array(self, wrapper: NumpyArrayWrapper) -> Any: ...
+
+
 class _JoblibInterpreter(Interpreter):
-    def __init__(self, reader: _Reader) -> None:
+    def __init__(self, reader: ArrayReader) -> None:
         super().__init__(reader.source, (), reader.patterns or (), 0)
         self._reader = reader
 
     @property
     def budget(self) -> int:
-        return self._reader.source.budget()
+        budget: int = self._reader.source.budget()
+        return budget
 
     def find_class(self, module: str, name: str) -> Any:
-        from ._joblib_read import wrapper_class
-
         wrapper = wrapper_class(module, name)
         if wrapper is not None:
             full = f"{module}.{name}"
@@ -63,13 +69,9 @@ class _JoblibInterpreter(Interpreter):
         return super().find_class(module, name)
 
     def trusts_type(self, cls: object) -> bool:
-        from ._joblib_read import NumpyArrayWrapper
-
         return cls is NumpyArrayWrapper or super().trusts_type(cls)
 
     def _build(self, state: Any) -> None:
-        from ._joblib_read import NumpyArrayWrapper
-
         target = self._top()
         if type(target) is not NumpyArrayWrapper:
             super()._build(state)
@@ -78,7 +80,7 @@ class _JoblibInterpreter(Interpreter):
         self._stack[-1] = self._reader.array(target)
 
 
-def load_checked(reader: _Reader) -> Any:
+def load_checked(reader: ArrayReader) -> Any:
     """The next pickle stream of ``reader``'s source, run by the restricted interpreter.
 
     Raises ``UnsafeLoadError`` for what ``reader.patterns`` do not allow,

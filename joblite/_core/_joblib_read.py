@@ -46,52 +46,20 @@ from typing import Any, BinaryIO
 
 from joblite._core._byteorder import to_native_byte_order
 from joblite._core._joblib_streams import MAX_PREFIX, detect, open_decompressed
+from joblite._core._joblib_wrapper import NumpyArrayWrapper as NumpyArrayWrapper
+from joblite._core._joblib_wrapper import wrapper_class
 from joblite._core.pickling import check_allowed
 from joblite.exceptions import ForeignFileError, InvalidFileError
 
-__all__ = ["NumpyArrayWrapper", "read_joblib", "wrapper_class"]
+__all__ = ["NumpyArrayWrapper", "read_joblib"]
 
 logger = logging.getLogger(__name__)
 
-_WRAPPER_MODULES = ("joblib.numpy_pickle", "joblib.numpy_pickle_compat")
-_OLD_WRAPPERS = ("NDArrayWrapper", "ZNDArrayWrapper")
 # Reads of unknown extent (a decompressed stream) grow by this much at a time,
 # so memory follows the data actually present, not a size the file claims.
 _STEP = 16 * 1024 * 1024
 # Errors the stdlib and lz4 decompressors raise on a damaged stream.
 _STREAM_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, RuntimeError)
-
-
-class NumpyArrayWrapper:
-    """What joblib pickles in place of an array (its state names the array's layout).
-
-    The reader replaces each one by the array that follows it in the file.
-    """
-
-    def __init__(
-        self,
-        subclass: type,
-        shape: tuple[int, ...],
-        order: str,
-        dtype: Any,
-        allow_mmap: bool = False,
-        numpy_array_alignment_bytes: int | None = 16,
-    ) -> None:
-        self.__setstate__(
-            {
-                "subclass": subclass,
-                "shape": shape,
-                "order": order,
-                "dtype": dtype,
-                "allow_mmap": allow_mmap,
-                "numpy_array_alignment_bytes": numpy_array_alignment_bytes,
-            }
-        )
-
-    def __setstate__(self, state: object) -> None:
-        if not isinstance(state, dict):
-            raise InvalidFileError(f"corrupt joblib file: an array header is {type(state)}")
-        self.state = state
 
 
 class _Source:
@@ -270,21 +238,6 @@ def _layout(state: dict[Any, Any]) -> tuple[Any, tuple[int, ...], Any]:
     if order not in ("C", "F"):
         raise InvalidFileError(f"corrupt joblib file: an array's order is {order!r}")
     return dtype, tuple(int(n) for n in shape), order
-
-
-def wrapper_class(module: str, name: str) -> type[NumpyArrayWrapper] | None:
-    """The class the reader puts for joblib's array wrapper ``module.name``, else None.
-
-    Raises ``ForeignFileError`` for the wrappers of joblib < 0.10.
-    """
-    if module not in _WRAPPER_MODULES:
-        return None
-    if name in _OLD_WRAPPERS:
-        raise ForeignFileError(
-            "the file was written by joblib < 0.10 (arrays in companion files), "
-            "which joblite does not read; load it with joblib.load and dump it again"
-        )
-    return NumpyArrayWrapper if name == "NumpyArrayWrapper" else None
 
 
 class _Unpickler(pickle._Unpickler):
