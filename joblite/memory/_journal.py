@@ -231,9 +231,7 @@ def _journal_keys(store: Store, version_dir: str) -> list[str]:
     ]
 
 
-def _read_writer_journals(
-    store: Store, version_dir: str
-) -> tuple[dict[str, JournalRecord], int]:
+def _read_writer_journals(store: Store, version_dir: str) -> tuple[dict[str, JournalRecord], int]:
     """Every writer's journal of ``version_dir``, merged (a listing, then the changed ones)."""
     merged: dict[str, JournalRecord] = {}
     lines = 0
@@ -283,11 +281,16 @@ def lookup(store: Store, entry: str) -> JournalRecord:
     return records.get(args_hash) or JournalRecord()
 
 
-def compact(store: Store, version_dir: str, live: set[str]) -> None:
-    """Rewrite the journal keeping only the entries in ``live``, if most lines are dead."""
+def compact(store: Store, version_dir: str, live: set[str], *, merge: bool = False) -> None:
+    """Rewrite the journal keeping only the entries in ``live``, if most lines are dead.
+
+    ``merge``: also when a per-writer store has several journal objects there
+    (``cache gc`` merges them, so readers list and read fewer).
+    """
     records, lines = read_journal(store, version_dir)
     kept = {k: r for k, r in list(records.items()) if k in live}
-    if lines <= 2 * len(kept) + 16:
+    several = merge and _writer(store) is not None and len(_journal_keys(store, version_dir)) > 1
+    if lines <= 2 * len(kept) + 16 and not several:
         return
     out = []
     for args_hash, record in kept.items():

@@ -54,9 +54,7 @@ def s3_server() -> Iterator[str]:
             werkzeug.setLevel(level)
 
 
-def make_store(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest | None = None
-) -> Store:
+def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest | None = None) -> Store:
     from joblite.memory import FsspecStore
 
     if kind == "local":

@@ -14,6 +14,7 @@ import pytest
 
 from joblite.memory import InMemoryStore, Memory, Store
 from joblite.memory._eviction import parse_age, scan_entries
+
 from .conftest import STORE_KINDS, make_store
 
 

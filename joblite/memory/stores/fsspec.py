@@ -108,10 +108,11 @@ class FsspecStore(Store):
                 f"Memory({self.location!r}) needs the fsspec implementation of {protocol!r}: "
                 f"pip install {package.get(protocol, 'the package fsspec names')} ({exc})"
             ) from exc
-        self._root = root.rstrip("/") + "/"
+        self._root: str = root.rstrip("/") + "/"
         self._conditional_put = "s3" in _protocols(self.fs)
-        self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._writer: str = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._appended: dict[str, bytearray] = {}
+        self._etags: dict[str, str | None] = {}
         self._append_mutex = threading.Lock()
 
     def __repr__(self) -> str:
@@ -119,7 +120,15 @@ class FsspecStore(Store):
 
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
-        for name in ("fs", "_root", "_conditional_put", "_writer", "_appended", "_append_mutex"):
+        for name in (
+            "fs",
+            "_root",
+            "_conditional_put",
+            "_writer",
+            "_appended",
+            "_etags",
+            "_append_mutex",
+        ):
             state.pop(name, None)
         return state
 
@@ -162,7 +171,7 @@ class FsspecStore(Store):
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
             yield spool  # type: ignore[misc]
             self._upload(self._path(key), spool)
-        self._appended.pop(key, None)
+        self._forget_appended(key)
 
     def _upload(self, path: str, spool: Any) -> None:
         size = spool.tell()
@@ -183,24 +192,45 @@ class FsspecStore(Store):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(self._path(key), bytes(data))
-        self._appended.pop(key, None)
+        self._forget_appended(key)
+
+    def _forget_appended(self, key: str) -> None:
+        with self._append_mutex:
+            self._appended.pop(key, None)
+            self._etags.pop(key, None)
 
     def append(self, key: str, data: bytes) -> None:
         """Append by rewriting the object with what this process appended to it.
 
         Only correct for a key no other process appends to: the journal
-        gives each writer its own key (:attr:`journal_writer`).
+        gives each writer its own key (:attr:`journal_writer`). On S3 the
+        rewrite is conditional on the object being the one this process
+        wrote last: if ``cache gc`` merged it away meanwhile, it starts afresh
+        with ``data`` instead of writing back records gc already merged.
         """
+        path = self._path(key)
         with self._append_mutex:
             content = self._appended.get(key)
-            if content is None:
+            etag = self._etags.get(key)
+            if content is None and key.endswith(self._writer):
+                content = bytearray()  # this writer's own journal: nothing there to read
+            elif content is None:
                 try:
                     content = bytearray(self.read_bytes(key))
                 except KeyError:
                     content = bytearray()
             content += data
-            self.fs.pipe_file(self._path(key), bytes(content))
+            if etag is None:
+                response = self.fs.pipe_file(path, bytes(content))
+            else:
+                try:
+                    response = self.fs.pipe_file(path, bytes(content), IfMatch=etag)
+                except OSError:  # deleted or replaced (PreconditionFailed): gc merged it
+                    content = bytearray(data)
+                    response = self.fs.pipe_file(path, bytes(content))
             self._appended[key] = content
+            if self._conditional_put:
+                self._etags[key] = _response_etag(response)
 
     def stat(self, key: str) -> StoreStat:
         try:
@@ -240,6 +270,7 @@ class FsspecStore(Store):
         with self._append_mutex:
             for key in [k for k in self._appended if k == prefix or k.startswith(prefix + "/")]:
                 del self._appended[key]
+                self._etags.pop(key, None)
         return True
 
     def lock(self, key: str, *, timeout: float | None = None) -> LeaseLock:
@@ -247,6 +278,12 @@ class FsspecStore(Store):
         head, _, name = key.rpartition("/")
         lock_key = f"{head}/.{name}.lock" if head else f".{name}.lock"
         return LeaseLock(self, self._path(lock_key), timeout=timeout)
+
+    def thread_lock(
+        self, key: str, timeout: float | None
+    ) -> contextlib.AbstractContextManager[object]:
+        """The base class's per-process lock (threads of one process wait on it, not on S3)."""
+        return super().lock(key, timeout=timeout)
 
     def lock_object_path(self, key: str) -> str:
         """Where :meth:`lock` keeps the lease for ``key`` (for tests and diagnostics)."""
@@ -293,6 +330,7 @@ class LeaseLock:
         self._etag: str | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._threads: contextlib.AbstractContextManager[object] | None = None
 
     def _payload(self) -> bytes:
         expires = time.time() + self.store.lease
@@ -336,6 +374,18 @@ class LeaseLock:
 
     def acquire(self) -> None:
         start = time.monotonic()
+        # Threads of this process queue here first: fsspec's generic "create"
+        # (memory://, local) is check-then-write, atomic only across processes on S3.
+        threads = self.store.thread_lock(self.path, self.timeout)
+        threads.__enter__()
+        try:
+            self._acquire_object(start)
+        except BaseException:
+            threads.__exit__(None, None, None)
+            raise
+        self._threads = threads
+
+    def _acquire_object(self, start: float) -> None:
         delays = _backoff()
         while not (self._try_create() or self._try_take_over()):
             if self.timeout is not None and time.monotonic() - start >= self.timeout:
@@ -366,8 +416,13 @@ class LeaseLock:
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
             renewer.join()
-        with contextlib.suppress(FileNotFoundError):
-            self.store.fs.rm_file(self.path)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                self.store.fs.rm_file(self.path)
+        finally:
+            threads, self._threads = self._threads, None
+            if threads is not None:
+                threads.__exit__(None, None, None)
 
     def __enter__(self) -> LeaseLock:
         self.acquire()
