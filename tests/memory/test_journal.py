@@ -15,6 +15,11 @@ VERSION_DIR = "f/0123456789abcdef"
 KEY = f"{VERSION_DIR}/{_journal.JOURNAL}"
 
 
+def is_journal(key: str) -> bool:
+    """A journal's key (``journal``, or ``journal-<writer>`` on an object store)."""
+    return key.rsplit("/", 1)[-1].startswith(_journal.JOURNAL)
+
+
 def count_journal_reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Bytes of journal returned by each read of ``store`` from now on."""
     sizes: list[int] = []
@@ -22,13 +27,13 @@ def count_journal_reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[i
 
     def read_bytes(key: str) -> bytes:
         data = real_read_bytes(key)
-        if key.endswith(_journal.JOURNAL):
+        if is_journal(key):
             sizes.append(len(data))
         return data
 
     def read_from(key: str, offset: int) -> bytes:
         data = real_read_from(key, offset)
-        if key.endswith(_journal.JOURNAL):
+        if is_journal(key):
             sizes.append(len(data))
         return data
 
