@@ -136,6 +136,28 @@ def test_a_live_lease_blocks_and_an_expired_one_is_taken_over(s3_url: str) -> No
         assert json.loads(store.fs.cat_file(path))["owner"] != "crashed"
 
 
+def test_a_planted_far_future_lease_expires_like_any_other(s3_url: str) -> None:
+    store = FsspecStore(s3_url, lease=1.0)
+    path = store.lock_object_path("f/v/e.out")
+    store.fs.pipe_file(path, json.dumps({"owner": "x", "expires": 1e300}).encode())
+    with store.lock("f/v/e.out", timeout=60):  # once the object is a lease old
+        assert json.loads(store.fs.cat_file(path))["owner"] != "x"
+
+
+def test_a_large_entry_round_trips_whole(s3_url: str) -> None:
+    import numpy as np
+
+    store = FsspecStore(s3_url)
+    data = np.random.default_rng(0).bytes(20 << 20)  # spooled to a temp file, then uploaded
+    with store.open_write("f/v/big.out") as f:
+        f.write(data[:1000])
+        f.write(data[1000:])
+    counter = RequestCounter(store)
+    assert store.read_bytes("f/v/big.out") == data
+    assert counter.take() == ["GetObject", "GetObject"]  # the first MiB, then the rest
+    assert store.stat("f/v/big.out").size == len(data)
+
+
 @pytest.mark.slow
 def test_a_crashed_holder_blocks_others_only_for_its_lease(s3_url: str) -> None:
     # A process takes the entry's lock and dies without releasing it.

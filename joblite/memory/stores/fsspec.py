@@ -355,6 +355,10 @@ class LeaseLock:
             return self._try_create()
         except (ValueError, KeyError, TypeError):
             expires = _mtime(info) + self.store.lease  # a torn or foreign lock object
+        if not expires <= time.time() + self.store.lease:
+            # No holder renews beyond one lease from now: a planted far-future (or
+            # NaN) expiry must not block every caller forever.
+            expires = _mtime(info) + self.store.lease
         if expires > time.time():
             return False
         logger.warning("taking over the expired cache lock %s", self.path)
