@@ -136,6 +136,17 @@ def test_a_live_lease_blocks_and_an_expired_one_is_taken_over(s3_url: str) -> No
         assert json.loads(store.fs.cat_file(path))["owner"] != "crashed"
 
 
+def test_a_holder_whose_lease_was_taken_over_leaves_the_new_lock(s3_url: str) -> None:
+    store = FsspecStore(s3_url)
+    lock = store.lock("f/v/e.out")
+    lock.acquire()
+    path = store.lock_object_path("f/v/e.out")
+    successor = {"owner": "successor", "expires": time.time() + 3600}
+    store.fs.pipe_file(path, json.dumps(successor).encode())  # as a takeover writes it
+    lock.release()
+    assert json.loads(store.fs.cat_file(path))["owner"] == "successor"
+
+
 def test_a_planted_far_future_lease_expires_like_any_other(s3_url: str) -> None:
     store = FsspecStore(s3_url, lease=1.0)
     path = store.lock_object_path("f/v/e.out")

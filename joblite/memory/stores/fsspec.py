@@ -421,12 +421,22 @@ class LeaseLock:
         if renewer is not None:
             renewer.join()
         try:
-            with contextlib.suppress(FileNotFoundError):
-                self.store.fs.rm_file(self.path)
+            self._delete_if_ours()
         finally:
             threads, self._threads = self._threads, None
             if threads is not None:
                 threads.__exit__(None, None, None)
+
+    def _delete_if_ours(self) -> None:
+        fs = self.store.fs
+        if self._etag is None:  # no conditional requests here (memory://, local...)
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(self.path)
+            return
+        bucket, key, _ = fs.split_path(self.path)
+        # Only our lease: after a takeover (we stalled past it) the lock is the new holder's.
+        with contextlib.suppress(OSError):  # FileNotFound, PreconditionFailed
+            fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=self._etag)
 
     def __enter__(self) -> LeaseLock:
         self.acquire()
