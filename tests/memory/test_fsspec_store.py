@@ -215,6 +215,27 @@ def test_writers_keep_their_own_journal_and_gc_merges_them(s3_url: str) -> None:
     assert read_journal(store, version_dir)[1] == lines + 1
 
 
+def test_a_forked_child_writes_its_own_journal(
+    s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mem = Memory(s3_url, verbose=0)
+    f = mem.cache(double)
+    f(1)
+    store = mem.store
+    assert isinstance(store, FsspecStore)
+    parent = store.journal_writer
+    # What a child sees after os.fork (forking here would also copy the server's thread).
+    child_pid = os.getpid() + 1
+    monkeypatch.setattr(os, "getpid", lambda: child_pid)
+    assert store.journal_writer != parent
+    f(2)
+    version_dir = f.__cache_key__(2).rsplit("/", 1)[0]
+    journals = [n for n in store.children(version_dir) if n.startswith(JOURNAL)]
+    assert sorted(journals) == sorted([f"{JOURNAL}-{parent}", f"{JOURNAL}-{store.journal_writer}"])
+    records, _ = read_journal(store, version_dir)
+    assert {r.metadata["input_args"]["x"] for r in records.values()} == {"1", "2"}
+
+
 def test_the_cli_reads_and_trims_a_cache_at_a_url(
     s3_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

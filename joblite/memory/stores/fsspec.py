@@ -100,7 +100,7 @@ class FsspecStore(Store):
     def _connect(self) -> None:
         fsspec = _import_fsspec()
         try:
-            self.fs, root = fsspec.core.url_to_fs(self.location, **self.options)
+            self._fs, root = fsspec.core.url_to_fs(self.location, **self.options)
         except ImportError as exc:
             protocol = self.location.partition("://")[0]
             package = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
@@ -109,8 +109,9 @@ class FsspecStore(Store):
                 f"pip install {package.get(protocol, 'the package fsspec names')} ({exc})"
             ) from exc
         self._root: str = root.rstrip("/") + "/"
-        self._conditional_put = "s3" in _protocols(self.fs)
-        self._writer: str = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._conditional_put = "s3" in _protocols(self._fs)
+        self._pid = os.getpid()
+        self._writer: str = f"{self._pid}-{uuid.uuid4().hex[:12]}"
         self._appended: dict[str, bytearray] = {}
         self._etags: dict[str, str | None] = {}
         self._append_mutex = threading.Lock()
@@ -121,9 +122,10 @@ class FsspecStore(Store):
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
         for name in (
-            "fs",
+            "_fs",
             "_root",
             "_conditional_put",
+            "_pid",
             "_writer",
             "_appended",
             "_etags",
@@ -138,8 +140,20 @@ class FsspecStore(Store):
 
     @property
     def journal_writer(self) -> str:
-        """This writer's name: journals go to one object per writer (see :mod:`.._journal`)."""
+        """This writer's name: journals go to one object per writer (see :mod:`.._journal`).
+
+        A forked child is another writer: it must not rewrite its parent's object.
+        """
+        if os.getpid() != self._pid:
+            self._connect()
         return self._writer
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec file system; a forked child connects anew (fsspec's are not fork-safe)."""
+        if os.getpid() != self._pid:
+            self._connect()
+        return self._fs
 
     def _path(self, key: str) -> str:
         return self._root + key if key else self._root.rstrip("/")
