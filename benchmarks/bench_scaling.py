@@ -2,7 +2,7 @@
 
 The S3 side is a moto server on 127.0.0.1 reached through s3fs (as a user's
 code reaches AWS), so its latencies are a floor: a real bucket adds a network
-round trip (~10-30 ms from EC2 in the same region) per request counted here.
+round trip per request counted here.
 Needs the test extra (``s3fs``, ``moto[server]``); skipped without it.
 """
 
