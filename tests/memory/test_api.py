@@ -234,7 +234,7 @@ def _leftovers(root: Path) -> list[str]:
         name
         for _, dirnames, filenames in os.walk(root)
         for name in dirnames + filenames
-        if name.startswith(".")
+        if name.startswith(".") and name != ".gitignore"  # the cache root's, on purpose
     ]
 
 
@@ -301,7 +301,7 @@ def test_call_and_shelve(memory: Memory) -> None:
 
 
 def test_check_call_in_cache_and_clear(memory: Memory, caplog: pytest.LogCaptureFixture) -> None:
-    @memory.cache
+    @memory.cache(verbose=1)
     def f(x: int) -> int:
         return x
 
@@ -311,7 +311,7 @@ def test_check_call_in_cache_and_clear(memory: Memory, caplog: pytest.LogCapture
     assert f.check_call_in_cache(x=1)
     with caplog.at_level(logging.WARNING, logger="joblite.memory"):
         f.clear()
-    assert "clearing" in caplog.text
+    assert "Clearing function cache" in caplog.text
     assert not f.check_call_in_cache(1)
     f(1)
     assert f.check_call_in_cache(1)
@@ -480,6 +480,29 @@ def test_lambdas(memory: Memory) -> None:
     assert double.func_id != triple.func_id
 
 
+# Names that made the id ".", ".." (the cache root's parent: entries landed
+# beside joblib/) or a hidden name (never listed, so never evicted).
+@pytest.mark.parametrize(("module", "qualname"), [(".", ""), ("..", ""), ("." * 300, "")])
+def test_no_function_name_leaves_its_directory(tmp_path: Path, module: str, qualname: str) -> None:
+    def f(x: int) -> int:
+        return x + 1
+
+    f.__module__ = module
+    f.__qualname__ = f.__name__ = qualname
+    mem = Memory(tmp_path / "cache", verbose=0)
+    cached = mem.cache(f)
+    assert cached(1) == 2
+    assert cached(1) == 2
+    # The entry is in a function directory of its own, below <location>/joblib.
+    (entry,) = (tmp_path / "cache").rglob("*.out")
+    assert entry.relative_to(tmp_path / "cache" / "joblib" / cached.func_id).parent.parent == Path()
+    assert cached.func_id not in (".", "..")
+    assert not cached.func_id.startswith(".")
+    cached.clear(warn=False)
+    assert not list((tmp_path / "cache").rglob("*.out"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
 def test_numpy_arguments(memory: Memory) -> None:
     np = pytest.importorskip("numpy")
     calls = []
@@ -556,7 +579,7 @@ def test_verbose_logs_computations(memory: Memory, caplog: pytest.LogCaptureFixt
     f = memory.cache(lambda x: x, verbose=1)
     with caplog.at_level(logging.INFO, logger="joblite.memory"):
         f(1)
-    assert "computed in" in caplog.text
+    assert "[Memory] Calling" in caplog.text
     silent = memory.cache(lambda x: x + 1, verbose=0)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="joblite.memory"):

@@ -53,6 +53,22 @@ def _workers() -> list[int]:
     return [child.pid for child in psutil.Process().children(recursive=True)]
 
 
+def _settled_threads() -> list[str]:
+    """Names of the threads still running once a pool that was shut down has wound up.
+
+    A killed loky pool's queue feeder may still be closing its pipe when the call
+    returns: wait for that (bounded: a thread that can block would still be listed
+    after 10 s and fail the test), but not for a warm reusable pool, which stays.
+    """
+    warm = ["ExecutorManagerThread", "QueueFeederThread"]
+    deadline = time.monotonic() + 10
+    while True:
+        names = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+        if names in ([], warm) or time.monotonic() > deadline:
+            return names
+        time.sleep(0.05)
+
+
 def run(case: str, backend: str) -> None:
     seen: list[int] = []
     parallel: Any = Parallel(n_jobs=2, backend=backend, return_as="generator_unordered")
@@ -95,8 +111,7 @@ def run(case: str, backend: str) -> None:
     else:
         raise SystemExit(f"unknown case {case!r}")
     print("workers", *seen, flush=True)
-    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-    print("threads", *others, flush=True)
+    print("threads", *_settled_threads(), flush=True)
     print("end of script", flush=True)
 
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import io
-import json
 import pathlib
 import pickle
 import struct
-import sys
 from typing import Any
 
 import numpy as np
 import pytest
 
 from joblite._core import fileformat
-from joblite._core._sections import checksum
 from joblite.exceptions import (
     CorruptFileError,
     ForeignFileError,
@@ -24,22 +21,15 @@ from joblite.exceptions import (
 )
 from joblite.persistence import dump, inspect, load
 
-from .helpers import assert_same
+from .helpers import HEADER, assert_same, file_layout, rewrite_manifest
 
 VALUE: dict[str, Any] = {"w": np.arange(2000.0), "meta": {"name": "model", "n": [1, 2, 3]}}
-HEADER = struct.Struct("<8sHHIQQ")
 
 
 def _dumped(compress: object) -> bytes:
     buffer = io.BytesIO()
     dump(VALUE, buffer, compress=compress)
     return buffer.getvalue()
-
-
-def _layout(data: bytes) -> tuple[int, dict[str, Any]]:
-    manifest_length = HEADER.unpack(data[: HEADER.size])[4]
-    manifest = json.loads(data[HEADER.size : HEADER.size + manifest_length])
-    return HEADER.size + manifest_length, manifest
 
 
 def _load_bytes(data: bytes, tmp_path: pathlib.Path, **kwargs: Any) -> object:
@@ -53,7 +43,7 @@ def _flip(data: bytes, position: int) -> bytes:
 
 
 def _section_positions(data: bytes) -> dict[str, int]:
-    manifest_end, manifest = _layout(data)
+    manifest_end, manifest = file_layout(data)
     if manifest["codec"] is None:
         start = fileformat._align(manifest_end)
         return {
@@ -89,7 +79,7 @@ def test_flipping_a_byte_in_each_section_is_detected(
 @pytest.mark.parametrize("compress", [0, ("zlib", 1)], ids=["raw", "zlib"])
 def test_truncation_anywhere_is_detected(tmp_path: pathlib.Path, compress: object) -> None:
     data = _dumped(compress)
-    manifest_end, _ = _layout(data)
+    manifest_end, _ = file_layout(data)
     for size in sorted({1, 8, 20, HEADER.size, manifest_end - 1, manifest_end + 40, len(data) - 1}):
         for mmap_mode in (None, "r"):
             with pytest.raises(CorruptFileError, match="truncated"):
@@ -142,47 +132,19 @@ def test_files_that_are_not_joblite_files(
 
 
 @pytest.mark.parametrize("compress", [0, 3])
-def test_joblib_written_files_load_through_joblib(tmp_path: pathlib.Path, compress: int) -> None:
+def test_joblib_written_files_are_not_joblite_files_but_load(
+    tmp_path: pathlib.Path, compress: int
+) -> None:
     import joblib
 
     value = {"a": np.arange(3), "b": [1, "x"]}
     joblib.dump(value, tmp_path / "j.pkl", compress=compress)
-    assert_same(load(tmp_path / "j.pkl"), value)
+    assert_same(load(tmp_path / "j.pkl", allowed=[]), value)  # read natively, restricted too
     with open(tmp_path / "j.pkl", "rb") as f:
         assert_same(load(f), value)
     assert_same(load(io.BytesIO(pickle.dumps(value))), value)  # plain pickle too
-    # Still not a joblite file: inspect refuses, and so does a restricted load.
-    with pytest.raises(ForeignFileError, match=r"joblib\.load"):
-        inspect(tmp_path / "j.pkl")
-    with pytest.raises(ForeignFileError, match="`allowed`"):
-        load(tmp_path / "j.pkl", allowed=["numpy"])
-
-
-def test_joblib_file_without_joblib_says_what_to_install(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "j.pkl").write_bytes(pickle.dumps([1, 2]))
-    with pytest.raises(ForeignFileError, match=r"joblib\.load could not read it either") as raised:
-        _load_bytes(b"\x80\x04garbage", tmp_path)
-    assert raised.value.__cause__ is not None  # joblib's own error, chained
-    monkeypatch.setitem(sys.modules, "joblib", None)  # import joblib now fails
-    with pytest.raises(ForeignFileError, match="install joblib"):
-        load(tmp_path / "j.pkl")
-
-
-def _rewrite_manifest(data: bytes, change: Any) -> bytes:
-    """Alter the manifest and recompute its checksum: a well-formed but wrong file."""
-    manifest_end, manifest = _layout(data)
-    change(manifest)
-    manifest_bytes = json.dumps(manifest).encode()
-    head = HEADER.pack(fileformat.MAGIC, 1, 0, 0, len(manifest_bytes), 0)[:24]
-    header = head + struct.pack("<Q", checksum(head + manifest_bytes))
-    rest = data[manifest_end:]
-    if manifest["codec"] is None:  # keep the aligned data start where it was
-        old_start = fileformat._align(manifest_end)
-        new_start = fileformat._align(len(header) + len(manifest_bytes))
-        rest = b"\0" * (new_start - len(header) - len(manifest_bytes)) + data[old_start:]
-    return header + manifest_bytes + rest
+    with pytest.raises(ForeignFileError, match=r"joblite\.load reads joblib files"):
+        inspect(tmp_path / "j.pkl")  # it reads joblite's manifest only
 
 
 def _set(path: list[Any], value: object) -> Any:
@@ -209,7 +171,7 @@ def _set(path: list[Any], value: object) -> Any:
 def test_wrong_but_checksummed_manifests(
     tmp_path: pathlib.Path, compress: object, change: Any, error: str
 ) -> None:
-    data = _rewrite_manifest(_dumped(compress), change)
+    data = rewrite_manifest(_dumped(compress), change)
     for mmap_mode in (None, "r"):
         with pytest.raises(InvalidFileError, match=error):
             _load_bytes(data, tmp_path, mmap_mode=mmap_mode)
