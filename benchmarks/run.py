@@ -13,7 +13,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py` as well as `python -
 
 from benchmarks._harness import Report, machine_description
 
-AREAS = ["hashing", "persistence", "parallel", "memory"]
+AREAS = ["hashing", "persistence", "parallel", "memory", "scaling"]
 
 
 def main(argv: list[str] | None = None) -> int:

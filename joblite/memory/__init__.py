@@ -23,6 +23,7 @@ from ._results import NotMemorizedFunc as NotMemorizedFunc
 from ._results import NotMemorizedResult as NotMemorizedResult
 from ._results import expires_after as expires_after
 from .stores import FileStore as FileStore
+from .stores import FsspecStore as FsspecStore
 from .stores import InMemoryStore as InMemoryStore
 from .stores import Store as Store
 from .stores import Store as StoreBackendBase
@@ -34,6 +35,7 @@ __all__ = [
     "CacheLimits",
     "EntryInfo",
     "FileStore",
+    "FsspecStore",
     "InMemoryStore",
     "MemorizedFunc",
     "MemorizedResult",
