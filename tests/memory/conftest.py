@@ -15,32 +15,25 @@ STORE_KINDS = ["local", "memory", "fsspec-memory", "s3"]
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 with a bucket; yields ``s3://bucket``.
+def s3_server(s3_server: str) -> Iterator[str]:
+    """The session's moto S3 server (tests/conftest.py) with a bucket; yields ``s3://bucket``.
 
     The AWS_* environment points every client of the session at it (fake
     credentials, ``AWS_ENDPOINT_URL``): no request leaves the machine.
     """
     pytest.importorskip("s3fs", reason="the S3 tests need the test extra (s3fs)")
-    server_module = pytest.importorskip(
-        "moto.server", reason="the S3 tests need the test extra (moto[server])"
-    )
     import fsspec
 
     werkzeug = logging.getLogger("werkzeug")
     level = werkzeug.level
     werkzeug.setLevel(logging.ERROR)  # one line per request otherwise
-    # Port 0: the system picks a free one.
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ENDPOINT_URL": s3_server,
         }.items():
             patch.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
@@ -50,7 +43,6 @@ def s3_server() -> Iterator[str]:
             yield "s3://joblite-test"
         finally:
             fsspec.filesystem("s3").clear_instance_cache()
-            server.stop()
             werkzeug.setLevel(level)
 
 
