@@ -12,6 +12,7 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     │                                         a global outside ``allowed``, or misused
     ├── UnpicklableObjectError (pickle.PicklingError, TypeError)
     │                                         hash() of an object pickle cannot save
+    ├── NestingTooDeepError (RecursionError)  hash() of containers nested too deep
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidFileError",
     "JobliteError",
     "MissingDependencyError",
+    "NestingTooDeepError",
     "NoDaskClientError",
     "StoreBackendError",
     "TaskTimeoutError",
@@ -110,6 +112,13 @@ class UnpicklableObjectError(JobliteError, pickle.PicklingError, TypeError):
 
     A ``pickle.PicklingError`` as joblib documents, and a ``TypeError`` as
     pickle itself raises for these objects.
+    """
+
+
+class NestingTooDeepError(JobliteError, RecursionError):
+    """``hash()`` was given containers nested deeper than it follows.
+
+    A ``RecursionError``, as ``joblib.hash`` raises for the same value.
     """
 
 
