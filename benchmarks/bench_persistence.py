@@ -1,6 +1,9 @@
 """dump/load: joblite vs joblib on a big array, a cached result and small values.
 
-Both libraries write to the same directory on disk and neither fsyncs
+The big-array and cached-result rows run twice: on disk (a directory in the
+working directory) and on tmpfs (/dev/shm), each beside its physical limit: one
+``write`` of the array's buffer for a dump, one ``readinto`` a fresh array of the
+same bytes for a load. Both libraries write to the same directory and neither fsyncs
 (joblite's ``dump`` is atomic but, like joblib, not durable against power loss
 by default), so the comparison is like for like. Every timed dump writes a
 fresh file name and the file is deleted (untimed) after the round: freeing a
@@ -25,18 +28,23 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._harness import Report, best_time_auto
+from benchmarks._harness import Report, best_time_auto, storage_places
+from benchmarks._limits import READINTO, WRITE, readinto_fresh, write_once
 
-# Sizes from the issue; shrink them to smoke-test this module quickly.
+# Sizes from the issue; --quick divides them by QUICK_DIVISOR (a smoke test).
 ARRAY_ELEMENTS = 128 * 1024 * 1024  # 1 GiB of float64
 RESULT_ELEMENTS = 12_500_000  # 100 MB of float64: a big cached result
 MODEL_ELEMENTS = 12_500_000  # 100 MB per float64/int64 array: ~500 MB in all
+QUICK_DIVISOR = 64
 _names = itertools.count()
 
 
-def _model(rng: np.random.Generator) -> dict[str, Any]:
-    """~500 MB of compressible arrays, like a fitted model, plus 10,000 small objects."""
-    n = MODEL_ELEMENTS
+def _size(report: Report, elements: int) -> int:
+    return elements // QUICK_DIVISOR if report.quick else elements
+
+
+def _model(rng: np.random.Generator, n: int) -> dict[str, Any]:
+    """~40 n bytes of compressible arrays, like a fitted model, plus 10,000 small objects."""
     dense = np.zeros(n)
     nonzero = rng.choice(n, n // 20, replace=False)
     dense[nonzero] = rng.normal(size=nonzero.size)
@@ -63,53 +71,65 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def _interleaved(
-    joblib_fn: Callable[[], object],
-    joblite_fn: Callable[[], object],
-    *,
-    repeat: int = 3,
-    after: Callable[[], object] = lambda: None,
-) -> tuple[list[float], list[float]]:
-    """All rounds' times, alternating ABBA so drift and noise hit both alike."""
-    joblib_times: list[float] = []
-    joblite_times: list[float] = []
+    *fns: Callable[[], object], repeat: int = 3, after: Callable[[], object] = lambda: None
+) -> list[list[float]]:
+    """Every round's time of each of ``fns``, in rotating order so drift hits all alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
     for round_number in range(repeat):
-        pairs = [(joblib_fn, joblib_times), (joblite_fn, joblite_times)]
-        for fn, times in pairs if round_number % 2 == 0 else pairs[::-1]:
-            times.append(_timed(fn))
+        # ABBA for two, ABC BCA CAB for three...: no function always runs first.
+        if len(fns) == 2:
+            rotation = order if round_number % 2 == 0 else order[::-1]
+        else:
+            shift = round_number % len(fns)
+            rotation = order[shift:] + order[:shift]
+        for index in rotation:
+            times[index].append(_timed(fns[index]))
             after()
-    return joblib_times, joblite_times
+    return times
 
 
 def _compare(
     report: Report,
     case: str,
-    times: tuple[list[float], list[float]],
+    times: list[list[float]],
     *,
+    where: str,
+    limit: str = "",
     target: float | None = None,
+    limit_target: float | None = None,
     gib: float = 0.0,
 ) -> None:
     """Compare the median rounds; the note has the best rounds (and GiB/s)."""
-    joblib_times, joblite_times = times
+    joblib_times, joblite_times = times[0], times[1]
+    limit_times = times[2] if len(times) > 2 else None
     best = f"best {min(joblib_times):.3g} s vs {min(joblite_times):.3g} s"
     if gib:
         best += f"; median {gib / statistics.median(joblib_times):.2f} vs "
         best += f"{gib / statistics.median(joblite_times):.2f} GiB/s"
+        if limit_times:
+            best += f" (limit {gib / statistics.median(limit_times):.2f})"
     report.compare(
         case + " (median)",
         statistics.median(joblib_times),
         statistics.median(joblite_times),
+        limit_s=statistics.median(limit_times) if limit_times else None,
+        limit=limit,
+        where=where,
         target=target,
+        limit_target=limit_target,
         note=f"{best}; {len(joblib_times)} rounds each",
     )
 
 
-def _bench_array(report: Report, directory: Path, rng: np.random.Generator) -> None:
+def _bench_array(report: Report, where: str, directory: Path, rng: np.random.Generator) -> None:
     import joblib
 
     import joblite.persistence as persistence
 
-    array = rng.random(ARRAY_ELEMENTS)
+    array = rng.random(_size(report, ARRAY_ELEMENTS))
     size_gib = array.nbytes / 2**30
+    repeat = 3 if report.quick else 6
     written: list[Path] = []
 
     def fresh(suffix: str) -> Path:
@@ -123,44 +143,88 @@ def _bench_array(report: Report, directory: Path, rng: np.random.Generator) -> N
     times = _interleaved(
         lambda: joblib.dump(array, fresh(".pkl")),
         lambda: persistence.dump(array, fresh(".jl")),
-        repeat=6,
+        lambda: write_once(array, fresh(".raw")),
+        repeat=repeat,
         after=delete_written,
     )
     report_case = f"dump {size_gib:.3g} GiB float64, uncompressed, new file"
-    _compare(report, report_case, times, target=1.5, gib=size_gib)
-
+    _compare(report, report_case, times, where=where, limit=WRITE, limit_target=1.15, gib=size_gib)
     old_file, new_file = directory / "joblib.pkl", directory / "joblite.jl"
     joblib.dump(array, old_file)
     persistence.dump(array, new_file)
-    # Replacing an existing file: both libraries free the old file's blocks inline.
+    if where == "disk":
+        # Replacing an existing file: both libraries free the old file's blocks inline.
+        raw_file = directory / "raw"
+        write_once(array, raw_file)
+        times = _interleaved(
+            lambda: joblib.dump(array, old_file),
+            lambda: persistence.dump(array, new_file),
+            lambda: write_once(array, raw_file),
+            repeat=max(3, repeat // 2),
+        )
+        _compare(
+            report,
+            f"dump {size_gib:.3g} GiB float64, overwriting",
+            times,
+            where=where,
+            limit="one write of the buffer over an existing file",
+            limit_target=1.15,
+            gib=size_gib,
+        )
+        raw_file.unlink()
     times = _interleaved(
-        lambda: joblib.dump(array, old_file), lambda: persistence.dump(array, new_file)
+        lambda: joblib.load(old_file),
+        lambda: persistence.load(new_file),
+        lambda: readinto_fresh(new_file, array.nbytes),
+        repeat=max(3, repeat // 2),
     )
-    _compare(report, f"dump {size_gib:.3g} GiB float64, overwriting", times, gib=size_gib)
-    times = _interleaved(lambda: joblib.load(old_file), lambda: persistence.load(new_file))
-    _compare(report, f"load {size_gib:.3g} GiB float64, uncompressed", times, target=1.3)
+    _compare(
+        report,
+        f"load {size_gib:.3g} GiB float64, uncompressed",
+        times,
+        where=where,
+        limit=READINTO,
+        target=1.3,
+        limit_target=1.15,
+        gib=size_gib,
+    )
     times = _interleaved(
         lambda: joblib.load(old_file, mmap_mode="r"),
         lambda: persistence.load(new_file, mmap_mode="r"),
     )
-    _compare(report, f"load {size_gib:.3g} GiB float64, mmap_mode='r'", times)
+    _compare(report, f"load {size_gib:.3g} GiB float64, mmap_mode='r'", times, where=where)
     old_file.unlink()
     new_file.unlink()
 
 
-def _bench_cached_result(report: Report, directory: Path, rng: np.random.Generator) -> None:
+def _bench_cached_result(
+    report: Report, where: str, directory: Path, rng: np.random.Generator
+) -> None:
     """A Memory cache hit returning a big array: read_object vs joblib.load."""
     import joblib
 
     from joblite._core.fileformat import read_object, write_object
 
-    array = rng.random(RESULT_ELEMENTS)
+    array = rng.random(_size(report, RESULT_ELEMENTS))
     old_file, new_file = directory / "result.pkl", directory / "result.jl"
     joblib.dump(array, old_file)
     with open(new_file, "wb") as fileobj:
         write_object(array, fileobj)
-    times = _interleaved(lambda: joblib.load(old_file), lambda: read_object(new_file), repeat=15)
-    _compare(report, f"read_object {array.nbytes / 1e6:.0f} MB float64", times, target=2.0)
+    times = _interleaved(
+        lambda: joblib.load(old_file),
+        lambda: read_object(new_file),
+        lambda: readinto_fresh(new_file, array.nbytes),
+        repeat=6 if report.quick else 15,
+    )
+    _compare(
+        report,
+        f"read_object {array.nbytes / 1e6:.0f} MB float64",
+        times,
+        where=where,
+        limit=READINTO,
+        target=2.0,
+        limit_target=1.15,
+    )
     old_file.unlink()
     new_file.unlink()
 
@@ -184,10 +248,10 @@ def _bench_small_value(report: Report, directory: Path, name: str, value: object
     old_file, new_file = directory / "small.pkl", directory / "small.jl"
     joblib_s = best_time_auto(lambda: joblib.dump(value, old_file))
     joblite_s = best_time_auto(lambda: persistence.dump(value, new_file))
-    report.compare(f"dump {name}", joblib_s, joblite_s)
+    report.compare(f"dump {name}", joblib_s, joblite_s, where="disk")
     joblib_s = best_time_auto(lambda: joblib.load(old_file))
     joblite_s = best_time_auto(lambda: persistence.load(new_file))
-    report.compare(f"load {name}", joblib_s, joblite_s)
+    report.compare(f"load {name}", joblib_s, joblite_s, where="disk")
 
 
 def _bench_model(report: Report, directory: Path, rng: np.random.Generator) -> None:
@@ -196,7 +260,7 @@ def _bench_model(report: Report, directory: Path, rng: np.random.Generator) -> N
     import joblite.persistence as persistence
 
     old_file, new_file = directory / "joblib.pkl", directory / "joblite.jl"
-    model = _model(rng)
+    model = _model(rng, _size(report, MODEL_ELEMENTS))
     raw = sum(value.nbytes for value in model.values() if isinstance(value, np.ndarray))
     # joblib's zlib-3 takes many seconds here: one round each keeps the area short.
     joblib_s = _timed(lambda: joblib.dump(model, old_file, compress=3))
@@ -207,6 +271,7 @@ def _bench_model(report: Report, directory: Path, rng: np.random.Generator) -> N
         f"dump {raw / 1e6:.0f} MB model, compress (joblib 3, joblite True)",
         joblib_s,
         joblite_s,
+        where="disk",
         target=5.0,
         note=(
             f"ratio joblib {joblib_ratio:.2f}x ({joblib_size / 1e6:.0f} MB) vs "
@@ -216,14 +281,19 @@ def _bench_model(report: Report, directory: Path, rng: np.random.Generator) -> N
     )
     joblib_s = _timed(lambda: joblib.load(old_file))
     joblite_s = _timed(lambda: persistence.load(new_file))
-    report.compare(f"load {raw / 1e6:.0f} MB model, compressed", joblib_s, joblite_s)
+    report.compare(
+        f"load {raw / 1e6:.0f} MB model, compressed", joblib_s, joblite_s, where="disk", target=2.0
+    )
 
 
 def run(report: Report) -> None:
     rng = np.random.default_rng(0)
-    # On disk (the working directory), not tmpfs: what users' models live on.
+    for where, parent in storage_places():
+        with tempfile.TemporaryDirectory(prefix="bench-persistence-", dir=parent) as tmp:
+            if where == "disk":
+                _bench_small(report, Path(tmp))
+            _bench_cached_result(report, where, Path(tmp), rng)
+            _bench_array(report, where, Path(tmp), rng)
+    # On disk only: zstd and zlib spend their time on the CPU, not the file system.
     with tempfile.TemporaryDirectory(prefix="bench-persistence-", dir=os.getcwd()) as tmp:
-        _bench_small(report, Path(tmp))
-        _bench_cached_result(report, Path(tmp), rng)
-        _bench_array(report, Path(tmp), rng)
         _bench_model(report, Path(tmp), rng)
