@@ -87,13 +87,19 @@ def _miss_overhead(report: Report, jb: Any, lite: Any, where: str) -> None:
     )
 
 
+def _warm_pair(jb: Any, lite: Any, fn: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+    """``fn`` cached by each library's Memory, each called once with ``args`` (a miss)."""
+    jf, lf = jb.cache(fn), lite.cache(fn)
+    jf(*args)
+    lf(*args)
+    return jf, lf
+
+
 def _hit_with_big_argument(report: Report, jb: Any, lite: Any, where: str) -> None:
     import numpy as np
 
     big = np.random.default_rng(0).random(_elements(report))
-    jf, lf = jb.cache(total), lite.cache(total)
-    jf(big)
-    lf(big)
+    jf, lf = _warm_pair(jb, lite, total, big)
     report.compare(
         f"hit, {big.nbytes / 2**20:.3g} MiB array argument",
         best_time(lambda: jf(big), repeat=3),
@@ -111,16 +117,13 @@ def _elements(report: Report) -> int:
 def _hit_returning_array(report: Report, jb: Any, lite: Any, where: str, root: str) -> None:
     """A hit returning a big array, beside a readinto of the same bytes on the same file system."""
     n = _elements(report)
-    jf, lf = jb.cache(make_array), lite.cache(make_array)
-    jf(n)
-    lf(n)
+    jf, lf = _warm_pair(jb, lite, make_array, n)
     reference = os.path.join(root, "reference.raw")
     write_once(make_array(n), reference)
-    times = [best_time(fn, repeat=3) for fn in (lambda: jf(n), lambda: lf(n))]
     report.compare(
         f"hit returning a {n * 8 / 2**20:.3g} MiB array",
-        times[0],
-        times[1],
+        best_time(lambda: jf(n), repeat=3),
+        best_time(lambda: lf(n), repeat=3),
         limit_s=best_time(lambda: readinto_fresh(reference, n * 8), repeat=3),
         limit=READINTO,
         where=where,
@@ -132,9 +135,7 @@ def _hit_returning_array(report: Report, jb: Any, lite: Any, where: str, root: s
 
 def _hit_returning_mapped_array(report: Report, jb: Any, lite: Any, where: str) -> None:
     n = _elements(report)
-    jf, lf = jb.cache(make_array), lite.cache(make_array)
-    jf(n)
-    lf(n)
+    jf, lf = _warm_pair(jb, lite, make_array, n)
     report.compare(
         f"hit returning a {n * 8 / 2**20:.3g} MiB array, mmap_mode='r'",
         best_time_auto(lambda: jf(n), repeat=3),
@@ -157,10 +158,7 @@ def _run_on(report: Report, where: str, root: str) -> None:
     if where == "disk":
         # Hit with small arguments: no file is read (both keep an index in memory
         # or hit the page cache), so the file system does not matter.
-        jb, lite = both()
-        jf, lf = jb.cache(small), lite.cache(small)
-        jf(*SMALL_ARGS)
-        lf(*SMALL_ARGS)
+        jf, lf = _warm_pair(*both(), small, *SMALL_ARGS)
         report.compare(
             "hit, small arguments",
             best_time_auto(lambda: jf(*SMALL_ARGS)),
