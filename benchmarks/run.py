@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(areas) - set(AREAS))
     if unknown:
         parser.error(f"--only: unknown area(s) {unknown}; choose from {AREAS}")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (checked before a run that could take minutes)
+        except ImportError:
+            parser.error('--plot needs matplotlib: pip install -e ".[bench]"')
     if args.source:
         if args.quick or args.save:
             parser.error("--from reads a saved run: --quick and --save apply to a new run")
@@ -83,14 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         except ResultsFileError as error:
             parser.error(str(error))
         results.rows = [row for row in results.rows if row.area in areas]
-        print(closing_table(results.rows))
+        print(TABLE_HEADER + "\n" + closing_table(results.rows))
         print(f"measured on: {caption(results.machine)}")
     else:
         results = run(areas, quick=args.quick)
-        for path in [args.save] + ([str(Path(args.plot) / "results.json")] if args.plot else []):
-            if path:
-                results.save(path)
-                print(f"results saved to {path}")
+        saves = [Path(args.save)] if args.save else []
+        saves += [Path(args.plot) / "results.json"] if args.plot else []
+        for path in saves:
+            results.save(path)
+            print(f"results saved to {path}")
     if args.markdown:
         print(markdown_table(results.rows))
     if args.plot:
@@ -109,13 +115,16 @@ def run(areas: list[str], *, quick: bool = False) -> Results:
         print(f"  [{where}] {description}")
     print(HEADER + "\n")
     rows: list[Row] = []
+    machine["seconds_per_area"] = {}
     for area in areas:
         module = importlib.import_module(f"benchmarks.bench_{area}")
         report = Report(area, quick=quick)
         print(f"[{area}]\n{TABLE_HEADER}", flush=True)
         start = time.perf_counter()
         module.run(report)
-        print(f"  ({time.perf_counter() - start:.0f} s)\n", flush=True)
+        seconds = time.perf_counter() - start
+        machine["seconds_per_area"][area] = round(seconds, 1)
+        print(f"  ({seconds:.0f} s)\n", flush=True)
         rows.extend(report.rows)
     machine["load_average_at_end"] = load_average()
     print("All rows, with both ratios:\n" + TABLE_HEADER)
