@@ -9,8 +9,8 @@ by default), so the comparison is like for like. Every timed dump writes a
 fresh file name and the file is deleted (untimed) after the round: freeing a
 replaced file's blocks is slow on some file systems (ext4 mounted with
 ``discard``) and neither library should be charged, or credited, for it.
-Rounds alternate between the libraries (ABBA order) and the **median** round
-is compared; the best round is in the note. Write speed on shared VMs varies
+Rounds rotate between the libraries and the limit (ABBA for two, ABC BCA CAB
+for three) and the **median** round is compared; the best round is in the note. Write speed on shared VMs varies
 several-fold from round to round (fresh page-cache pages are slow to get).
 """
 
