@@ -10,8 +10,9 @@ fresh file name and the file is deleted (untimed) after the round: freeing a
 replaced file's blocks is slow on some file systems (ext4 mounted with
 ``discard``) and neither library should be charged, or credited, for it.
 Rounds rotate between the libraries and the limit (ABBA for two, ABC BCA CAB
-for three) and the **median** round is compared; the best round is in the note. Write speed on shared VMs varies
-several-fold from round to round (fresh page-cache pages are slow to get).
+for three) and the **median** round is compared; the best round is in the
+note. Write speed on shared VMs varies several-fold from round to round (fresh
+page-cache pages are slow to get).
 """
 
 from __future__ import annotations
