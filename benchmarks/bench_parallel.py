@@ -177,7 +177,7 @@ def _memory_note(case: dict[str, float]) -> str:
 
 
 def _pool_map(pool: Any, n_tasks: int) -> Callable[[], object]:
-    """An empty ``map`` of ``n_tasks`` on a warm pool, in as many chunks as joblib's batching."""
+    """An empty ``map`` of ``n_tasks`` on a warm pool, in 16 chunks (8 per worker)."""
     chunksize = max(1, n_tasks // (2 * 8))
     return lambda: list(pool.map(trivial, range(n_tasks), chunksize=chunksize))
 
@@ -189,23 +189,27 @@ def _trivial_tasks(report: Report, jl: Any, n_tasks: int) -> None:
         return lambda: module.Parallel(**kwargs)(module.delayed(trivial)(i) for i in range(n_tasks))
 
     with ProcessPoolExecutor(2) as executor:
-        limits: dict[str, tuple[Callable[[], object] | None, str]] = {
-            "n_jobs=1": (lambda: [trivial(i) for i in range(n_tasks)], "a plain loop"),
-            "threads, n_jobs=2": (None, ""),
-            "processes, n_jobs=2": (
+        cases: list[tuple[str, dict[str, Any], float, Callable[[], object] | None, str]] = [
+            (
+                "n_jobs=1",
+                {"n_jobs": 1},
+                4,
+                lambda: [trivial(i) for i in range(n_tasks)],
+                "a plain loop",
+            ),
+            ("threads, n_jobs=2", {"n_jobs": 2, "backend": "threading"}, 10, None, ""),
+            (
+                "processes, n_jobs=2",
+                {"n_jobs": 2, "backend": "loky"},
+                8,
                 _pool_map(executor, n_tasks),
                 "an empty map on a warm 2-process ProcessPoolExecutor, 16 chunks",
             ),
-        }
-        for label, kwargs, target in (
-            ("n_jobs=1", {"n_jobs": 1}, 4),
-            ("threads, n_jobs=2", {"n_jobs": 2, "backend": "threading"}, 10),
-            ("processes, n_jobs=2", {"n_jobs": 2, "backend": "loky"}, 8),
-        ):
-            repeat = 2 if "processes" in label or "threads" in label else 5
+        ]
+        for label, kwargs, target, limit_fn, limit in cases:
+            repeat = 5 if label == "n_jobs=1" else 2
             joblib_fn, joblite_fn = trivial_case(joblib, **kwargs), trivial_case(jl, **kwargs)
             joblib_fn(), joblite_fn()  # warm both pools
-            limit_fn, limit = limits[label]
             if limit_fn is not None:
                 limit_fn()
             report.compare(
