@@ -1,18 +1,26 @@
 """The physical references ("limits") the benchmark rows are held against.
 
 Each is the least work any library could do for the row: one ``write`` of the
-buffer, one ``readinto`` a fresh array, a ``memcpy`` into a fresh array. They
-are timed in the same run, on the same file system, as the two libraries.
+buffer, one ``readinto`` a fresh array, a ``memcpy`` into a fresh array, one
+``mmap``, pickling plus one write, the codec alone. They are timed in the same
+run, on the same file system, as the two libraries.
 """
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 WRITE = "one write of the buffer to a new file"
 READINTO = "one readinto a fresh array of the same bytes"
 MEMCPY = "one memcpy of the array into a fresh array"
+MMAP = "one read-only numpy.memmap of the file"
+PICKLE_WRITE = "pickle.dumps + one write to a new file"
+READ_UNPICKLE = "one read of the file + pickle.loads"
+ZSTD_COMPRESS = "zstd level 3 of the arrays' bytes on every core, in memory"
+ZSTD_DECOMPRESS = "zstd decompression of those frames, in memory"
 
 
 def write_once(buffer: Any, path: str | Path) -> None:
@@ -47,3 +55,33 @@ def memcpy_fresh(array: Any) -> Any:
     out = np.empty_like(array)
     np.copyto(out, array)
     return out
+
+
+def mmap_file(path: str | Path) -> Any:
+    import numpy as np
+
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def pickle_write(value: object, path: str | Path) -> None:
+    write_once(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), path)
+
+
+def read_unpickle(path: str | Path) -> object:
+    with open(path, "rb") as file:
+        return pickle.loads(file.read())
+
+
+def zstd_compress(arrays: Sequence[Any]) -> list[bytes]:
+    """Each array's bytes as one zstd level-3 frame, compressed on every core."""
+    import zstandard
+
+    compressor = zstandard.ZstdCompressor(level=3, threads=-1)
+    return [compressor.compress(memoryview(array).cast("B")) for array in arrays]
+
+
+def zstd_decompress(frames: Sequence[bytes]) -> list[bytes]:
+    import zstandard
+
+    decompressor = zstandard.ZstdDecompressor()
+    return [decompressor.decompress(frame) for frame in frames]
