@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import exceptions as exceptions
 from ._core.hashing import hash as hash
 
+# the one place the version is written: pyproject.toml reads it when building
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:

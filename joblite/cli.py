@@ -18,7 +18,7 @@ from collections.abc import Sequence
 def _run_demo(args: argparse.Namespace) -> int:
     from joblite._demo import run_demo
 
-    run_demo(steps=args.steps)
+    run_demo(steps=args.steps, size=args.size)
     return 0
 
 
@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         default=None,
         help="comma-separated subset of steps to run (default: all)",
+    )
+    demo.add_argument(
+        "--size",
+        choices=["full", "small"],
+        default="full",
+        help="data size: full shows the speed, small runs in seconds (default: full)",
     )
     demo.set_defaults(handler=_run_demo)
 

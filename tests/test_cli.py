@@ -66,10 +66,18 @@ def test_inspect_reports_bad_files_clearly(tmp_path: Path) -> None:
 
 
 def test_demo_runs_every_step_and_checks_its_results() -> None:
-    out = run_cli("demo").stdout
+    out = run_cli("demo", "--size", "small").stdout
     for step in ("[hashing]", "[persistence]", "[memory]", "[parallel]"):
         assert step in out
     assert "demo finished" in out
+    # small really is small: a 256 x 256 float64 array, not the full 128 MiB one
+    assert "hash of a 0.5 MiB float64 array" in out
+
+
+def test_demo_rejects_an_unknown_size() -> None:
+    result = run_cli("demo", "--size", "huge", check=False)
+    assert result.returncode != 0
+    assert "--size" in result.stderr
 
 
 def test_demo_rejects_unknown_steps() -> None:

@@ -57,9 +57,9 @@ def test_loads_fall_back_to_reading_when_mmap_is_unavailable(
 
 
 def test_demo_step_runs(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from joblite import _demo_persistence
+    from joblite._demo import SIZES, _persistence
 
-    _demo_persistence.run(tmp_path)
+    _persistence.run(tmp_path, SIZES["small"])
     output = capsys.readouterr().out
     assert "compress=True" in output
     assert "zstd (level 3)" in output

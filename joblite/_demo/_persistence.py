@@ -9,16 +9,18 @@ import pathlib
 import time
 from typing import Any
 
+from ._size import Size
 
-def _model() -> dict[str, Any]:
+
+def _model(size: Size) -> dict[str, Any]:
     import numpy as np
 
     rng = np.random.default_rng(0)
     return {
-        "coef": np.round(rng.normal(size=(2_000, 500)), 3),  # 8 MB of quantized weights
+        "coef": np.round(rng.normal(size=(size.model_rows, 500)), 3),  # 8 MB at full size
         "intercept": np.zeros(500),
         "classes": np.arange(500, dtype=np.int32),
-        "vocabulary": {f"token_{i}": i for i in range(10_000)},
+        "vocabulary": {f"token_{i}": i for i in range(size.vocabulary)},
         "params": {"alpha": 0.1, "fit_intercept": True, "solver": "lbfgs"},
     }
 
@@ -33,18 +35,18 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def run(workdir: pathlib.Path) -> None:
+def run(workdir: pathlib.Path, size: Size) -> None:
     """Dump a model uncompressed and with ``compress=True``; inspect; mmap-load; check."""
     from joblite.persistence import dump, format_manifest, inspect, load
 
-    model = _model()
+    model = _model(size)
     paths = {"uncompressed": workdir / "model.jl", "compress=True": workdir / "model.zst.jl"}
     for label, path in paths.items():
         start = time.perf_counter()
         dump(model, path, compress=label == "compress=True")
         elapsed = time.perf_counter() - start
-        size = path.stat().st_size
-        print(f"  dump {label:<14} {size / 1e6:7.2f} MB in {elapsed * 1e3:7.1f} ms")
+        nbytes = path.stat().st_size
+        print(f"  dump {label:<14} {nbytes / 1e6:7.2f} MB in {elapsed * 1e3:7.1f} ms")
     print()
     print(format_manifest(inspect(paths["compress=True"]), max_arrays=5))
     print()

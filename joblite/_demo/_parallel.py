@@ -6,8 +6,10 @@ import pathlib
 import time
 from typing import Any
 
+from ._size import Size
 
-def _simulate(seed: int, steps: int = 40_000) -> float:
+
+def _simulate(seed: int, steps: int) -> float:
     """A pure-Python random walk: CPU-bound work the GIL serializes on threads."""
     import random
 
@@ -29,27 +31,30 @@ def _timed(call: Any) -> tuple[Any, float]:
     return value, time.perf_counter() - start
 
 
-def run(workdir: pathlib.Path) -> None:
+def run(workdir: pathlib.Path, size: Size) -> None:
     """Run CPU-bound tasks as a loop, on threads and on processes; share a big array."""
     import numpy as np
 
     from joblite.parallel import Parallel, cpu_count, delayed
 
-    n_tasks = 64
+    n_tasks = size.tasks
+    steps = size.walk_steps
     workers = min(cpu_count(), 4)
     print(f"  {n_tasks} CPU-bound tasks, {workers} workers ({cpu_count()} CPUs usable)")
-    loop, loop_s = _timed(lambda: [_simulate(seed) for seed in range(n_tasks)])
+    loop, loop_s = _timed(lambda: [_simulate(seed, steps) for seed in range(n_tasks)])
     print(f"  plain loop               {loop_s * 1e3:8.1f} ms")
     threads, threads_s = _timed(
         lambda: Parallel(n_jobs=workers, backend="threading")(
-            delayed(_simulate)(seed) for seed in range(n_tasks)
+            delayed(_simulate)(seed, steps) for seed in range(n_tasks)
         )
     )
     print(f"  threads                  {threads_s * 1e3:8.1f} ms  (GIL-bound: no speed-up)")
     with Parallel(n_jobs=workers, backend="loky") as parallel:
-        _, cold_s = _timed(lambda: parallel(delayed(_simulate)(seed) for seed in range(n_tasks)))
+        _, cold_s = _timed(
+            lambda: parallel(delayed(_simulate)(seed, steps) for seed in range(n_tasks))
+        )
         processes, warm_s = _timed(
-            lambda: parallel(delayed(_simulate)(seed) for seed in range(n_tasks))
+            lambda: parallel(delayed(_simulate)(seed, steps) for seed in range(n_tasks))
         )
         print(f"  processes, first call    {cold_s * 1e3:8.1f} ms  (starts the workers)")
         print(
@@ -57,12 +62,12 @@ def run(workdir: pathlib.Path) -> None:
         )
         assert loop == threads == processes
 
-        matrix = np.random.default_rng(0).random((2_000, 6_250))  # 100 MB
+        matrix = np.random.default_rng(0).random((size.shared_rows, 6_250))  # 100 MB at full size
         stds, share_s = _timed(
             lambda: parallel(delayed(_column_stats)(matrix, c) for c in range(0, 6_250, 250))
         )
         print(
-            f"  25 tasks sharing one {matrix.nbytes / 2**20:.0f} MB array "
+            f"  25 tasks sharing one {matrix.nbytes / 2**20:.1f} MB array "
             f"(memory-mapped once) {share_s * 1e3:8.1f} ms"
         )
         assert np.allclose(stds, matrix[:, ::250].std(axis=0))

@@ -6,6 +6,8 @@ import pathlib
 import time
 from typing import Any
 
+from ._size import Size
+
 
 def _features(images: Any, bins: int = 32) -> Any:
     """Per-image intensity histograms and spectral energy: a stand-in for real work."""
@@ -28,13 +30,13 @@ def _timed(call: Any) -> tuple[Any, float]:
     return value, time.perf_counter() - start
 
 
-def run(workdir: pathlib.Path) -> None:
+def run(workdir: pathlib.Path, size: Size) -> None:
     """Call cached functions twice (the second call is a hit) and print timings."""
     import numpy as np
 
     from joblite.memory import Memory
 
-    images = np.random.default_rng(0).random((200, 128, 128))
+    images = np.random.default_rng(0).random((size.images, 128, 128))
     memory = Memory(workdir / "memory-cache", verbose=0)
     features = memory.cache(_features)
 
@@ -44,7 +46,7 @@ def run(workdir: pathlib.Path) -> None:
     info = features.lookup(images, bins=32)
     if not (was_cached and np.array_equal(first, second) and info is not None and info.hits):
         raise RuntimeError("demo check failed: the second call was not a cache hit")
-    print(f"  features of {images.nbytes / 2**20:.0f} MiB of images -> array {first.shape}")
+    print(f"  features of {images.nbytes / 2**20:.1f} MiB of images -> array {first.shape}")
     print(f"    first call (computed and stored): {computed * 1e3:8.1f} ms")
     print(f"    second call (cache hit):          {loaded * 1e3:8.1f} ms")
     print(f"    entry {info.key}: {info.size} bytes, {info.hits} hit")
@@ -54,6 +56,6 @@ def run(workdir: pathlib.Path) -> None:
     mapped, loaded = _timed(lambda: normalize(images))
     if not isinstance(mapped, np.memmap):
         raise RuntimeError("demo check failed: mmap_mode='r' did not map the result")
-    print(f"  a {mapped.nbytes / 2**20:.0f} MiB result with mmap_mode='r':")
+    print(f"  a {mapped.nbytes / 2**20:.1f} MiB result with mmap_mode='r':")
     print(f"    first call (computed and stored): {computed * 1e3:8.1f} ms")
     print(f"    second call (memory-mapped):      {loaded * 1e3:8.1f} ms")
