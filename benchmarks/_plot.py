@@ -12,12 +12,11 @@ writes the same bytes and a rerun does not churn the files in git.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from benchmarks._harness import Row
-from benchmarks._results import Results
+from benchmarks._results import Results, replace_atomically
 
 SVG_STYLE = {
     "svg.hashsalt": "joblite-benchmarks",  # fixed ids: same results, same bytes
@@ -113,6 +112,6 @@ def _finite(value: float) -> float:
 
 def _save(figure: Any, path: Path) -> None:
     # No date in the metadata: a rerun on the same results writes the same bytes.
-    partial = path.with_name(path.name + ".partial")
-    figure.savefig(partial, format="svg", metadata={"Date": None})
-    os.replace(partial, path)
+    replace_atomically(
+        path, lambda partial: figure.savefig(partial, format="svg", metadata={"Date": None})
+    )

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,23 @@ class Results:
         """Write the JSON next to ``path`` first, then rename: never a half-written file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(self.to_json(), encoding="utf-8")
-        os.replace(partial, path)
+        replace_atomically(path, lambda partial: partial.write_text(self.to_json(), "utf-8"))
 
     def caption(self) -> str:
         return caption(self.machine)
+
+
+def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a temporary file beside ``path``, then rename it over ``path``.
+
+    Readers see the old file or the whole new one; a failed write leaves no temporary.
+    """
+    partial = path.with_name(path.name + ".partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def load_results(path: str | Path) -> Results:

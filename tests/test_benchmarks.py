@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from benchmarks._harness import Row
-from benchmarks._results import Results, ResultsFileError, load_results, machine_info
+from benchmarks._results import (
+    Results,
+    ResultsFileError,
+    load_results,
+    machine_info,
+    replace_atomically,
+)
 from benchmarks.run import main
 
 FIXTURE = Path(__file__).parent / "data" / "benchmarks" / "results.json"
@@ -98,3 +104,17 @@ def test_markdown_table_has_both_ratios(capsys: pytest.CaptureFixture[str]) -> N
     assert "| 1.27× |" in table  # speed-up 0.52 / 0.41
     assert "| 1.08 |" in table  # vs limit 0.41 / 0.38
     assert "hash an int" not in table
+
+
+def test_a_failed_save_keeps_the_old_results_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    Results({"cpu": "old"}, []).save(path)
+
+    def half_written(partial: Path) -> None:
+        partial.write_text('{"format": "joblite-bench')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_atomically(path, half_written)
+    assert load_results(path).machine == {"cpu": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
