@@ -15,7 +15,8 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
     ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
     └── CacheError (RuntimeError)             a Memory store could not be used
-        └── CacheLockTimeoutError (TimeoutError)
+        ├── CacheLockTimeoutError (TimeoutError)
+        └── UnsafeCachePathError (OSError)    a cache path leads through a planted link
 
 Example::
 
@@ -26,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import pickle
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "MissingDependencyError",
     "NoDaskClientError",
     "TaskTimeoutError",
+    "UnsafeCachePathError",
     "UnsafeLoadError",
     "UnsupportedVersionError",
     "WorkerCrashedError",
@@ -119,3 +122,18 @@ class CacheError(JobliteError, RuntimeError):
 
 class CacheLockTimeoutError(CacheError, TimeoutError):
     """Waiting for another caller computing the same cache entry took too long."""
+
+
+class UnsafeCachePathError(CacheError, OSError):
+    """A path in a cache directory is a symbolic link (or a hard-linked file) joblite never makes.
+
+    The cache refuses to write or delete through it, so that a link planted in
+    a shared cache cannot make it act on files outside. An :class:`OSError`
+    with ``errno`` ``ELOOP`` and the offending ``filename``.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        OSError.__init__(self, errno.ELOOP, reason, path)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (str(self.filename), str(self.strerror)))

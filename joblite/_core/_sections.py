@@ -1,21 +1,17 @@
-"""Moving a file's sections (pickle stream, array buffers) to and from disk.
+"""Writing a file's sections (pickle stream, array buffers) to disk, and what reads share.
 
 Split out of :mod:`joblite._core.fileformat`, which owns the layout; this
-module does the I/O: writes straight from the arrays' memory into
-preallocated files (hashing on threads meanwhile), loads split out of a small
-file read whole, copied out of a read-only map on threads (or ``readinto``
-for file objects), ``numpy.memmap``
-for mapped loads, and the chunked, threaded, streamed (de)compression of
-compressed files.
+module writes straight from the arrays' memory into preallocated files
+(hashing on threads meanwhile) and compresses in chunks on threads. It also
+holds what :mod:`joblite._core._reading` shares with it: :class:`Section`,
+the checksums and the thread pipeline.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import io
 import logging
-import mmap
 import os
 import stat
 import struct
@@ -27,17 +23,15 @@ from typing import Any, BinaryIO
 import xxhash
 
 from joblite._core.codecs import Codec
-from joblite.exceptions import CorruptFileError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
-_FRAME = struct.Struct("<IIQ")
+FRAME = struct.Struct("<IIQ")  # compressed frames: u32 size, u32 raw size, u64 xxh3_64
 _DIGEST = struct.Struct("<Q")
 HASH_PIECE = 4 * 1024 * 1024
 _WRITE_SLICE = 64 * 1024 * 1024
 _PREALLOCATE_MIN = 1024 * 1024
 _PARALLEL_MIN = 16 * 1024 * 1024
-_PARALLEL_COPY_MIN = 256 * 1024 * 1024
 _MAX_THREADS = 8
 
 
@@ -69,7 +63,8 @@ def combine_digests(digests: Iterable[int]) -> int:
     return checksum(b"".join(_DIGEST.pack(digest) for digest in digests))
 
 
-def _pieces(nbytes: int) -> range:
+def pieces(nbytes: int) -> range:
+    """Start offsets of a section's ``HASH_PIECE`` pieces (its checksum's unit)."""
     return range(0, nbytes, HASH_PIECE)
 
 
@@ -79,44 +74,17 @@ def section_checksum(view: memoryview, threads: int = 1) -> int:
         return checksum(_DIGEST.pack(checksum(view)))
     if threads == 1:  # no pipeline: small sections are checksummed per call
         return combine_digests(
-            [checksum(view[start : start + HASH_PIECE]) for start in _pieces(view.nbytes)]
+            [checksum(view[start : start + HASH_PIECE]) for start in pieces(view.nbytes)]
         )
-    pipeline = _Pipeline(threads)
+    pipeline = Pipeline(threads)
     try:
         digests: list[int] = []
-        for start in _pieces(view.nbytes):
+        for start in pieces(view.nbytes):
             digests += pipeline.submit(checksum, view[start : start + HASH_PIECE])
         digests += pipeline.drain()
     finally:
         pipeline.close()
     return combine_digests(digests)
-
-
-def read_exact(fileobj: BinaryIO, size: int, *, what: str, truncated_ok: bool = False) -> bytes:
-    """Read ``size`` bytes; a short read is a truncated file (CorruptFileError)."""
-    data = fileobj.read(size)
-    if len(data) != size and not truncated_ok:
-        raise CorruptFileError(
-            f"truncated joblite file: the {what} needs {size} bytes, only {len(data)} remain"
-        )
-    return data
-
-
-def _readinto_exact(fileobj: BinaryIO, view: memoryview, *, what: str) -> None:
-    readinto: Callable[[memoryview], int | None] | None = getattr(fileobj, "readinto", None)
-    done = 0
-    while done < view.nbytes:
-        if readinto is not None:
-            count = readinto(view[done:]) or 0
-        else:
-            chunk = fileobj.read(view.nbytes - done)
-            count = len(chunk)
-            view[done : done + count] = chunk
-        if count == 0:
-            raise CorruptFileError(
-                f"truncated joblite file: the {what} needs {view.nbytes} bytes, only {done} remain"
-            )
-        done += count
 
 
 def _preallocate(fileobj: BinaryIO, nbytes: int) -> None:
@@ -162,7 +130,7 @@ def write_raw(
     """
     _preallocate(fileobj, end - position)
     # A pool even for one thread: the point is hashing while this thread writes.
-    pipeline = _Pipeline(hash_threads, force_pool=True) if hash_threads else None
+    pipeline = Pipeline(hash_threads, force_pool=True) if hash_threads else None
     checksums = []
     try:
         for section in sections:
@@ -176,7 +144,7 @@ def write_raw(
                     fileobj.write(view[start : start + _WRITE_SLICE])
             else:
                 digests: list[int] = []
-                for start in _pieces(view.nbytes):
+                for start in pieces(view.nbytes):
                     piece = view[start : start + HASH_PIECE]
                     digests += pipeline.submit(checksum, piece)
                     fileobj.write(piece)
@@ -189,174 +157,8 @@ def write_raw(
     return checksums
 
 
-def _section_name(index: int) -> str:
-    return "pickle stream" if index == 0 else f"array {index - 1}"
-
-
-def _allocate(section: Section) -> tuple[object, memoryview]:
-    """A destination for a section's bytes: bytes-like for pickle, uint8 arrays for arrays."""
-    if section.array is None:
-        buffer = bytearray(section.nbytes)
-        return buffer, memoryview(buffer)
-    import numpy as np
-
-    array: Any = np.empty(section.nbytes, dtype=np.uint8)
-    return array, memoryview(array)
-
-
-def _verify(index: int, section: Section, digest: int) -> None:
-    # None: the array may have been written through an "r+" map (see fileformat).
-    if section.checksum is not None and digest != section.checksum:
-        raise CorruptFileError(
-            f"corrupt joblite file: the {_section_name(index)} checksum does not match"
-        )
-
-
-def read_raw(
-    fileobj: BinaryIO, sections: list[Section], position: int, data_start: int
-) -> tuple[object, list[object]]:
-    """Read an uncompressed file object's sections in order, verifying each checksum."""
-    results = []
-    for index, section in enumerate(sections):
-        assert section.offset is not None
-        target = data_start + section.offset
-        if target < position:
-            raise CorruptFileError("corrupt joblite file: overlapping sections")
-        read_exact(fileobj, target - position, what="padding")
-        holder, view = _allocate(section)
-        digests = []
-        for start in _pieces(section.nbytes):
-            piece = view[start : start + HASH_PIECE]
-            _readinto_exact(fileobj, piece, what=_section_name(index))
-            digests.append(checksum(piece))
-        _verify(index, section, combine_digests(digests))
-        results.append(holder)
-        position = target + section.nbytes
-    return results[0], results[1:]
-
-
-_COPY_BLOCK = 1024 * 1024
-
-
-def split_whole(
-    data: bytes, sections: list[Section], data_start: int, end: int
-) -> tuple[object, list[object]]:
-    """The sections of a whole (small) uncompressed file held in memory, each verified.
-
-    The pickle stream is a view of ``data``; each array gets its own writable copy.
-    """
-    if len(data) < end:
-        raise CorruptFileError(
-            f"truncated joblite file: {len(data)} bytes, the manifest says {end}"
-        )
-    whole = memoryview(data)
-    results: list[object] = []
-    for index, section in enumerate(sections):
-        assert section.offset is not None
-        start = data_start + section.offset
-        view = whole[start : start + section.nbytes]
-        _verify(index, section, section_checksum(view))
-        results.append(view if section.array is None else bytearray(view))
-    return results[0], results[1:]
-
-
-def _copy_piece(source: Any, destination: Any) -> int:
-    """Copy one piece and return its xxh3_64, hashing each block while it is in cache.
-
-    Copying a block, then hashing the copy, reads the source from memory once;
-    hashing a whole piece and copying it after reads it twice. numpy and xxhash
-    release the GIL, so threads copy in parallel.
-    """
-    hasher = xxhash.xxh3_64()
-    for start in range(0, len(destination), _COPY_BLOCK):
-        block = destination[start : start + _COPY_BLOCK]
-        block[...] = source[start : start + _COPY_BLOCK]
-        hasher.update(block)
-    return int(hasher.intdigest())
-
-
-def read_raw_mapped(
-    fileobj: BinaryIO, sections: list[Section], data_start: int
-) -> tuple[object, list[object]] | None:
-    """Copy an uncompressed file's sections out of a read-only map, on threads.
-
-    Copying from the page cache map beats ``readinto`` (whose in-kernel copy
-    into fresh pages is slow) and lets several threads copy and verify at once.
-    """
-    import numpy as np
-
-    try:
-        mapped = mmap.mmap(fileobj.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        return None  # a file system without mmap: the caller reads sequentially
-    if hasattr(mapped, "madvise"):
-        mapped.madvise(mmap.MADV_SEQUENTIAL)
-    source = np.frombuffer(mapped, dtype=np.uint8)
-    nbytes = sum(section.nbytes for section in sections)
-    # Copying is memory-bound: below a few hundred MB (a cache hit's big result),
-    # starting a pool costs more than a second thread gains (measured: 100 MB
-    # loads 10% faster, and steadier, on one thread).
-    pipeline = _Pipeline(thread_count_for(nbytes) if nbytes >= _PARALLEL_COPY_MIN else 1)
-    holders = []
-    try:
-        for index, section in enumerate(sections):
-            assert section.offset is not None
-            holder, view = _allocate(section)
-            destination = np.frombuffer(view, dtype=np.uint8)
-            start = data_start + section.offset
-            digests: list[int] = []
-            for piece in _pieces(section.nbytes):
-                stop = min(piece + HASH_PIECE, section.nbytes)
-                digests += pipeline.submit(
-                    _copy_piece, source[start + piece : start + stop], destination[piece:stop]
-                )
-            digests += pipeline.drain()
-            _verify(index, section, combine_digests(digests))
-            holders.append(holder)
-    finally:
-        pipeline.close()
-        del source
-        # BufferError: a view is still referenced; the map closes when it goes.
-        with contextlib.suppress(BufferError):
-            mapped.close()
-    return holders[0], holders[1:]
-
-
-def map_raw(
-    fileobj: BinaryIO, path: str, sections: list[Section], data_start: int, mmap_mode: str
-) -> tuple[object, list[object]]:
-    """Read the pickle stream; map each array section with ``numpy.memmap``."""
-    import numpy as np
-
-    pickle_section = sections[0]
-    assert pickle_section.offset is not None
-    fileobj.seek(data_start + pickle_section.offset)
-    holder, view = _allocate(pickle_section)
-    _readinto_exact(fileobj, view, what="pickle stream")
-    _verify(0, pickle_section, section_checksum(view))
-    # Writing back through the map is what "r+" asks for; "w+" would truncate the file.
-    mode: Any = "r+" if mmap_mode == "w+" else mmap_mode
-    buffers: list[object] = []
-    for section in sections[1:]:
-        assert section.offset is not None
-        if section.nbytes == 0:  # mmap cannot map zero bytes
-            empty = np.empty(0, dtype=np.uint8)
-            empty.flags.writeable = mode != "r"
-            buffers.append(empty)
-            continue
-        buffers.append(
-            np.memmap(
-                path,
-                dtype=np.uint8,
-                mode=mode,
-                offset=data_start + section.offset,
-                shape=(section.nbytes,),
-            )
-        )
-    return holder, buffers
-
-
-def _thread_count(chunks: int) -> int:
+def thread_count(chunks: int) -> int:
+    """Threads for ``chunks`` independent tasks: at most one per usable CPU, 8 in all."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -366,16 +168,17 @@ def _thread_count(chunks: int) -> int:
 
 def thread_count_for(nbytes: int) -> int:
     """Threads worth using for ``nbytes`` of hashing or copying (1 for small data)."""
-    return _thread_count(nbytes // HASH_PIECE) if nbytes > _PARALLEL_MIN else 1
+    return thread_count(nbytes // HASH_PIECE) if nbytes > _PARALLEL_MIN else 1
 
 
-def _chunks(sections: list[Section], chunk_size: int) -> Iterator[tuple[int, int, int]]:
+def chunks(sections: list[Section], chunk_size: int) -> Iterator[tuple[int, int, int]]:
+    """``(section index, start, length)`` of each compressed chunk, in file order."""
     for index, section in enumerate(sections):
         for start in range(0, section.nbytes, chunk_size):
             yield index, start, min(chunk_size, section.nbytes - start)
 
 
-class _Pipeline:
+class Pipeline:
     """Run tasks on a few threads, collecting results in order, a bounded number in flight.
 
     With one thread, tasks run inline: no pool for small objects.
@@ -417,10 +220,10 @@ def write_compressed(
     fileobj: BinaryIO, sections: list[Section], codec: Codec, level: int, chunk_size: int
 ) -> None:
     """Compress every section in ``chunk_size`` chunks on threads; write frames in order."""
-    chunks = list(_chunks(sections, chunk_size))
-    pipeline = _Pipeline(_thread_count(len(chunks)))
+    chunk_list = list(chunks(sections, chunk_size))
+    pipeline = Pipeline(thread_count(len(chunk_list)))
     try:
-        for index, start, length in chunks:
+        for index, start, length in chunk_list:
             view = sections[index].view
             assert view is not None
             for header, compressed in pipeline.submit(
@@ -433,50 +236,3 @@ def write_compressed(
             fileobj.write(compressed)
     finally:
         pipeline.close()
-
-
-def _decompress_into(codec: Codec, compressed: bytes, destination: memoryview, what: str) -> None:
-    try:
-        raw = codec.decompress(compressed)
-    except MissingDependencyError:
-        raise
-    except Exception as error:  # each codec has its own error type
-        raise CorruptFileError(f"corrupt joblite file: cannot decompress the {what}") from error
-    if len(raw) != destination.nbytes:
-        raise CorruptFileError(f"corrupt joblite file: a chunk of the {what} has the wrong size")
-    destination[:] = raw
-
-
-def read_compressed(
-    fileobj: BinaryIO, sections: list[Section], codec: Codec, chunk_size: int
-) -> tuple[object, list[object]]:
-    """Read, verify and decompress every frame, in parallel, into preallocated buffers."""
-    holders = []
-    views = []
-    for section in sections:
-        holder, view = _allocate(section)
-        holders.append(holder)
-        views.append(view)
-    chunks = list(_chunks(sections, chunk_size))
-    pipeline = _Pipeline(_thread_count(len(chunks)))
-    try:
-        for index, start, length in chunks:
-            what = _section_name(index)
-            header = read_exact(fileobj, _FRAME.size, what=f"{what} frame header")
-            compressed_size, raw_size, expected = _FRAME.unpack(header)
-            # A corrupt size must not make us read (and allocate) gigabytes.
-            if raw_size != length or compressed_size > length + length // 8 + 65536:
-                raise CorruptFileError(f"corrupt joblite file: bad frame sizes in the {what}")
-            compressed = read_exact(fileobj, compressed_size, what=what)
-            hasher = xxhash.xxh3_64(header[:8])
-            hasher.update(compressed)
-            if hasher.intdigest() != expected:
-                raise CorruptFileError(f"corrupt joblite file: the {what} checksum does not match")
-            destination = views[index][start : start + length]
-            for _ in pipeline.submit(_decompress_into, codec, compressed, destination, what):
-                pass
-        for _ in pipeline.drain():
-            pass
-    finally:
-        pipeline.close()
-    return holders[0], holders[1:]

@@ -57,6 +57,37 @@ class Codec(Protocol):
     def decompress(self, data: bytes | memoryview) -> bytes: ...
 
 
+# A codec may also offer ``decompress_bounded(data, max_size) -> bytes``: output
+# stops at ``max_size`` (past it, ValueError), so a crafted chunk cannot make the
+# reader allocate more than the size the file declares; and ``max_ratio``, the
+# most its format can expand (raw / compressed), so declared sizes a file cannot
+# hold are refused before anything is allocated. joblite's own codecs have both.
+
+
+class _StreamDecompressor(Protocol):
+    """zlib, bz2, lzma and lz4.frame decompressor objects: one shared API."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    def decompress(self, data: bytes | memoryview, max_length: int) -> bytes: ...
+
+
+def _decompress_bounded(
+    decompressor: _StreamDecompressor, data: bytes | memoryview, max_size: int
+) -> bytes:
+    """Decompress one whole stream, producing at most ``max_size`` bytes (else ValueError)."""
+    result = decompressor.decompress(data, max_size)
+    if not decompressor.eof:  # stopped at the cap, or the stream ends early
+        # zlib keeps unread input in unconsumed_tail; the others keep it internally.
+        tail = getattr(decompressor, "unconsumed_tail", b"")
+        if decompressor.decompress(tail, 1):
+            raise ValueError(f"the stream holds more than the declared {max_size} bytes")
+        if not decompressor.eof:
+            raise ValueError("the compressed stream ends early")
+    return result
+
+
 @dataclass(frozen=True)
 class Compression:
     """The normalized ``compress`` argument: ``codec=None`` means uncompressed."""
@@ -73,6 +104,8 @@ class _ZlibCodec:
     extensions: tuple[str, ...] = (".z",)
     default_level = 3
     max_level = 9
+    max_ratio = 1032  # deflate's limit: a 258-byte match in under 2 bits
+    _wbits = zlib.MAX_WBITS
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         return zlib.compress(data, level)
@@ -80,12 +113,14 @@ class _ZlibCodec:
     def decompress(self, data: bytes | memoryview) -> bytes:
         return zlib.decompress(data)
 
+    def decompress_bounded(self, data: bytes | memoryview, max_size: int) -> bytes:
+        return _decompress_bounded(zlib.decompressobj(self._wbits), data, max_size)
 
-class _GzipCodec:
+
+class _GzipCodec(_ZlibCodec):
     name = "gzip"
     extensions: tuple[str, ...] = (".gz",)
-    default_level = 3
-    max_level = 9
+    _wbits = 16 + zlib.MAX_WBITS  # a gzip member around a deflate stream
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         # mtime=0: the same data gives the same bytes (reproducible files).
@@ -100,6 +135,9 @@ class _Bz2Codec:
     extensions: tuple[str, ...] = (".bz2",)
     default_level = 3
     max_level = 9
+    # Its run-length stages put ~45 MB of zeros in one block of ~40 bytes: measured
+    # 1.18M on 200 MiB of zeros, so the bound has a margin.
+    max_ratio = 2_000_000
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         return bz2.compress(data, max(level, 1))
@@ -107,10 +145,16 @@ class _Bz2Codec:
     def decompress(self, data: bytes | memoryview) -> bytes:
         return bz2.decompress(data)
 
+    def decompress_bounded(self, data: bytes | memoryview, max_size: int) -> bytes:
+        return _decompress_bounded(bz2.BZ2Decompressor(), data, max_size)
+
 
 class _LzmaCodec:
     default_level = 3
     max_level = 9
+    # Measured 7,000 on 256 MiB of zeros at preset 9; doubled, as LZMA's range coder
+    # has no simple published limit.
+    max_ratio = 16_000
 
     def __init__(self, name: str, extension: str, file_format: int) -> None:
         self.name = name
@@ -123,12 +167,16 @@ class _LzmaCodec:
     def decompress(self, data: bytes | memoryview) -> bytes:
         return lzma.decompress(data, format=self._format)
 
+    def decompress_bounded(self, data: bytes | memoryview, max_size: int) -> bytes:
+        return _decompress_bounded(lzma.LZMADecompressor(self._format), data, max_size)
+
 
 class _Lz4Codec:
     name = "lz4"
     extensions: tuple[str, ...] = (".lz4",)
     default_level = 0  # lz4's own fast mode; higher levels switch to lz4-HC
     max_level = 16
+    max_ratio = 256  # a match length grows by 255 per extra byte (measured 243 on zeros)
 
     def compress(self, data: bytes | memoryview, level: int) -> bytes:
         frame = _import_optional("lz4.frame", "lz4", "lz4", "the lz4 codec")
@@ -140,12 +188,17 @@ class _Lz4Codec:
         result: bytes = frame.decompress(data)
         return result
 
+    def decompress_bounded(self, data: bytes | memoryview, max_size: int) -> bytes:
+        frame = _import_optional("lz4.frame", "lz4", "lz4", "the lz4 codec")
+        return _decompress_bounded(frame.LZ4FrameDecompressor(), data, max_size)
+
 
 class _ZstdCodec:
     name = "zstd"
     extensions: tuple[str, ...] = (".zst", ".zstd")
     default_level = 3
     max_level = 22
+    max_ratio = 32768  # an RLE block: 128 KiB from 4 bytes (measured 32,498 on zeros)
 
     def __init__(self) -> None:
         # zstd contexts are costly to create and not thread-safe: one per thread and level.
@@ -166,13 +219,26 @@ class _ZstdCodec:
         result: bytes = compressor.compress(data)
         return result
 
-    def decompress(self, data: bytes | memoryview) -> bytes:
+    def _decompressor(self) -> Any:
         contexts = self._contexts()
         decompressor = contexts.get("d")
         if decompressor is None:
             zstandard = _import_optional("zstandard", "zstandard", "zstd", "the zstd codec")
             decompressor = contexts["d"] = zstandard.ZstdDecompressor()
-        result: bytes = decompressor.decompress(data)
+        return decompressor
+
+    def decompress(self, data: bytes | memoryview) -> bytes:
+        result: bytes = self._decompressor().decompress(data)
+        return result
+
+    def decompress_bounded(self, data: bytes | memoryview, max_size: int) -> bytes:
+        decompressor = self._decompressor()
+        zstandard = _import_optional("zstandard", "zstandard", "zstd", "the zstd codec")
+        # A frame declaring its size is decompressed into that many bytes, whatever
+        # max_output_size says (which only caps frames without one): check it first.
+        if zstandard.frame_content_size(data) > max_size:
+            raise ValueError(f"the frame declares more than {max_size} bytes")
+        result: bytes = decompressor.decompress(data, max_output_size=max_size)
         return result
 
 
@@ -209,6 +275,13 @@ class _JoblibCompressorCodec:
     def decompress(self, data: bytes | memoryview) -> bytes:
         with self._open(io.BytesIO(data), "rb") as f:
             result: bytes = f.read()
+        return result
+
+    def decompress_bounded(self, data: bytes | memoryview, max_size: int) -> bytes:
+        with self._open(io.BytesIO(data), "rb") as f:
+            result: bytes = f.read(max_size + 1)
+        if len(result) > max_size:
+            raise ValueError(f"the stream holds more than the declared {max_size} bytes")
         return result
 
 

@@ -40,11 +40,12 @@ import pickle
 import stat
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from joblite._core import _sections
-from joblite._core._sections import Section, read_exact
+from joblite._core import _reading, _sections
+from joblite._core._manifest import Layout, check_array_sizes, parse_manifest
+from joblite._core._reading import read_exact
+from joblite._core._sections import FRAME, Section
 from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
 from joblite._core.pickling import dump_parts, loads
 from joblite.exceptions import (
@@ -76,9 +77,8 @@ MMAP_MODES = (None, "r", "r+", "c", "w+")
 # Regular files up to this size are read whole in one call (see _read_path).
 SMALL_FILE = 1024 * 1024
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-# Built once: json.dumps/loads with options build a new coder on every call.
+# Built once: json.dumps with options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-_DECODER = json.JSONDecoder()
 
 # First bytes of files joblib writes: a pickle, or one of its compressors' streams.
 _JOBLIB_SIGNATURES = {
@@ -266,19 +266,6 @@ def _encode_head(manifest: dict[str, object]) -> bytes:
     return header_start + struct.pack("<Q", manifest_checksum) + manifest_bytes
 
 
-@dataclass
-class _Layout:
-    """The parts of a manifest the reader relies on, checked once."""
-
-    manifest: dict[str, Any]
-    manifest_end: int  # bytes consumed by header + manifest
-    codec: str | None
-    chunk_size: int
-    data_nbytes: int  # uncompressed files: bytes from the aligned data start to the end
-    sections: list[Section]  # views unset; nbytes, offset, checksum, array info
-    arrays_writable: bool = False  # ARRAYS_WRITABLE: array checksums not verified
-
-
 def _foreign_file_error(head: bytes) -> InvalidFileError:
     for signature, description in _JOBLIB_SIGNATURES.items():
         if head.startswith(signature):
@@ -289,7 +276,7 @@ def _foreign_file_error(head: bytes) -> InvalidFileError:
     return InvalidFileError("not a joblite file: the magic bytes are missing")
 
 
-def _read_layout(fileobj: BinaryIO) -> _Layout:
+def _read_layout(fileobj: BinaryIO) -> Layout:
     head = read_exact(fileobj, _HEADER.size, what="header", truncated_ok=True)
     if not head.startswith(MAGIC[: len(head)]) or not head:
         raise _foreign_file_error(head) if head else InvalidFileError("not a joblite file: empty")
@@ -306,11 +293,7 @@ def _read_layout(fileobj: BinaryIO) -> _Layout:
     manifest_bytes = read_exact(fileobj, manifest_length, what="manifest")
     if _sections.checksum(head[:24] + manifest_bytes) != expected:
         raise CorruptFileError("corrupt joblite file: the manifest checksum does not match")
-    try:
-        manifest = _DECODER.decode(manifest_bytes.decode())
-        layout = _parse_layout(manifest, _HEADER.size + manifest_length)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise CorruptFileError(f"corrupt joblite file: malformed manifest ({error})") from None
+    layout = parse_manifest(manifest_bytes, _HEADER.size + manifest_length)
     layout.arrays_writable = bool(flags & ARRAYS_WRITABLE)
     if layout.arrays_writable:
         for section in layout.sections[1:]:
@@ -318,7 +301,7 @@ def _read_layout(fileobj: BinaryIO) -> _Layout:
     return layout
 
 
-def _mark_arrays_writable(path: str, layout: _Layout) -> None:
+def _mark_arrays_writable(path: str, layout: Layout) -> None:
     """Set ARRAYS_WRITABLE before an "r+" map lets the caller change the arrays.
 
     Flags and header checksum are rewritten with one 22-byte write, so a
@@ -333,37 +316,6 @@ def _mark_arrays_writable(path: str, layout: _Layout) -> None:
         f.seek(10)
         f.write(head[10:])
     layout.arrays_writable = True
-
-
-def _parse_layout(manifest: dict[str, Any], manifest_end: int) -> _Layout:
-    codec = manifest["codec"]
-    if codec is not None and not isinstance(codec, str):
-        raise TypeError("codec")
-    entries = [manifest["pickle"], *manifest["arrays"]]
-    sections = []
-    for index, entry in enumerate(entries):
-        nbytes = _nonnegative(entry["nbytes"])
-        offset = checksum = None
-        if codec is None:
-            offset = _nonnegative(entry["offset"])
-            checksum = int(entry["checksum"], 16)
-        array = None if index == 0 else (entry["shape"], entry["order"])
-        sections.append(Section(None, array, nbytes, offset, checksum))
-    chunk_size = _nonnegative(manifest["chunk_size"]) if codec is not None else 0
-    if codec is not None and chunk_size == 0:
-        raise ValueError("chunk_size must be positive")
-    data_nbytes = 0
-    if codec is None:
-        data_nbytes = _nonnegative(manifest["data_nbytes"])
-        if any(s.offset + s.nbytes > data_nbytes for s in sections):  # type: ignore[operator]
-            raise ValueError("a section ends past data_nbytes")
-    return _Layout(manifest, manifest_end, codec, chunk_size, data_nbytes, sections)
-
-
-def _nonnegative(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a non-negative int, got {value!r}")
-    return value
 
 
 def read_manifest(source: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
@@ -445,38 +397,50 @@ def _read_from(
 ) -> object:
     """Load from ``fileobj``; ``whole`` is the entire file when it was read at once."""
     layout = _read_layout(fileobj)
+    if len(layout.sections) > 1:
+        check_array_sizes(layout)
+    available = None if whole is not None else _bytes_left(fileobj)
     if layout.codec is None:
         data_start = _align(layout.manifest_end)
-        if whole is not None:
-            pickle_data, buffers = _sections.split_whole(
-                whole, layout.sections, data_start, data_start + layout.data_nbytes
+        end = data_start + layout.data_nbytes
+        # Checked before anything is allocated: a declared size the file cannot hold
+        # is a corrupt file, not a gigabyte allocation (nor a SIGBUS under a map).
+        if available is not None and layout.manifest_end + available < end:
+            raise CorruptFileError(
+                f"truncated joblite file{f' {path!r}' if path else ''}: "
+                f"{layout.manifest_end + available} bytes, the manifest says {end}"
             )
+        if whole is not None:
+            pickle_data, buffers = _reading.split_whole(whole, layout.sections, data_start, end)
         elif path is not None and mmap_mode is not None:
-            _check_size(fileobj, path, data_start + layout.data_nbytes)
             if mmap_mode in ("r+", "w+") and not layout.arrays_writable:
                 _mark_arrays_writable(path, layout)
-            pickle_data, buffers = _sections.map_raw(
+            pickle_data, buffers = _reading.map_raw(
                 fileobj, path, layout.sections, data_start, mmap_mode
             )
+        elif path is not None and available is not None and hasattr(os, "preadv"):
+            pickle_data, buffers = _reading.read_raw_at(
+                fileobj.fileno(), layout.sections, data_start
+            )
         else:
-            mapped = None
-            if path is not None:
-                _check_size(fileobj, path, data_start + layout.data_nbytes)
-                mapped = _sections.read_raw_mapped(fileobj, layout.sections, data_start)
-            if mapped is None:  # no map possible: read on (the position is unchanged)
-                mapped = _sections.read_raw(
-                    fileobj, layout.sections, layout.manifest_end, data_start
-                )
-            pickle_data, buffers = mapped
+            pickle_data, buffers = _reading.read_raw(
+                fileobj,
+                layout.sections,
+                layout.manifest_end,
+                data_start,
+                sized=available is not None,
+            )
     else:
         if mmap_mode is not None:
             logger.info("mmap_mode=%r ignored: the file is compressed", mmap_mode)
         codec = get_codec_for_file(layout.codec)
-        pickle_data, buffers = _sections.read_compressed(
-            fileobj, layout.sections, codec, layout.chunk_size
+        if available is not None:
+            _check_compressed_sizes(layout, codec, available)
+        pickle_data, buffers = _reading.read_compressed(
+            fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
         )
     try:
-        return loads(pickle_data, buffers, allowed=allowed)  # type: ignore[arg-type]
+        return loads(pickle_data, buffers, allowed=allowed)
     except pickle.UnpicklingError as error:
         if type(error) is not pickle.UnpicklingError:
             raise  # UnsafeLoadError: the caller's allowed-list, not the file
@@ -485,12 +449,40 @@ def _read_from(
         raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
 
 
-def _check_size(fileobj: BinaryIO, path: str, end: int) -> None:
-    # Mapping past the end of a file would crash with SIGBUS on access.
-    size = os.fstat(fileobj.fileno()).st_size
-    if size < end:
+def _bytes_left(fileobj: BinaryIO) -> int | None:
+    """Bytes from the position to the end of ``fileobj``; None for a stream of unknown size."""
+    try:
+        info = os.fstat(fileobj.fileno())
+        if stat.S_ISREG(info.st_mode):
+            return max(0, info.st_size - fileobj.tell())
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        pass
+    try:
+        if fileobj.seekable():
+            position = fileobj.tell()
+            end = fileobj.seek(0, io.SEEK_END)
+            fileobj.seek(position)
+            return max(0, end - position)
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        pass
+    return None
+
+
+def _check_compressed_sizes(layout: Layout, codec: Any, available: int) -> None:
+    """Refuse declared sizes that ``available`` compressed bytes cannot hold.
+
+    Every chunk takes at least a frame header, and no codec expands past its
+    ``max_ratio`` (a registered codec without one is only held to the frames).
+    """
+    frames = sum(-(-section.nbytes // layout.chunk_size) for section in layout.sections)
+    raw = sum(section.nbytes for section in layout.sections)
+    max_ratio = getattr(codec, "max_ratio", None)
+    payload = available - frames * FRAME.size
+    if payload < 0 or (max_ratio is not None and raw > payload * max_ratio):
         raise CorruptFileError(
-            f"truncated joblite file {path!r}: {size} bytes, the manifest says {end}"
+            f"truncated or corrupt joblite file: the manifest declares {raw} bytes in {frames} "
+            "chunks, "
+            f"more than the {available} compressed bytes left can hold"
         )
 
 

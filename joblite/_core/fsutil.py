@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import stat
@@ -23,10 +24,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["TEMP_PREFIX", "atomic_write", "atomic_write_bytes", "fsync_directory", "safe_remove"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "O_NOFOLLOW",
+    "TEMP_PREFIX",
+    "atomic_write",
+    "atomic_write_bytes",
+    "fsync_directory",
+    "open_no_follow",
+    "safe_remove",
+]
 
 # Temp files carry this prefix so cleanup tools can recognise (and skip) them.
 TEMP_PREFIX = ".tmp-joblite-"
+
+# 0 where the platform has no O_NOFOLLOW (Windows, where links need privileges).
+O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
 
 
 def _read_umask() -> int:
@@ -54,26 +69,78 @@ def fsync_directory(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def open_no_follow(path: str, flags: int, *, replace_planted: bool = False) -> int:
+    """``os.open`` (mode 0o600) that never reaches another file through a link at ``path``.
+
+    A symbolic link there fails to open (``O_NOFOLLOW``: :class:`OSError`
+    ``ELOOP``); a file with several hard links (one may be outside the
+    directory that holds ``path``) or a special file is closed again and
+    refused with :class:`OSError` ``EMLINK``. Files joblite writes are
+    always single-linked regular files, so either means one was planted:
+    ``replace_planted=True`` (with ``O_CREAT`` in ``flags``) then removes it,
+    not its target, and opens a fresh file.
+
+    Example::
+
+        fd = open_no_follow("cache/f/journal", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    """
+    try:
+        return _open_single_link(path, flags)
+    except OSError as exc:
+        # ENXIO: a FIFO without a reader, opened for writing without blocking.
+        if not replace_planted or exc.errno not in (errno.ELOOP, errno.EMLINK, errno.ENXIO):
+            raise
+    logger.warning("removing %s: a link or special file planted in its place", path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return _open_single_link(path, flags)
+
+
+def _open_single_link(path: str, flags: int) -> int:
+    # O_NONBLOCK: a FIFO planted at ``path`` must fail the checks, not hang the
+    # open; on the regular files that pass them it changes nothing.
+    fd = os.open(path, flags | O_NOFOLLOW | _O_NONBLOCK, 0o600)
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if st.st_nlink > 1 or not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno.EMLINK, "refusing a hard-linked or special file", path)
+    return fd
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterator[BinaryIO]:
+def atomic_write(
+    path: str | os.PathLike[str], *, fsync: bool = False, follow_symlinks: bool = True
+) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only if the block succeeds.
 
     ``fsync=True`` flushes data and the directory entry to disk, so the new
     file survives a power loss, at the cost of a few milliseconds.
+    ``follow_symlinks=False`` replaces a symbolic link at ``path`` with the
+    new file instead of writing to the link's target (what a cache wants: a
+    link planted there must not make it write elsewhere).
     On any exception the temp file is removed and ``path`` is untouched.
     """
     # Like open(path, "wb"): write through a symlink to its target, keep an
     # existing file's permissions, and fail naming the user's path, not the
     # temp file's. Two syscalls on the common path (lstat, stat).
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    if follow_symlinks and os.path.islink(path):
+        target = Path(os.path.realpath(path))
+    else:
+        target = Path(path)
     try:
-        existing = os.stat(target)
+        existing = os.stat(target, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
         mode = 0o666 & ~_UMASK  # what a plain open() would give a new file
     else:
         if stat.S_ISDIR(existing.st_mode):
             raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", str(path))
-        mode = stat.S_IMODE(existing.st_mode)
+        # A replaced link's own mode (0o777) says nothing about the file's.
+        link = stat.S_ISLNK(existing.st_mode)
+        mode = 0o666 & ~_UMASK if link else stat.S_IMODE(existing.st_mode)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
     except FileNotFoundError:
@@ -82,15 +149,23 @@ def atomic_write(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterat
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
+            # On the descriptor: a chmod by name would follow a link swapped in meanwhile.
+            _chmod_open_file(f.fileno(), tmp_name, mode)
             if fsync:
                 os.fsync(f.fileno())
-        os.chmod(tmp_name, mode)
         os.replace(tmp_name, target)
     except BaseException:
         safe_remove(tmp_name)
         raise
     if fsync:
         fsync_directory(target.parent)
+
+
+def _chmod_open_file(fd: int, name: str, mode: int) -> None:
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:  # Windows (before Python 3.13): only the read-only bit matters there
+        os.chmod(name, mode)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> None:
@@ -100,12 +175,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
 
 
 def safe_remove(path: str | os.PathLike[str]) -> bool:
-    """Remove a file or directory tree; return False if it was already gone."""
+    """Remove a file or directory tree; return False if it was already gone.
+
+    A symbolic link is removed itself: its target is never touched.
+    """
     try:
-        if os.path.isdir(path) and not os.path.islink(path):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            # Links inside are removed, not followed (fd-based on Linux and macOS:
+            # shutil.rmtree.avoids_symlink_attacks).
             shutil.rmtree(path)
         else:
-            os.unlink(path)
+            os.unlink(path)  # a link itself, never its target
     except FileNotFoundError:
         return False
     return True

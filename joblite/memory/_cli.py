@@ -16,10 +16,12 @@ Subcommands::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from .._core.fsutil import TEMP_PREFIX, safe_remove
@@ -46,28 +48,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
     ls = commands.add_parser("ls", help="list cached functions: entries, size, last access, hits")
     ls.add_argument("directory", metavar="DIR")
-    ls.set_defaults(handler=_ls)
+    ls.set_defaults(handler=_one_line_errors(_ls))
 
     show = commands.add_parser("show", help="show one function's entries and metadata")
     show.add_argument("directory", metavar="DIR")
     show.add_argument("function", metavar="FUNC", help="module.qualname, or a unique suffix")
-    show.set_defaults(handler=_show)
+    show.set_defaults(handler=_one_line_errors(_show))
 
     rm = commands.add_parser("rm", help="delete one function's entries, or every function's")
     rm.add_argument("directory", metavar="DIR")
     rm.add_argument("function", metavar="FUNC", nargs="?", default=None)
-    rm.set_defaults(handler=_rm)
+    rm.set_defaults(handler=_one_line_errors(_rm))
 
     gc = commands.add_parser("gc", help="evict least recently used entries to fit limits")
     gc.add_argument("directory", metavar="DIR")
     gc.add_argument("--max-size", default=None, help="e.g. 500M, 10G")
     gc.add_argument("--max-age", default=None, help="last access older than this: e.g. 12h, 30d")
     gc.add_argument("--max-items", type=int, default=None)
-    gc.set_defaults(handler=_gc)
+    gc.set_defaults(handler=_one_line_errors(_gc))
 
     stats = commands.add_parser("stats", help="totals for the whole cache")
     stats.add_argument("directory", metavar="DIR")
-    stats.set_defaults(handler=_stats)
+    stats.set_defaults(handler=_one_line_errors(_stats))
+
+
+def _one_line_errors(
+    command: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """``command``, exiting with a one-line error instead of a traceback on a file-system error.
+
+    E.g. ``gc`` on a read-only cache, or a directory of another user.
+    """
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except OSError as exc:
+            raise SystemExit(
+                f"error: cannot {command.__name__[1:]} {args.directory!r}: {exc}"
+            ) from None
+
+    return run
 
 
 def _open_store(directory: str) -> FileStore:
@@ -163,7 +185,8 @@ def _show(args: argparse.Namespace) -> int:
             f"  {entry.args_hash}  {_human_size(entry.size):>8}  hits {entry.hits:<5} "
             f"computed {_when(entry.created)} in {took}  last access {_when(entry.last_access)}"
         )
-        for arg, text in meta.get("input_args", {}).items():
+        arguments = meta.get("input_args")
+        for arg, text in (arguments if isinstance(arguments, dict) else {}).items():
             print(f"      {arg} = {text}")
     return 0
 
@@ -198,7 +221,8 @@ def _remove_orphans(store: FileStore) -> int:
         for name in os.listdir(root)
         if name.startswith(TEMP_PREFIX)
     )
-    for func_id in cached_functions(store):
+    for func_id in cached_functions(store):  # never links (see FileStore.children)
+        # os.walk does not descend into links; lstat below does not follow them.
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, func_id)):
             for name in filenames + dirnames:
                 if name.startswith(TEMP_PREFIX) or (
@@ -210,7 +234,7 @@ def _remove_orphans(store: FileStore) -> int:
 
 def _remove_if_old(path: str, cutoff: float) -> int:
     try:
-        return int(os.stat(path).st_mtime < cutoff and safe_remove(path))
+        return int(os.lstat(path).st_mtime < cutoff and safe_remove(path))
     except FileNotFoundError:
         return 0
 

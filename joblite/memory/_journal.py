@@ -98,13 +98,19 @@ def _fold_into(records: dict[str, JournalRecord], data: bytes) -> int:
         try:
             item = json.loads(line)
             args_hash = item.pop("k")
-        except (ValueError, KeyError, AttributeError, TypeError):
-            continue  # a torn line from a writer that died mid-append
+            hit = "hits" in item and "at" in item
+            hits, at = (int(item["hits"]), float(item["at"])) if hit else (0, 0.0)
+        # A torn line from a writer that died mid-append, or a crafted one
+        # (not an object, a "k" that is not a string, counts that are not numbers).
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError):
+            continue
+        if not isinstance(args_hash, str):
+            continue
         lines += 1
-        if "hits" in item and "at" in item:
+        if hit:
             record = records.setdefault(args_hash, JournalRecord())
-            record.hits += int(item["hits"])
-            record.last_hit = max(record.last_hit, float(item["at"]))
+            record.hits += hits
+            record.last_hit = max(record.last_hit, at)
         else:
             records[args_hash] = JournalRecord(item)
     return lines

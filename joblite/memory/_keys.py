@@ -118,11 +118,15 @@ def _main_module_name(target: Callable[..., Any]) -> str:
 
 
 def _func_id(name: str) -> str:
+    """``name`` as one directory name: only ``[A-Za-z0-9_.-]``, never hidden, ``.`` or ``..``."""
     func_id = _UNSAFE_PATH_CHARS.sub("-", name)
-    if len(func_id) <= _MAX_FUNC_ID:
-        return func_id
-    # Keep the end (the most telling part) and a digest of the whole name.
-    return f"{func_id[-(_MAX_FUNC_ID - 17) :]}-{core_hash(name)[:16]}"
+    if len(func_id) > _MAX_FUNC_ID:
+        # Keep the end (the most telling part) and a digest of the whole name.
+        func_id = f"{func_id[-(_MAX_FUNC_ID - 17) :]}-{core_hash(name)[:16]}"
+    # A leading dot would make "." or ".." (the cache root or above) or a name
+    # the store hides; real module names never start with one, so ids of
+    # normal functions are unchanged.
+    return f"_{func_id}" if func_id.startswith(".") or not func_id else func_id
 
 
 _VERSIONS: weakref.WeakKeyDictionary[Any, tuple[Any, str, str | None]] = weakref.WeakKeyDictionary()

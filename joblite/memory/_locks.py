@@ -11,7 +11,10 @@ file sees that the path no longer names it and locks the current file
 instead, so two callers never both hold the lock. Where ``fcntl`` is missing
 (Windows) it falls back to creating ``path + ".lock"`` with ``O_EXCL``; a
 lock file older than ``stale_after`` seconds is then taken to belong to a
-dead holder and broken.
+dead holder and broken. Lock files are opened with ``O_NOFOLLOW`` and
+refused when hard-linked: a link planted at ``path`` (pointing at a file
+outside the cache) is removed and a fresh file locked, so the holder never
+truncates or writes another file through it.
 
 Example::
 
@@ -27,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from .._core.fsutil import O_NOFOLLOW, open_no_follow
 from ..exceptions import CacheLockTimeoutError
 
 try:
@@ -85,7 +89,7 @@ class FileLock:
         if self._fd is None or not self.use_flock or path != self.path:
             return None
         try:
-            held, named = os.fstat(self._fd), os.stat(path)
+            held, named = os.fstat(self._fd), os.lstat(path)
         except FileNotFoundError:
             return None  # a previous holder already renamed it to its final name
         if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
@@ -107,10 +111,16 @@ class FileLock:
 
     def _open(self, path: str, flags: int) -> int:
         try:
-            return os.open(path, flags, 0o600)
+            return self._open_file(path, flags)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            return os.open(path, flags, 0o600)
+            return self._open_file(path, flags)
+
+    @staticmethod
+    def _open_file(path: str, flags: int) -> int:
+        if flags & os.O_EXCL:  # O_CREAT | O_EXCL never follows a link: it fails on any
+            return os.open(path, flags | O_NOFOLLOW, 0o600)
+        return open_no_follow(path, flags, replace_planted=True)
 
     def acquire(self) -> None:
         start = time.monotonic()
@@ -151,7 +161,7 @@ class FileLock:
     def _names_file(self, fd: int) -> bool:
         """Whether ``self.path`` still names the file open as ``fd``."""
         try:
-            named = os.stat(self.path)
+            named = os.lstat(self.path)
         except FileNotFoundError:
             return False
         held = os.fstat(fd)
@@ -171,7 +181,7 @@ class FileLock:
 
     def _break_if_stale(self) -> None:
         try:
-            age = time.time() - os.stat(self._exclusive_path).st_mtime
+            age = time.time() - os.lstat(self._exclusive_path).st_mtime
         except FileNotFoundError:
             return
         if age > self.stale_after:

@@ -10,6 +10,7 @@ every call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._core.hashing import hash as core_hash
-from ..exceptions import CacheError, InvalidFileError
+from ..exceptions import CacheError, CacheLockTimeoutError, InvalidFileError
 from ._access import MAX_HOT_FILE_SIZE
 from ._eviction import (
     FUNCTION_INFO,
@@ -35,6 +36,7 @@ from ._keys import ArgumentBinder, code_version, identify, seed_version
 from ._results import (
     MemorizedResult,
     NotMemorizedResult,
+    check_entry_file,
     read_output,
     short_repr,
     write_output,
@@ -136,8 +138,12 @@ class MemorizedFunc:
         store = self._settings.store
         func_id = self._identity.func_id
         old = [v for v in store.children(func_id) if v != version]
-        for other in old:
-            store.delete(f"{func_id}/{other}")
+        try:
+            for other in old:
+                store.delete(f"{func_id}/{other}")
+        except OSError as exc:  # a read-only cache: the old entries stay, unused
+            logger.warning("[Memory] cannot remove old entries of %s: %s", self._identity.name, exc)
+            return
         if old:
             logger.warning(
                 "[Memory] function %s has changed since its results were cached: "
@@ -195,7 +201,7 @@ class MemorizedFunc:
                 type(exc).__name__,
                 exc,
             )
-            delete_entry(store, entry)
+            self._discard(entry)
             return False, None
         callback = self.cache_validation_callback
         if callback is not None and not callback(read_metadata(store, entry)):
@@ -211,9 +217,10 @@ class MemorizedFunc:
         Returns ``_MISSING`` (cheaper than raising, on every miss) if there is no file.
         """
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return _MISSING
+        check_entry_file(path, st)
         hot = self._settings.hot
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
         data = hot.get(path, identity)
@@ -281,7 +288,7 @@ class MemorizedFunc:
                 exc,
                 exc_info=not isinstance(exc, _UNSTORABLE),
             )
-            delete_entry(store, entry)
+            self._discard(entry)
             return False
         if evictor is not None:
             if size is None:
@@ -289,8 +296,16 @@ class MemorizedFunc:
                     size = store.stat(output).size
                 except KeyError:  # evicted or cleared by someone else already
                     size = 0
-            evictor.after_write(size)
+            try:
+                evictor.after_write(size)
+            except OSError as exc:  # the value is stored; only trimming the cache failed
+                logger.warning("[Memory] could not evict entries from %s: %s", store.location, exc)
         return True
+
+    def _discard(self, entry: str) -> None:
+        """Delete a damaged or half-stored entry, if the cache can be written to."""
+        with contextlib.suppress(OSError):  # read-only: it stays, and is recomputed each time
+            delete_entry(self._settings.store, entry)
 
     def _stored_value(self, entry: str, value: Any) -> Any:
         """With ``mmap_mode``, the stored value reloaded as hits load it; else ``value``."""
@@ -318,7 +333,21 @@ class MemorizedFunc:
             if self._store(entry, value, metadata):
                 return self._stored_value(entry, value), metadata
             return value, None
-        with settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout) as lock:
+        with contextlib.ExitStack() as stack:
+            try:
+                lock = stack.enter_context(
+                    settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout)
+                )
+            except CacheLockTimeoutError:
+                raise
+            except OSError as exc:  # read-only mount, another user's directory, planted link
+                logger.warning(
+                    "[Memory] cannot write to the cache in %s (%s); %s computes uncached",
+                    settings.store.location,
+                    exc,
+                    self._identity.name,
+                )
+                return self._run(args, kwargs)[0], None
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
             if not stale:

@@ -7,11 +7,14 @@ Also the small helpers they share: loading an entry's output, the
 from __future__ import annotations
 
 import functools
+import os
 import reprlib
+import stat
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ..exceptions import InvalidFileError
 from ._eviction import OUTPUT, delete_entry, read_metadata
 from .stores.base import Store
 
@@ -19,6 +22,7 @@ __all__ = [
     "MemorizedResult",
     "NotMemorizedFunc",
     "NotMemorizedResult",
+    "check_entry_file",
     "expires_after",
     "read_output",
     "short_repr",
@@ -55,12 +59,25 @@ def short_repr(value: Any) -> str:
     return _repr.repr(value)
 
 
+def check_entry_file(path: str, st: os.stat_result, *, writable: bool = False) -> None:
+    """Refuse an entry that joblite did not write: :class:`InvalidFileError` (it is recomputed).
+
+    ``st`` is the ``lstat`` of ``path``. Entries are single-linked regular
+    files: a link or a FIFO planted there must not be followed or hang the
+    read, and an array mapped writable (``r+``, ``w+``) must not write
+    through a hard link into a file outside the cache.
+    """
+    if not stat.S_ISREG(st.st_mode) or (writable and st.st_nlink > 1):
+        raise InvalidFileError(f"{path} is not a cache entry file (a link or a special file)")
+
+
 def read_output(store: Store, key: str, mmap_mode: str | None) -> Any:
     from .._core.fileformat import read_object
 
     path = store.local_path(key)
     if path is not None:
         try:
+            check_entry_file(path, os.lstat(path), writable=mmap_mode in ("r+", "w+"))
             return read_object(path, mmap_mode=mmap_mode)
         except (FileNotFoundError, NotADirectoryError):
             raise KeyError(key) from None

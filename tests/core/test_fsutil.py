@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from joblite._core.fsutil import TEMP_PREFIX, atomic_write, atomic_write_bytes, safe_remove
+from joblite._core.fsutil import (
+    TEMP_PREFIX,
+    atomic_write,
+    atomic_write_bytes,
+    open_no_follow,
+    safe_remove,
+)
 
 
 def test_atomic_write_replaces_the_target(tmp_path: Path) -> None:
@@ -113,3 +120,35 @@ def test_errors_name_the_users_path(tmp_path: Path) -> None:
         atomic_write_bytes(tmp_path, b"x")
     assert raised_dir.value.filename == str(tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_without_following_replaces_a_link_not_its_target(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    link = tmp_path / "function.json"
+    link.symlink_to(victim)
+    with atomic_write(link, follow_symlinks=False) as f:
+        f.write(b"{}")
+    assert victim.read_bytes() == b"precious"
+    assert not link.is_symlink()
+    assert link.read_bytes() == b"{}"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hard link"])
+def test_open_no_follow_refuses_a_planted_link_or_replaces_it(tmp_path: Path, kind: str) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    journal = tmp_path / "journal"
+    if kind == "symlink":
+        journal.symlink_to(victim)
+    else:
+        os.link(victim, journal)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    with pytest.raises(OSError, match=r"Errno (40|31)|link") as refused:
+        open_no_follow(str(journal), flags)
+    assert refused.value.errno in (errno.ELOOP, errno.EMLINK)
+    fd = open_no_follow(str(journal), flags, replace_planted=True)
+    os.write(fd, b"line\n")
+    os.close(fd)
+    assert victim.read_bytes() == b"precious"
+    assert journal.read_bytes() == b"line\n"

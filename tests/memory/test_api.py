@@ -480,6 +480,29 @@ def test_lambdas(memory: Memory) -> None:
     assert double.func_id != triple.func_id
 
 
+# Names that made the id ".", ".." (the cache root's parent: entries landed
+# beside joblib/) or a hidden name (never listed, so never evicted).
+@pytest.mark.parametrize(("module", "qualname"), [(".", ""), ("..", ""), ("." * 300, "")])
+def test_no_function_name_leaves_its_directory(tmp_path: Path, module: str, qualname: str) -> None:
+    def f(x: int) -> int:
+        return x + 1
+
+    f.__module__ = module
+    f.__qualname__ = f.__name__ = qualname
+    mem = Memory(tmp_path / "cache", verbose=0)
+    cached = mem.cache(f)
+    assert cached(1) == 2
+    assert cached(1) == 2
+    # The entry is in a function directory of its own, below <location>/joblib.
+    (entry,) = (tmp_path / "cache").rglob("*.out")
+    assert entry.relative_to(tmp_path / "cache" / "joblib" / cached.func_id).parent.parent == Path()
+    assert cached.func_id not in (".", "..")
+    assert not cached.func_id.startswith(".")
+    cached.clear(warn=False)
+    assert not list((tmp_path / "cache").rglob("*.out"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
 def test_numpy_arguments(memory: Memory) -> None:
     np = pytest.importorskip("numpy")
     calls = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -117,3 +118,31 @@ def test_leftover_of_a_killed_writer_is_overwritten(local_memory: Memory) -> Non
     assert fresh(2) == [2] * 10  # read back from the file, not from memory
     assert calls == [2]
     assert os.path.getsize(path) < 100_000
+
+
+def increment(x: int) -> int:
+    return x + 1
+
+
+def test_a_crafted_journal_is_skipped_line_by_line(tmp_path: os.PathLike[str]) -> None:
+    from joblite.cli import main
+
+    mem = Memory(tmp_path, verbose=0)
+    f = mem.cache(increment, cache_validation_callback=lambda metadata: True)
+    assert f(1) == 2
+    (journal,) = (p for p in mem.store.walk() if p.endswith("/journal"))  # type: ignore[union-attr]
+    args_hash = f.__cache_key__(1).rsplit("/", 1)[1]
+    crafted = [
+        json.dumps({"k": args_hash, "hits": "many", "at": 1}),
+        json.dumps({"k": args_hash, "hits": 1, "at": 10**400}),
+        json.dumps({"k": args_hash, "hits": "9" * 5000, "at": 1}),
+        json.dumps({"k": ["not", "a", "key"], "hits": 1, "at": 1}),
+        json.dumps({"k": args_hash, "input_args": ["not", "a", "dict"]}),
+        "[1, 2, 3]",
+    ]
+    with open(os.path.join(mem.store.location, journal), "a") as out:  # type: ignore[union-attr]
+        out.write("\n" + "\n".join(crafted) + "\n")
+    fresh = Memory(tmp_path, verbose=0).cache(increment, cache_validation_callback=lambda m: True)
+    assert fresh(1) == 2
+    assert fresh.lookup(1) is not None
+    assert main(["cache", "show", str(tmp_path), "increment"]) == 0

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import numpy as np
+
+from joblite._core import fileformat
+from joblite._core._sections import checksum
+
+HEADER = struct.Struct("<8sHHIQQ")
 
 
 def assert_same(loaded: Any, expected: Any) -> None:
@@ -46,3 +58,36 @@ def assert_same(loaded: Any, expected: Any) -> None:
 
 # Every codec joblite ships: the contract tests run over all of them.
 ALL_CODECS = ["bz2", "gzip", "lz4", "lzma", "xz", "zlib", "zstd"]
+
+
+def file_layout(data: bytes) -> tuple[int, dict[str, Any]]:
+    """Where the manifest of a joblite file ends, and the manifest."""
+    manifest_length = HEADER.unpack(data[: HEADER.size])[4]
+    manifest = json.loads(data[HEADER.size : HEADER.size + manifest_length])
+    return HEADER.size + manifest_length, manifest
+
+
+def rewrite_manifest(data: bytes, change: Any) -> bytes:
+    """Alter the manifest and recompute its checksum: a well-formed but wrong file."""
+    manifest_end, manifest = file_layout(data)
+    change(manifest)
+    manifest_bytes = json.dumps(manifest).encode()
+    head = HEADER.pack(fileformat.MAGIC, 1, 0, 0, len(manifest_bytes), 0)[:24]
+    header = head + struct.pack("<Q", checksum(head + manifest_bytes))
+    rest = data[manifest_end:]
+    if manifest["codec"] is None:  # keep the aligned data start where it was
+        old_start = fileformat._align(manifest_end)
+        new_start = fileformat._align(len(header) + len(manifest_bytes))
+        rest = b"\0" * (new_start - len(header) - len(manifest_bytes)) + data[old_start:]
+    return header + manifest_bytes + rest
+
+
+def run_script(script: str, tmp_path: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (dedented) in a fresh interpreter with ``tmp_path`` as its argument."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import pathlib
 import pickle
 import struct
@@ -14,7 +13,6 @@ import numpy as np
 import pytest
 
 from joblite._core import fileformat
-from joblite._core._sections import checksum
 from joblite.exceptions import (
     CorruptFileError,
     ForeignFileError,
@@ -24,22 +22,15 @@ from joblite.exceptions import (
 )
 from joblite.persistence import dump, inspect, load
 
-from .helpers import assert_same
+from .helpers import HEADER, assert_same, file_layout, rewrite_manifest
 
 VALUE: dict[str, Any] = {"w": np.arange(2000.0), "meta": {"name": "model", "n": [1, 2, 3]}}
-HEADER = struct.Struct("<8sHHIQQ")
 
 
 def _dumped(compress: object) -> bytes:
     buffer = io.BytesIO()
     dump(VALUE, buffer, compress=compress)
     return buffer.getvalue()
-
-
-def _layout(data: bytes) -> tuple[int, dict[str, Any]]:
-    manifest_length = HEADER.unpack(data[: HEADER.size])[4]
-    manifest = json.loads(data[HEADER.size : HEADER.size + manifest_length])
-    return HEADER.size + manifest_length, manifest
 
 
 def _load_bytes(data: bytes, tmp_path: pathlib.Path, **kwargs: Any) -> object:
@@ -53,7 +44,7 @@ def _flip(data: bytes, position: int) -> bytes:
 
 
 def _section_positions(data: bytes) -> dict[str, int]:
-    manifest_end, manifest = _layout(data)
+    manifest_end, manifest = file_layout(data)
     if manifest["codec"] is None:
         start = fileformat._align(manifest_end)
         return {
@@ -89,7 +80,7 @@ def test_flipping_a_byte_in_each_section_is_detected(
 @pytest.mark.parametrize("compress", [0, ("zlib", 1)], ids=["raw", "zlib"])
 def test_truncation_anywhere_is_detected(tmp_path: pathlib.Path, compress: object) -> None:
     data = _dumped(compress)
-    manifest_end, _ = _layout(data)
+    manifest_end, _ = file_layout(data)
     for size in sorted({1, 8, 20, HEADER.size, manifest_end - 1, manifest_end + 40, len(data) - 1}):
         for mmap_mode in (None, "r"):
             with pytest.raises(CorruptFileError, match="truncated"):
@@ -170,21 +161,6 @@ def test_joblib_file_without_joblib_says_what_to_install(
         load(tmp_path / "j.pkl")
 
 
-def _rewrite_manifest(data: bytes, change: Any) -> bytes:
-    """Alter the manifest and recompute its checksum: a well-formed but wrong file."""
-    manifest_end, manifest = _layout(data)
-    change(manifest)
-    manifest_bytes = json.dumps(manifest).encode()
-    head = HEADER.pack(fileformat.MAGIC, 1, 0, 0, len(manifest_bytes), 0)[:24]
-    header = head + struct.pack("<Q", checksum(head + manifest_bytes))
-    rest = data[manifest_end:]
-    if manifest["codec"] is None:  # keep the aligned data start where it was
-        old_start = fileformat._align(manifest_end)
-        new_start = fileformat._align(len(header) + len(manifest_bytes))
-        rest = b"\0" * (new_start - len(header) - len(manifest_bytes)) + data[old_start:]
-    return header + manifest_bytes + rest
-
-
 def _set(path: list[Any], value: object) -> Any:
     def change(manifest: dict[str, Any]) -> None:
         target: Any = manifest
@@ -209,7 +185,7 @@ def _set(path: list[Any], value: object) -> Any:
 def test_wrong_but_checksummed_manifests(
     tmp_path: pathlib.Path, compress: object, change: Any, error: str
 ) -> None:
-    data = _rewrite_manifest(_dumped(compress), change)
+    data = rewrite_manifest(_dumped(compress), change)
     for mmap_mode in (None, "r"):
         with pytest.raises(InvalidFileError, match=error):
             _load_bytes(data, tmp_path, mmap_mode=mmap_mode)

@@ -213,15 +213,15 @@ def test_a_directory_is_not_a_file(tmp_path: pathlib.Path) -> None:
         load(tmp_path)
 
 
-@pytest.mark.parametrize("copy_threads", [False, True])
-def test_big_loads_copy_out_of_a_map_on_one_or_more_threads(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, copy_threads: bool
+@pytest.mark.parametrize("read_threads", [False, True])
+def test_big_loads_read_on_one_or_more_threads(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, read_threads: bool
 ) -> None:
     from joblite._core import _sections
     from joblite.exceptions import CorruptFileError
 
-    if copy_threads:  # normally only from 256 MiB on: too big for a test
-        monkeypatch.setattr(_sections, "_PARALLEL_COPY_MIN", 0)
+    # Several threads normally only from 16 MiB on; one thread below.
+    monkeypatch.setattr(_sections, "_PARALLEL_MIN", 0 if read_threads else 1 << 40)
     path = tmp_path / "big.jl"
     dump(BIG, path)
     loaded: Any = load(path)

@@ -7,6 +7,14 @@ is killed. Directories the store creates are private to the user (0o700):
 loading an entry runs pickle code, so a cache other users can write to
 would let them run code as you.
 
+The store never acts outside its directory through a link planted in it:
+before writing or deleting below the root it ``lstat``s each directory on
+the way and refuses a symbolic link (:class:`UnsafeCachePathError`); files
+are opened with ``O_NOFOLLOW`` and refused when hard-linked; listings skip
+links; a deletion also checks that the resolved path is inside the root.
+A read-only cache still serves hits: only writes fail (and the caller
+returns its value uncached).
+
 Example::
 
     store = FileStore("/tmp/cache/joblib")
@@ -16,16 +24,22 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from ..._core.fsutil import TEMP_PREFIX, atomic_write, fsync_directory
+from ..._core.fsutil import TEMP_PREFIX, atomic_write, fsync_directory, open_no_follow
+from ...exceptions import UnsafeCachePathError
 from .._locks import DEFAULT_STALE_AFTER, FileLock
 from .base import Store, StoreStat
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["PART_SUFFIX", "FileStore"]
 
@@ -35,6 +49,9 @@ PART_SUFFIX = ".part"
 _PRIVATE = 0o700
 # Names starting with a dot (temp files, deleted trees) are not keys.
 _HIDDEN = "."
+# What creating a directory fails with on a read-only mount or a directory of another user.
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+_BAD_NAMES = frozenset({"", ".", ".."})
 
 
 class FileStore(Store):
@@ -63,7 +80,15 @@ class FileStore(Store):
         self.fsync = fsync
         self.stale_lock_after = stale_lock_after
         self._root = self.location + os.sep
-        _make_private_dirs(self.location)
+        # The root itself may be a link the user made; only links below it are refused.
+        self._root_is_link = os.path.islink(self.location)
+        try:
+            _make_private_dirs(self.location)
+        except OSError as exc:
+            if exc.errno not in _NOT_WRITABLE:
+                raise
+            # A read-only location: calls compute and return their values uncached.
+            logger.warning("cannot create the cache directory %s (%s)", self.location, exc)
 
     def __repr__(self) -> str:
         return f"FileStore({self.location!r})"
@@ -71,40 +96,63 @@ class FileStore(Store):
     def local_path(self, key: str) -> str:
         return self._root + key
 
+    def _checked_path(self, key: str, *, create: bool = False, is_dir: bool = False) -> str:
+        """The path of ``key`` once no directory on its way (``key`` too if ``is_dir``) is a link.
+
+        With ``create``, missing directories are made and a link planted in
+        place of one is replaced by a directory; without, a link raises
+        :class:`UnsafeCachePathError`. A key with an empty, ``.`` or ``..``
+        component raises :class:`ValueError`.
+        """
+        names = key.split("/")
+        if not _BAD_NAMES.isdisjoint(names):
+            raise ValueError(f"a store key is /-separated names, none '', '.' or '..': {key!r}")
+        if not (self._root_is_link or _check_directory(self.location, create=False)):
+            if not create:
+                return self._root + key
+            _make_private_dirs(self.location)  # removed since (e.g. by rm -r): make it again
+        directory = self.location
+        for name in names if is_dir else names[:-1]:
+            directory = f"{directory}{os.sep}{name}"
+            if not _check_directory(directory, create=create, replace_link=create):
+                break  # missing: there is nothing below it to go through
+        return self._root + key
+
+    def _check_inside(self, path: str) -> None:
+        """Refuse to delete ``path`` unless its resolved directory is inside the resolved root."""
+        root = os.path.realpath(self.location)
+        parent = os.path.realpath(os.path.dirname(path))
+        if parent != root and not parent.startswith(root + os.sep):
+            raise UnsafeCachePathError(path, f"resolves outside the cache {self.location!r}")
+
     def open_read(self, key: str) -> BinaryIO:
         try:
-            return open(self._root + key, "rb")
+            # Non-blocking: a FIFO planted in the cache must not hang the reader.
+            fd = os.open(self._root + key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyError(key) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise KeyError(key)  # not a file joblite wrote: as good as absent
+        return os.fdopen(fd, "rb")
 
     def open_write(
         self, key: str, *, lock: object = None
     ) -> contextlib.AbstractContextManager[BinaryIO]:
-        path = self._root + key
         if isinstance(lock, FileLock):
+            # The lock's directories were checked when it was taken.
+            path = self._root + key
             leftover = lock.held_file_size(_part_path(path))
             if leftover is not None:
                 return _WriteThroughLock(lock, path, leftover, fsync=self.fsync)
-        return self._write_beside(path)
-
-    @contextlib.contextmanager
-    def _write_beside(self, path: str) -> Iterator[BinaryIO]:
-        with contextlib.ExitStack() as stack:
-            try:
-                f = stack.enter_context(atomic_write(path, fsync=self.fsync))
-            except FileNotFoundError:  # first write below this directory
-                _make_private_dirs(os.path.dirname(path))
-                f = stack.enter_context(atomic_write(path, fsync=self.fsync))
-            yield f
+        path = self._checked_path(key, create=True)
+        # A link at ``path`` itself is replaced, never written through.
+        return atomic_write(path, fsync=self.fsync, follow_symlinks=False)
 
     def append(self, key: str, data: bytes) -> None:
-        path = self._root + key
+        path = self._checked_path(key, create=True)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileNotFoundError:
-            _make_private_dirs(os.path.dirname(path))
-            fd = os.open(path, flags, 0o600)
+        fd = open_no_follow(path, flags, replace_planted=True)
         try:
             os.write(fd, data)
         finally:
@@ -117,21 +165,25 @@ class FileStore(Store):
             raise KeyError(key) from None
         return StoreStat(st.st_size, st.st_mtime, (st.st_dev, st.st_ino))
 
-    def children(self, prefix: str) -> list[str]:
+    def _listing(self, prefix: str) -> list[os.DirEntry[str]]:
+        """The entries below ``prefix`` that are neither hidden nor links."""
         try:
-            names = os.listdir(self._root + prefix if prefix else self.location)
-        except (FileNotFoundError, NotADirectoryError):
+            top = self._checked_path(prefix, is_dir=True) if prefix else self.location
+            with os.scandir(top) as found:
+                return [e for e in found if not e.name.startswith(_HIDDEN) and not e.is_symlink()]
+        except (FileNotFoundError, NotADirectoryError, UnsafeCachePathError):
             return []
-        return sorted(n for n in names if not n.startswith(_HIDDEN))
+
+    def children(self, prefix: str) -> list[str]:
+        return sorted(e.name for e in self._listing(prefix))
 
     def walk(self, prefix: str = "") -> Iterator[str]:
-        top = self._root + prefix if prefix else self.location
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = [d for d in dirnames if not d.startswith(_HIDDEN)]
-            rel = os.path.relpath(dirpath, self.location).replace(os.sep, "/")
-            for name in filenames:
-                if not name.startswith(_HIDDEN):
-                    yield name if rel == "." else f"{rel}/{name}"
+        for entry in self._listing(prefix):
+            key = f"{prefix}/{entry.name}" if prefix else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from self.walk(key)
+            else:
+                yield key
 
     def delete(self, prefix: str) -> bool:
         if not prefix:
@@ -142,9 +194,10 @@ class FileStore(Store):
             for name in names:
                 self.delete(name)
             return bool(names)
-        path = self._root + prefix
+        path = self._checked_path(prefix)
+        self._check_inside(path)
         try:
-            os.unlink(path)
+            os.unlink(path)  # a link is removed itself, never followed
             return True
         except (FileNotFoundError, NotADirectoryError):
             return False
@@ -158,6 +211,8 @@ class FileStore(Store):
             os.rename(path, trash)
         except FileNotFoundError:
             return False
+        # rmtree removes links inside the tree without following them (on this
+        # platform's fd-based rmtree, shutil.rmtree.avoids_symlink_attacks).
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
@@ -167,9 +222,8 @@ class FileStore(Store):
         It is held on a hidden ``.<name>.part`` file next to ``key``, which
         :meth:`open_write` then fills and renames to ``key``.
         """
-        return FileLock(
-            _part_path(self._root + key), timeout=timeout, stale_after=self.stale_lock_after
-        )
+        path = self._checked_path(key, create=True)
+        return FileLock(_part_path(path), timeout=timeout, stale_after=self.stale_lock_after)
 
 
 class _WriteThroughLock:
@@ -245,6 +299,32 @@ def _part_path(path: str) -> str:
     # Keys use "/" even where os.sep differs (Windows paths mix both).
     cut = max(path.rfind("/"), path.rfind(os.sep)) + 1
     return f"{path[:cut]}.{path[cut:]}{PART_SUFFIX}"
+
+
+def _check_directory(path: str, *, create: bool, replace_link: bool = False) -> bool:
+    """Whether ``path`` is a directory, made 0o700 if missing with ``create``.
+
+    A symbolic link there raises :class:`UnsafeCachePathError`, or with
+    ``replace_link`` is removed (the link only: its target is untouched) and
+    replaced by a directory.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if not create:
+            return False
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, _PRIVATE)
+        st = os.lstat(path)  # what is there now, made by us or by a racing writer
+    if stat.S_ISLNK(st.st_mode):
+        if not replace_link:
+            raise UnsafeCachePathError(
+                path, "a symbolic link inside the cache directory; refusing to act through it"
+            )
+        logger.warning("replacing %s, a symbolic link planted in the cache, by a directory", path)
+        os.unlink(path)
+        return _check_directory(path, create=True)
+    return True
 
 
 def _make_private_dirs(path: str) -> None:

@@ -34,6 +34,11 @@ __all__ = ["DaskBackend"]
 
 logger = logging.getLogger(__name__)
 
+_NO_CLIENT_IN_WORKER = (
+    'backend="dask" in a joblite worker process has no distributed.Client: the '
+    "caller's does not reach worker processes. Connect one there and pass it, e.g. "
+    'Parallel(backend=DaskBackend(client=Client("scheduler-host:8786")))'
+)
 _NO_CLIENT = (
     'backend="dask" needs a distributed.Client: create one first, e.g.\n\n'
     "    from distributed import Client\n"
@@ -88,10 +93,17 @@ class DaskBackend(ExecutorBackend):
         self.submit_kwargs = dict(submit_kwargs or {})
         self._active_client: Any = None
         self._init_payload: tuple[str, bytes] | None = None
+        self._seceded: int | None = None  # the dask worker thread this call left
 
     def _get_client(self) -> Any:
         if self.client is not None:
             return self.client
+        from .._config import WORKER_STATE
+
+        if WORKER_STATE.in_process_worker:
+            # A client the caller's process made (inherited by fork) is not
+            # connected here, and waiting on it would never end.
+            raise NoDaskClientError(_NO_CLIENT_IN_WORKER)
         distributed = _import_distributed()
         try:
             return distributed.get_client()
@@ -137,6 +149,23 @@ class DaskBackend(ExecutorBackend):
     ) -> int:
         self._active_client = self._get_client()
         return super().configure(n_jobs, parallel, prefer, require, **backend_kwargs)
+
+    def start_call(self) -> None:
+        # A call made by a task on a dask worker waits for tasks that need
+        # worker threads: leave the worker's thread pool meanwhile, as
+        # distributed's worker_client does, or a busy cluster never runs them.
+        distributed = _import_distributed()
+        try:
+            distributed.get_worker()
+        except ValueError:  # not on a dask worker
+            return
+        distributed.secede()
+        self._seceded = threading.get_ident()
+
+    def stop_call(self) -> None:
+        if self._seceded == threading.get_ident():
+            self._seceded = None
+            _import_distributed().rejoin()
 
     def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
         from .._batching import Batch

@@ -7,7 +7,6 @@ is replaced by killing the pool: loky builds a fresh one on the next submit.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -73,6 +72,11 @@ class LokyBackend(ExecutorBackend):
             self._executor = executor
         return executor
 
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        from ._nesting import limit_nested_n_jobs
+
+        return limit_nested_n_jobs("Loky", super().effective_n_jobs(n_jobs))
+
     def configure(
         self,
         n_jobs: int = 1,
@@ -114,13 +118,14 @@ def shutdown_loky_workers() -> None:
         executors, _EXECUTORS[:] = list(_EXECUTORS), []
     for executor in executors:
         _kill(executor)
-        executor.shutdown(wait=True)
 
 
 def _kill(executor: Any) -> None:
-    # loky's shutdown(kill_workers=True) leaves a worker that is busy in a task
-    # running; loky offers no public per-worker kill, so signal them directly.
-    for process in list(getattr(executor, "_processes", {}).values()):
-        with contextlib.suppress(OSError, ValueError):  # already gone
-            process.terminate()
-    executor.shutdown(wait=False, kill_workers=True)
+    # loky's manager thread kills every worker, busy ones too (SIGKILL to each
+    # process tree), between two reads of the result pipe. Signalling workers
+    # from here instead could kill one mid-way through writing a result while
+    # the manager is blocked reading it: that read never ends (we hold the
+    # pipe's write end), and loky's exit hook joins the thread forever.
+    # Waiting also keeps a later get_reusable_executor from shutting it down
+    # again without kill_workers before the manager has acted.
+    executor.shutdown(wait=True, kill_workers=True)

@@ -44,6 +44,11 @@ class MultiprocessingBackend(ExecutorBackend):
         self._pool: Any = None
         self._pool_key: tuple[object, ...] | None = None
 
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        from ._nesting import limit_nested_n_jobs
+
+        return limit_nested_n_jobs("Multiprocessing", super().effective_n_jobs(n_jobs))
+
     def _get_pool(self) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -72,15 +77,29 @@ class MultiprocessingBackend(ExecutorBackend):
 
     @staticmethod
     def _stop(pool: Any, kill: bool = False) -> None:
-        if kill:
-            terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-            if terminate is not None:
-                terminate()
-                return
-            # Older Pythons have no public way to stop a busy worker.
-            for process in list((pool._processes or {}).values()):
-                process.terminate()
-        pool.shutdown(wait=kill, cancel_futures=True)
+        if not kill:
+            pool.shutdown(wait=False, cancel_futures=True)
+            return
+        # No public way to stop a busy worker before Python 3.14, and 3.14's
+        # terminate_workers signals them from here just the same.
+        processes = list((pool._processes or {}).values())
+        results = getattr(pool, "_result_queue", None)
+        manager = getattr(pool, "_executor_manager_thread", None)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()  # SIGKILL: a task cannot catch or ignore it
+        for process in processes:
+            process.join()
+        if results is not None:
+            # A worker killed half-way through sending a result leaves the
+            # manager thread reading the rest of it, forever: this process holds
+            # the pipe's write end, so no EOF comes. Closing it (the workers, the
+            # other holders, are dead) ends that read; the pool is then broken.
+            results._writer.close()
+        if manager is not None:
+            manager.join()
+        if results is not None:
+            results.close()
 
     def replace_workers(self) -> None:
         with self._lock:

@@ -1,0 +1,338 @@
+"""Reading a file's sections (pickle stream, array buffers) back, never trusting the file.
+
+Split out of :mod:`joblite._core.fileformat`, which parses the layout and
+checks declared sizes against what the file can hold; this module moves the
+bytes: split out of a small file read whole, ``pread`` straight into fresh
+arrays on threads (hashing each block while it is in cache) for paths,
+``readinto`` for file objects, ``numpy.memmap`` for mapped loads, and
+threaded, bounded decompression of compressed files.
+
+Destinations are ``numpy.empty`` buffers, whose pages are touched only as
+data lands, so memory grows with the bytes really read or decompressed; a
+stream of unknown size is collected as it arrives instead.
+
+Example::
+
+    >>> import io
+    >>> read_exact(io.BytesIO(b"abc"), 2, what="header")
+    b'ab'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+import xxhash
+
+from joblite._core._sections import (
+    FRAME,
+    HASH_PIECE,
+    Pipeline,
+    Section,
+    chunks,
+    combine_digests,
+    pieces,
+    section_checksum,
+    thread_count,
+    thread_count_for,
+)
+from joblite._core.codecs import Codec
+from joblite.exceptions import CorruptFileError, MissingDependencyError
+
+__all__ = [
+    "map_raw",
+    "read_compressed",
+    "read_exact",
+    "read_raw",
+    "read_raw_at",
+    "split_whole",
+]
+
+# Reads are issued and hashed in blocks of this size, so each block is hashed
+# while still in the CPU cache. 256 MiB float64 from the page cache, 2 vCPUs,
+# minimum of 15 runs: 1 MiB blocks on 2 threads 53 ms on ext4 and 53 ms on tmpfs,
+# against 62 ms and 70 ms for one plain readinto of the whole buffer (no hash);
+# 256 KiB blocks 54 / 67 ms, 4 MiB blocks 49 / 67 ms (noisier).
+READ_BLOCK = 1024 * 1024
+# Bigger reads of file objects go in steps, so a size a crafted file declares is
+# never allocated before the data is there.
+_READ_STEP = 16 * 1024 * 1024
+
+
+def read_exact(fileobj: BinaryIO, size: int, *, what: str, truncated_ok: bool = False) -> bytes:
+    """Read ``size`` bytes; a short read is a truncated file (CorruptFileError)."""
+    data = fileobj.read(min(size, _READ_STEP))
+    if len(data) < size and data:
+        parts = [data]
+        done = len(data)
+        while done < size:
+            part = fileobj.read(min(size - done, _READ_STEP))
+            if not part:
+                break
+            parts.append(part)
+            done += len(part)
+        data = b"".join(parts)
+    if len(data) != size and not truncated_ok:
+        raise CorruptFileError(
+            f"truncated joblite file: the {what} needs {size} bytes, only {len(data)} remain"
+        )
+    return data
+
+
+def _skip(fileobj: BinaryIO, nbytes: int, what: str) -> None:
+    for start in range(0, nbytes, _READ_STEP):
+        read_exact(fileobj, min(_READ_STEP, nbytes - start), what=what)
+
+
+def section_name(index: int) -> str:
+    return "pickle stream" if index == 0 else f"array {index - 1}"
+
+
+def _truncated(what: str, nbytes: int, done: int) -> CorruptFileError:
+    return CorruptFileError(
+        f"truncated joblite file: the {what} needs {nbytes} bytes, only {done} remain"
+    )
+
+
+def _allocate(section: Section) -> tuple[Any, memoryview]:
+    """A destination for a section's bytes; untouched pages cost no memory until written."""
+    import numpy as np
+
+    buffer: Any = np.empty(section.nbytes, dtype=np.uint8)
+    return buffer, memoryview(buffer)
+
+
+def _verify(index: int, section: Section, digest: int) -> None:
+    # None: the array may have been written through an "r+" map (see fileformat).
+    if section.checksum is not None and digest != section.checksum:
+        raise CorruptFileError(
+            f"corrupt joblite file: the {section_name(index)} checksum does not match"
+        )
+
+
+def _pread_piece(fd: int, view: memoryview, offset: int, what: str) -> int:
+    """``pread`` one hash piece into ``view`` block by block; return its xxh3_64."""
+    hasher = xxhash.xxh3_64()
+    for start in range(0, view.nbytes, READ_BLOCK):
+        block = view[start : start + READ_BLOCK]
+        done = 0
+        while done < block.nbytes:
+            count = os.preadv(fd, [block[done:]], offset + start + done)
+            if count == 0:  # the file was cut short under us: an error, not a crash
+                raise _truncated(what, view.nbytes, start + done)
+            done += count
+        hasher.update(block)
+    return int(hasher.intdigest())
+
+
+def _readinto_piece(fileobj: BinaryIO, view: memoryview, what: str) -> int:
+    """``readinto`` one hash piece block by block; return its xxh3_64."""
+    readinto: Callable[[memoryview], int | None] | None = getattr(fileobj, "readinto", None)
+    hasher = xxhash.xxh3_64()
+    for start in range(0, view.nbytes, READ_BLOCK):
+        block = view[start : start + READ_BLOCK]
+        done = 0
+        while done < block.nbytes:
+            if readinto is not None:
+                count = readinto(block[done:]) or 0
+            else:
+                data = fileobj.read(block.nbytes - done)
+                count = len(data)
+                block[done : done + count] = data
+            if count == 0:
+                raise _truncated(what, view.nbytes, start + done)
+            done += count
+        hasher.update(block)
+    return int(hasher.intdigest())
+
+
+def read_raw_at(fd: int, sections: list[Section], data_start: int) -> tuple[Any, list[Any]]:
+    """``pread`` an uncompressed file's sections into fresh buffers on threads, verifying each.
+
+    Never a map: a file truncated while it is read gives CorruptFileError, not
+    SIGBUS. Threads read and hash different pieces at once (reads release the GIL).
+    """
+    pipeline = Pipeline(thread_count_for(sum(section.nbytes for section in sections)))
+    holders = []
+    try:
+        for index, section in enumerate(sections):
+            assert section.offset is not None
+            holder, view = _allocate(section)
+            start = data_start + section.offset
+            digests: list[int] = []
+            for piece in pieces(section.nbytes):
+                digests += pipeline.submit(
+                    _pread_piece,
+                    fd,
+                    view[piece : piece + HASH_PIECE],
+                    start + piece,
+                    section_name(index),
+                )
+            digests += pipeline.drain()
+            _verify(index, section, combine_digests(digests))
+            holders.append(holder)
+    finally:
+        pipeline.close()
+    return holders[0], holders[1:]
+
+
+def read_raw(
+    fileobj: BinaryIO, sections: list[Section], position: int, data_start: int, *, sized: bool
+) -> tuple[Any, list[Any]]:
+    """Read an uncompressed file object's sections in order, verifying each checksum.
+
+    ``sized``: the caller checked that the file holds every declared byte, so
+    each section is read straight into its buffer; otherwise (a stream of
+    unknown length) each is collected piece by piece as data arrives.
+    """
+    import numpy as np
+
+    results = []
+    for index, section in enumerate(sections):
+        assert section.offset is not None
+        what = section_name(index)
+        target = data_start + section.offset
+        if target < position:
+            raise CorruptFileError("corrupt joblite file: overlapping sections")
+        _skip(fileobj, target - position, "padding")
+        digests = []
+        if sized:
+            holder, view = _allocate(section)
+            for start in pieces(section.nbytes):
+                digests.append(_readinto_piece(fileobj, view[start : start + HASH_PIECE], what))
+        else:
+            collected = bytearray()
+            for start in pieces(section.nbytes):
+                piece = read_exact(fileobj, min(HASH_PIECE, section.nbytes - start), what=what)
+                digests.append(xxhash.xxh3_64_intdigest(piece))
+                collected += piece
+            holder = np.frombuffer(collected, dtype=np.uint8)
+        _verify(index, section, combine_digests(digests))
+        results.append(holder)
+        position = target + section.nbytes
+    return results[0], results[1:]
+
+
+def split_whole(
+    data: bytes, sections: list[Section], data_start: int, end: int
+) -> tuple[Any, list[Any]]:
+    """The sections of a whole (small) uncompressed file held in memory, each verified.
+
+    The pickle stream is a view of ``data``; each array gets its own writable copy.
+    """
+    if len(data) < end:
+        raise CorruptFileError(
+            f"truncated joblite file: {len(data)} bytes, the manifest says {end}"
+        )
+    whole = memoryview(data)
+    results: list[object] = []
+    for index, section in enumerate(sections):
+        assert section.offset is not None
+        start = data_start + section.offset
+        view = whole[start : start + section.nbytes]
+        _verify(index, section, section_checksum(view))
+        results.append(view if section.array is None else bytearray(view))
+    return results[0], results[1:]
+
+
+def map_raw(
+    fileobj: BinaryIO, path: str, sections: list[Section], data_start: int, mmap_mode: str
+) -> tuple[Any, list[Any]]:
+    """Read the pickle stream; map each array section with ``numpy.memmap``."""
+    import numpy as np
+
+    pickle_section = sections[0]
+    assert pickle_section.offset is not None
+    fileobj.seek(data_start + pickle_section.offset)
+    holder, view = _allocate(pickle_section)
+    digests = [
+        _readinto_piece(fileobj, view[start : start + HASH_PIECE], "pickle stream")
+        for start in pieces(pickle_section.nbytes)
+    ]
+    _verify(0, pickle_section, combine_digests(digests))
+    # Writing back through the map is what "r+" asks for; "w+" would truncate the file.
+    mode: Any = "r+" if mmap_mode == "w+" else mmap_mode
+    buffers: list[object] = []
+    for section in sections[1:]:
+        assert section.offset is not None
+        if section.nbytes == 0:  # mmap cannot map zero bytes
+            empty = np.empty(0, dtype=np.uint8)
+            empty.flags.writeable = mode != "r"
+            buffers.append(empty)
+            continue
+        buffers.append(
+            np.memmap(
+                path,
+                dtype=np.uint8,
+                mode=mode,
+                offset=data_start + section.offset,
+                shape=(section.nbytes,),
+            )
+        )
+    return holder, buffers
+
+
+def _decompress(codec: Codec, compressed: bytes, nbytes: int, what: str) -> bytes:
+    """One chunk's raw bytes: exactly ``nbytes`` of them, never more produced."""
+    bounded: Callable[[bytes, int], bytes] | None = getattr(codec, "decompress_bounded", None)
+    try:
+        raw = codec.decompress(compressed) if bounded is None else bounded(compressed, nbytes)
+    except MissingDependencyError:
+        raise
+    except Exception as error:  # each codec has its own error type
+        raise CorruptFileError(f"corrupt joblite file: cannot decompress the {what}") from error
+    if len(raw) != nbytes:
+        raise CorruptFileError(f"corrupt joblite file: a chunk of the {what} has the wrong size")
+    return raw
+
+
+def _decompress_into(codec: Codec, compressed: bytes, destination: memoryview, what: str) -> None:
+    destination[:] = _decompress(codec, compressed, destination.nbytes, what)
+
+
+def read_compressed(
+    fileobj: BinaryIO, sections: list[Section], codec: Codec, chunk_size: int, *, sized: bool
+) -> tuple[Any, list[Any]]:
+    """Read, verify and decompress every frame, in parallel.
+
+    ``sized``: the caller checked the declared sizes against the file's size
+    and the codec's maximum expansion, so chunks are decompressed into
+    preallocated buffers on threads; otherwise each section is collected as
+    its chunks decompress.
+    """
+    import numpy as np
+
+    allocated = [_allocate(section) for section in sections] if sized else []
+    collected = [bytearray() for _ in sections]
+    chunk_list = list(chunks(sections, chunk_size))
+    pipeline = Pipeline(thread_count(len(chunk_list)) if sized else 1)
+    try:
+        for index, start, length in chunk_list:
+            what = section_name(index)
+            header = read_exact(fileobj, FRAME.size, what=f"{what} frame header")
+            compressed_size, raw_size, expected = FRAME.unpack(header)
+            # A corrupt size must not make us read (and allocate) gigabytes.
+            if raw_size != length or compressed_size > length + length // 8 + 65536:
+                raise CorruptFileError(f"corrupt joblite file: bad frame sizes in the {what}")
+            compressed = read_exact(fileobj, compressed_size, what=what)
+            hasher = xxhash.xxh3_64(header[:8])
+            hasher.update(compressed)
+            if hasher.intdigest() != expected:
+                raise CorruptFileError(f"corrupt joblite file: the {what} checksum does not match")
+            if sized:
+                destination = allocated[index][1][start : start + length]
+                for _ in pipeline.submit(_decompress_into, codec, compressed, destination, what):
+                    pass
+            else:
+                collected[index] += _decompress(codec, compressed, length, what)
+        for _ in pipeline.drain():
+            pass
+    finally:
+        pipeline.close()
+    if sized:
+        holders = [holder for holder, _ in allocated]
+    else:
+        holders = [np.frombuffer(buffer, dtype=np.uint8) for buffer in collected]
+    return holders[0], holders[1:]
