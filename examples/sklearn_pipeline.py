@@ -8,8 +8,10 @@ with joblib's ``Memory.cache``, so joblite's ``Memory`` goes in unchanged.
 
     python examples/sklearn_pipeline.py [CACHE_DIR]
 
-With ``verbose=1`` the cache logs each computation ("... computed in 0.4s");
-``JOBLITE_EXAMPLE_SIZE=small`` runs it on a tiny data set.
+With ``verbose=1`` the cache reports each computation as joblib does
+(``[Memory] Calling ...``, the call, its duration); the logging set-up below
+shows INFO records, so the lines go through it (to stderr) instead of being
+printed. ``JOBLITE_EXAMPLE_SIZE=small`` runs it on a tiny data set.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Example::
 
     python -m joblite demo
     python -m joblite inspect model.jl
+    python -m joblite run script_written_for_joblib.py --its-own-args
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
         print(f"joblite inspect: {error}", file=sys.stderr)
         return 1
     print(json.dumps(manifest, indent=2) if args.json else format_manifest(manifest))
+    return 0
+
+
+def _run_script(args: argparse.Namespace) -> int:
+    from joblite.compat import run_path
+
+    run_path(args.script, args.args)
     return 0
 
 
@@ -68,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("file", metavar="FILE")
     inspect.add_argument("--json", action="store_true", help="print the raw manifest as JSON")
     inspect.set_defaults(handler=_run_inspect)
+
+    run = commands.add_parser(
+        "run", help="run a script written for joblib on joblite (import joblib gives joblite)"
+    )
+    run.add_argument("script", metavar="SCRIPT")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    run.set_defaults(handler=_run_script)
 
     from joblite.memory._cli import add_parser as add_cache_parser
 

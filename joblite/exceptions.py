@@ -9,11 +9,15 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     │   ├── ForeignFileError                  a joblib or pickle file, not joblite's
     │   └── UnsupportedVersionError           written by a newer joblite
     ├── UnsafeLoadError (pickle.UnpicklingError)
-    │                                         a global outside ``allowed``
+    │                                         a global outside ``allowed``, or misused
+    ├── UnpicklableObjectError (pickle.PicklingError, TypeError)
+    │                                         hash() of an object pickle cannot save
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
     ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
+    ├── StoreBackendError (TypeError, ValueError)
+    │                                         an unknown or invalid Memory store backend
     └── CacheError (RuntimeError)             a Memory store could not be used
         ├── CacheLockTimeoutError (TimeoutError)
         └── UnsafeCachePathError (OSError)    a cache path leads through a planted link
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import errno
 import pickle
+from typing import Any
 
 __all__ = [
     "CacheError",
@@ -39,7 +44,9 @@ __all__ = [
     "JobliteError",
     "MissingDependencyError",
     "NoDaskClientError",
+    "StoreBackendError",
     "TaskTimeoutError",
+    "UnpicklableObjectError",
     "UnsafeCachePathError",
     "UnsafeLoadError",
     "UnsupportedVersionError",
@@ -68,21 +75,42 @@ class UnsupportedVersionError(InvalidFileError):
 
 
 class UnsafeLoadError(JobliteError, pickle.UnpicklingError):
-    """``load(..., allowed=...)`` refused to resolve a global.
+    """``load(..., allowed=...)`` refused a global, or what a file did with one.
 
-    ``global_name`` is the refused ``module.qualname``.
+    ``global_name`` is the refused ``module.qualname``; ``fixable`` is false
+    when listing it in ``allowed`` would not help (joblite never loads it, or
+    the file used it in a way no pickle of real data does).
     """
 
-    def __init__(self, global_name: str, reason: str = "it is not in `allowed`") -> None:
-        super().__init__(
-            f"refusing to load global {global_name!r}: {reason}; "
-            "add its module or 'module.qualname' to `allowed` if you trust the file"
+    def __init__(
+        self, global_name: str, reason: str = "it is not in `allowed`", *, fixable: bool = True
+    ) -> None:
+        hint = (
+            "; add its module or 'module.qualname' to `allowed` if you trust the file"
+            if fixable
+            else ""
         )
+        super().__init__(f"refusing to load global {global_name!r}: {reason}{hint}")
         self.global_name = global_name
         self.reason = reason
+        self.fixable = fixable
 
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        return (type(self), (self.global_name, self.reason))
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unsafe_load_error, (type(self), self.global_name, self.reason, self.fixable))
+
+
+def _unsafe_load_error(
+    cls: type[UnsafeLoadError], global_name: str, reason: str, fixable: bool
+) -> UnsafeLoadError:
+    return cls(global_name, reason, fixable=fixable)
+
+
+class UnpicklableObjectError(JobliteError, pickle.PicklingError, TypeError):
+    """``hash()`` was given an object that cannot be pickled (a lock, a generator, an open file).
+
+    A ``pickle.PicklingError`` as joblib documents, and a ``TypeError`` as
+    pickle itself raises for these objects.
+    """
 
 
 class MissingDependencyError(JobliteError, ImportError):
@@ -114,6 +142,15 @@ class TaskTimeoutError(JobliteError, TimeoutError):
 
 class WorkerCrashedError(JobliteError, RuntimeError):
     """A worker process died (segfault, ``os._exit``, OOM kill) while running a task."""
+
+
+class StoreBackendError(JobliteError, TypeError, ValueError):
+    """``Memory(backend=...)`` names no registered store, or ``register_store_backend``
+    was given a bad name or class.
+
+    Both a ``TypeError`` (what joblib raises for an unknown backend) and a
+    ``ValueError`` (what it raises for bad ``register_store_backend`` arguments).
+    """
 
 
 class CacheError(JobliteError, RuntimeError):

@@ -17,21 +17,18 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import os
 import stat
-import sys
-import threading
-from collections.abc import Iterator, Sequence
-from types import ModuleType
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from joblite._core import fileformat
+from joblite._core._byteorder import check_native_byte_order_argument
 from joblite._core.codecs import normalize_compress
 from joblite._core.codecs import register_compressor as register_compressor
 from joblite._core.fsutil import atomic_write
+from joblite._core.pickling import native_byte_order
 from joblite.exceptions import ForeignFileError
 
 logger = logging.getLogger(__name__)
@@ -78,6 +75,8 @@ def dump(
     filename: str | os.PathLike[str] | BinaryIO,
     compress: object = 0,
     protocol: int | None = None,
+    *,
+    format: str = "joblite",
 ) -> list[str]:
     """Persist ``value`` to ``filename`` (a path or a writable binary file object).
 
@@ -92,8 +91,13 @@ def dump(
     also if the process is killed mid-write. Like joblib, ``dump`` does not
     fsync (no protection against power loss).
 
+    ``format="joblib"`` writes joblib's own format instead, for people who
+    only have joblib (``joblib.load`` reads it): ``compress=True`` then means
+    zlib level 3 as in joblib, codecs are limited to joblib's (no zstd),
+    ``protocol`` defaults to 4 and lambdas cannot be pickled.
+
     Returns ``[str(filename)]`` for a path and ``[]`` for a file object.
-    Raises ``ValueError`` for a bad ``filename`` or ``compress``,
+    Raises ``ValueError`` for a bad ``filename``, ``compress`` or ``format``,
     ``MissingDependencyError`` for a codec whose extra is missing, and the
     pickling error for an unpicklable ``value`` (no file is left behind).
 
@@ -101,6 +105,9 @@ def dump(
     >>> dump([1, 2], io.BytesIO())
     []
     """
+    write = _writer(format)
+    if format == "joblib" and compress is True:
+        compress = 3  # joblib's meaning: zlib (or the extension's codec) at level 3
     if _is_path(filename):
         path = os.fspath(filename)  # type: ignore[arg-type]
         if not isinstance(path, str):
@@ -108,7 +115,7 @@ def dump(
         compression = normalize_compress(compress, path)
         _drop_cached_pages(path)
         with atomic_write(path) as fileobj:
-            fileformat.write_object(value, fileobj, compression=compression, protocol=protocol)
+            write(value, fileobj, compression=compression, protocol=protocol)
         return [path]
     if not callable(getattr(filename, "write", None)):
         raise ValueError(
@@ -116,36 +123,56 @@ def dump(
             f"got {type(filename).__name__}: {filename!r}"
         )
     compression = normalize_compress(compress, None)
-    fileformat.write_object(value, filename, compression=compression, protocol=protocol)  # type: ignore[arg-type]
+    write(value, filename, compression=compression, protocol=protocol)
     return []
+
+
+def _writer(format: str) -> Any:
+    if format == "joblite":
+        return fileformat.write_object
+    if format == "joblib":
+        from joblite._core._joblib_write import write_joblib  # pickletools: only when used
+
+        return write_joblib
+    raise ValueError(f"`format` must be 'joblite' or 'joblib', got {format!r}")
 
 
 def load(
     filename: str | os.PathLike[str] | BinaryIO,
     mmap_mode: str | None = None,
+    ensure_native_byte_order: bool | str = "auto",
     *,
     allowed: Sequence[str] | None = None,
 ) -> object:
     """Load an object written by :func:`dump`.
 
     **Without** ``allowed``, loading runs pickle code chosen by whoever wrote
-    the file: only load files you trust. With ``allowed`` (``["sklearn",
-    "mypkg.Model"]``: modules or ``module.qualname``), only builtin containers
-    and scalars, numpy arrays/dtypes/scalars and the listed names are resolved;
-    anything else raises ``UnsafeLoadError`` naming the refused global.
+    the file: only load files you trust. With ``allowed`` (``["mypkg.Model"]``:
+    modules or ``module.qualname``; ``[]`` for data only), joblite's restricted
+    unpickler resolves builtin data types, ``collections``' and ``datetime``'s,
+    ``Decimal``, ``Fraction``, numpy arrays/dtypes/scalars/generators and the
+    listed names, never those that run code or touch files, and checks every
+    call and state; anything else raises ``UnsafeLoadError``. See
+    docs/persistence.md, "Loading untrusted files".
 
     ``mmap_mode`` ("r", "r+", "c", or "w+" meaning "r+") maps the arrays of an
     uncompressed file given by path straight from disk as ``numpy.memmap``
     ("r" read-only, "r+" writes through to the file, "c" copy-on-write).
-    For a compressed file or a file object it is ignored and the arrays are
-    loaded in memory (logged at INFO, no warning).
+    For a compressed file it is ignored with a ``UserWarning`` (as joblib),
+    for a file object it is ignored (logged at INFO).
 
-    A file written by joblib (or plain pickle) is loaded with ``joblib.load``
-    when joblib is installed and ``allowed`` is not given (logged at INFO), so
-    existing ``model.pkl`` files keep working; otherwise ``ForeignFileError``
-    says how to load it.
+    ``ensure_native_byte_order`` ("auto", True, False), as in joblib 1.5+:
+    True gives arrays in the host's byte order; "auto" means True for joblib
+    files loaded without ``mmap_mode``, and keeps joblite files' arrays in the
+    byte order they were dumped with. True with ``mmap_mode`` is a ValueError.
 
-    Raises ``InvalidFileError`` (not a joblite file),
+    Files written by joblib 1.x (any codec, or compressed afterwards by hand)
+    and plain pickles load natively, joblib need not be installed, and
+    ``allowed`` restricts them the same way. A file object positioned at its
+    end (where ``dump`` left it) is read from the start, as joblib does.
+
+    Raises ``InvalidFileError`` (not a joblite or joblib file, or a damaged joblib file),
+    ``ForeignFileError`` (a joblib format joblite does not read: joblib < 0.10),
     ``CorruptFileError`` (truncated or altered), ``UnsupportedVersionError``,
     ``MissingDependencyError`` (codec extra missing), ``UnsafeLoadError`` and
     ``ValueError`` for bad arguments; all but the last two are ``ValueError``s.
@@ -155,15 +182,17 @@ def load(
             "`filename` must be a path or a binary file object opened for reading, "
             f"got {type(filename).__name__}: {filename!r}"
         )
+    native = check_native_byte_order_argument(ensure_native_byte_order, mmap_mode)
+    if not _is_path(filename):
+        _rewind_if_at_end(filename)  # type: ignore[arg-type]
     start = None if _is_path(filename) else _tell(filename)  # type: ignore[arg-type]
     try:
+        if ensure_native_byte_order is True:  # else joblite files keep the order they record
+            with native_byte_order():
+                return fileformat.read_object(filename, mmap_mode=mmap_mode, allowed=allowed)
         return fileformat.read_object(filename, mmap_mode=mmap_mode, allowed=allowed)
     except ForeignFileError as error:
-        if allowed is not None:
-            raise ForeignFileError(
-                f"{error}; `allowed` restricts joblite's own unpickler, which cannot read it"
-            ) from None
-        return _load_with_joblib(filename, mmap_mode, start, error)
+        return _load_joblib_file(filename, mmap_mode, allowed, native, start, error)
 
 
 def _tell(fileobj: BinaryIO) -> int | None:
@@ -173,85 +202,41 @@ def _tell(fileobj: BinaryIO) -> int | None:
         return None
 
 
-def _load_with_joblib(
+def _rewind_if_at_end(fileobj: BinaryIO) -> None:
+    """Start over from 0 when ``fileobj`` sits at its end, where ``dump`` left it.
+
+    joblib always reads a file object without ``peek`` (``BytesIO``) from 0,
+    so ``dump(x, buffer); load(buffer)`` works there: it works here too,
+    while a file object positioned inside its data is still read from there.
+    """
+    position = _tell(fileobj)
+    if not position:
+        return
+    try:
+        at_end = not fileobj.read(1)
+        fileobj.seek(0 if at_end else position)
+    except (OSError, AttributeError):
+        return
+
+
+def _load_joblib_file(
     filename: str | os.PathLike[str] | BinaryIO,
     mmap_mode: str | None,
+    allowed: Sequence[str] | None,
+    native: bool,
     start: int | None,
     error: ForeignFileError,
 ) -> object:
-    with _real_joblib() as joblib:
-        if joblib is None:
-            raise ForeignFileError(f"{error}; install joblib to read it with joblite.load")
-        if not _is_path(filename):
-            if start is None:
-                raise ForeignFileError(f"{error}; the file object cannot seek back")
-            filename.seek(start)  # type: ignore[union-attr]
-        logger.info("%s is a joblib file: loading it with joblib.load", filename)
-        try:
-            return joblib.load(filename, mmap_mode=mmap_mode)
-        except Exception as joblib_error:  # garbage that only looked like joblib's formats
-            raise ForeignFileError(
-                f"{error}; joblib.load could not read it either "
-                f"({type(joblib_error).__name__}: {joblib_error})"
-            ) from joblib_error
+    if not _is_path(filename):
+        if start is None:
+            raise ForeignFileError(f"{error}; the file object cannot seek back")
+        filename.seek(start)  # type: ignore[union-attr]
+    from joblite._core._joblib_read import read_joblib
 
-
-def _is_joblib_entry(name: str) -> bool:
-    return name == "joblib" or name.startswith("joblib.")
-
-
-# The real joblib's sys.modules entries, kept between loads made while
-# sys.modules["joblib"] is an alias, so joblib is imported only once.
-_real_joblib_modules: dict[str, ModuleType] = {}
-_swap_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _real_joblib() -> Iterator[ModuleType | None]:
-    """The real joblib module for the block (``None`` if it is not installed).
-
-    Users make joblite stand in for joblib with ``sys.modules["joblib"] =
-    joblite``; a plain ``import joblib`` would then give joblite back and
-    delegating to its ``load`` would loop. In that case the real joblib's
-    entries are put in sys.modules for the block, since unpickling a joblib
-    file imports ``joblib.numpy_pickle`` by name, and every ``joblib`` and
-    ``joblib.*`` entry is put back as it was afterwards.
-    """
-    current = sys.modules.get("joblib")
-    if current is None and "joblib" in sys.modules:  # None there blocks the import
-        yield None
-        return
-    if current is None or getattr(current, "__name__", None) == "joblib":
-        try:
-            import joblib
-        except ImportError:
-            yield None
-            return
-        yield joblib
-        return
-    # Other threads importing joblib while this block runs see the real joblib
-    # too; serializing the swaps at least keeps them from undoing each other.
-    with _swap_lock:
-        saved = {
-            name: module for name, module in list(sys.modules.items()) if _is_joblib_entry(name)
-        }
-        for name in saved:
-            del sys.modules[name]
-        sys.modules.update(_real_joblib_modules)
-        real: ModuleType | None = None
-        try:
-            with contextlib.suppress(ImportError):
-                real = importlib.import_module("joblib")
-            yield real
-        finally:
-            entries = {
-                name: module for name, module in list(sys.modules.items()) if _is_joblib_entry(name)
-            }
-            if real is not None:
-                _real_joblib_modules.update(entries)
-            for name in entries:
-                del sys.modules[name]
-            sys.modules.update(saved)
+    logger.debug("%s is not a joblite file: reading it as a joblib file", filename)
+    return read_joblib(
+        filename, mmap_mode=mmap_mode, allowed=allowed, ensure_native_byte_order=native
+    )
 
 
 def inspect(filename: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
@@ -263,7 +248,12 @@ def inspect(filename: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
     (uncompressed payload), plus ``file_size`` when ``filename`` is a path.
     Raises like :func:`load` for files that are not valid joblite files.
     """
-    manifest = fileformat.read_manifest(filename)
+    try:
+        manifest = fileformat.read_manifest(filename)
+    except ForeignFileError as error:
+        raise ForeignFileError(
+            f"{error}; inspect reads joblite's manifest only (joblite.load reads joblib files)"
+        ) from None
     if _is_path(filename):
         manifest["file_size"] = os.path.getsize(filename)  # type: ignore[arg-type]
     return manifest

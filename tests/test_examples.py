@@ -42,9 +42,9 @@ def test_sklearn_pipeline(tmp_path: Path) -> None:
     first = run_example("sklearn_pipeline.py", "cache", cwd=tmp_path)
     assert "grid search over 4 values of C, 3 folds" in first.stdout
     # the PCA is fitted once per fold and once on all the data, not once per C value
-    assert first.stderr.count("computed in") == 4
+    assert first.stderr.count("[Memory] Calling") == 4
     second = run_example("sklearn_pipeline.py", "cache", cwd=tmp_path)
-    assert second.stderr.count("computed in") == 0  # every PCA fit loaded from the cache
+    assert second.stderr.count("[Memory] Calling") == 0  # every PCA fit loaded from the cache
     assert second.stdout.splitlines()[1] == first.stdout.splitlines()[1]
 
 

@@ -21,7 +21,7 @@ def _layer(module: str) -> str:
     if len(parts) < 2:
         return "top"
     name = parts[1]
-    if name.startswith("_demo") or name in ("cli", "__main__", "__init__"):
+    if name.startswith("_demo") or name in ("cli", "__main__", "__init__", "compat"):
         return "top"
     if name == "_core":
         return "core"

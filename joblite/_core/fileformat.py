@@ -39,6 +39,7 @@ import os
 import pickle
 import stat
 import struct
+import warnings
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -431,8 +432,6 @@ def _read_from(
                 sized=available is not None,
             )
     else:
-        if mmap_mode is not None:
-            logger.info("mmap_mode=%r ignored: the file is compressed", mmap_mode)
         codec = get_codec_for_file(layout.codec)
         if available is not None:
             _check_compressed_sizes(layout, codec, available)
@@ -440,13 +439,16 @@ def _read_from(
             fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
         )
     try:
-        return loads(pickle_data, buffers, allowed=allowed)
+        value = loads(pickle_data, buffers, allowed=allowed)
     except pickle.UnpicklingError as error:
         if type(error) is not pickle.UnpicklingError:
             raise  # UnsafeLoadError: the caller's allowed-list, not the file
         raise InvalidFileError(f"the pickle stream could not be read: {error}") from error
     except EOFError as error:
         raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
+    if layout.codec is not None and mmap_mode is not None:  # as joblib: asked for, not done
+        warnings.warn(f"mmap_mode={mmap_mode!r} ignored: {path} is compressed", stacklevel=5)
+    return value
 
 
 def _bytes_left(fileobj: BinaryIO) -> int | None:

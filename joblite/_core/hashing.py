@@ -33,6 +33,8 @@ from typing import Any, Protocol
 
 import xxhash
 
+from joblite.exceptions import UnpicklableObjectError
+
 from ._names import found_by_name
 
 __all__ = ["HASH_NAMES", "hash"]
@@ -95,8 +97,10 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
     "md5", "sha1", "sha256", "blake2b"). With ``coerce_mmap=True`` a
     ``numpy.memmap`` hashes like the in-memory array with the same content.
 
-    Raises ``ValueError`` for an unknown ``hash_name`` and ``TypeError`` for
-    an object that cannot be pickled (a lock, an open file, a generator).
+    Raises ``ValueError`` for an unknown ``hash_name`` and
+    :class:`~joblite.exceptions.UnpicklableObjectError` (a ``pickle.PicklingError``
+    and a ``TypeError``) for an object that cannot be pickled (a lock, an open
+    file, a generator).
 
     Example::
 
@@ -134,7 +138,9 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
                 "whose reduction contains itself)"
             ) from None
     except pickle.PicklingError as error:
-        raise TypeError(f"cannot hash object: {error}") from error
+        if isinstance(error, UnpicklableObjectError):
+            raise
+        raise UnpicklableObjectError(f"cannot hash object: {error}") from error
     chunks, buffers = pickler.chunks, pickler.buffers
     if not buffers and len(chunks) == 1:
         digest = one_shot(chunks[0])
@@ -390,7 +396,7 @@ def _reduce_instance(obj: Any) -> Any:
     try:
         reduced = registered(obj) if registered else obj.__reduce_ex__(_PROTOCOL)
     except TypeError as error:
-        raise TypeError(
+        raise UnpicklableObjectError(
             f"cannot hash object of type {type(obj).__qualname__!r}: it cannot be pickled ({error})"
         ) from error
     if isinstance(reduced, str):  # a global singleton, saved by name

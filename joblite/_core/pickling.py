@@ -5,8 +5,9 @@
   without passing them through the pickle stream;
 * cloudpickle, imported lazily, only for what plain pickle cannot do by
   reference: lambdas, closures, and functions or classes of ``__main__``;
-* :func:`loads` with ``allowed=`` uses a restricted unpickler that resolves
-  only a fixed set of safe globals plus the names the caller trusts.
+* :func:`loads` with ``allowed=`` uses the restricted unpickler of
+  :mod:`._restricted`: a safe default set plus the names the caller trusts,
+  each call and state checked.
 
 Example::
 
@@ -20,22 +21,33 @@ Example::
 
 from __future__ import annotations
 
-import fnmatch
+import contextlib
 import io
+import logging
 import pickle
 import sys
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from joblite.exceptions import UnsafeLoadError
-
+from ._byteorder import to_native_byte_order
 from ._names import found_by_name
 
-__all__ = ["ArrayInfo", "Pickled", "dump_parts", "dumps", "loads"]
+__all__ = [
+    "ArrayInfo",
+    "Pickled",
+    "dump_parts",
+    "dumps",
+    "find_class_for",
+    "loads",
+    "native_byte_order",
+]
 
 DEFAULT_PROTOCOL = 5
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,15 +81,27 @@ def _array_from_buffer(buffer: Any, dtype: Any, shape: tuple[int, ...], order: s
     if isinstance(buffer, pickle.PickleBuffer):
         buffer = buffer.raw()
     flat = buffer if isinstance(buffer, np.ndarray) else np.frombuffer(buffer, dtype=np.uint8)
-    return flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+    array = flat.view(dtype).reshape(shape, order="F" if order == "F" else "C")
+    return to_native_byte_order(array) if _NATIVE_BYTE_ORDER.get() else array
+
+
+# Set for one load(..., ensure_native_byte_order=True): arrays come back in the host's order.
+_NATIVE_BYTE_ORDER: ContextVar[bool] = ContextVar("joblite_native_byte_order", default=False)
+
+
+@contextlib.contextmanager
+def native_byte_order() -> Iterator[None]:
+    """Within the block, arrays rebuilt by :func:`loads` are in the host's byte order."""
+    token = _NATIVE_BYTE_ORDER.set(True)
+    try:
+        yield
+    finally:
+        _NATIVE_BYTE_ORDER.reset(token)
 
 
 def _load_by_value(payload: bytes) -> Any:
     """Rebuild an object cloudpickle serialized by value (it runs pickle code)."""
     return pickle.loads(payload)
-
-
-_BY_VALUE_LOADER = f"{__name__}._load_by_value"
 
 
 def _importable_by_reference(obj: Any) -> bool:
@@ -213,130 +237,6 @@ def dumps(obj: object, *, protocol: int | None = None) -> tuple[bytes, list[pick
     return pickled.data, pickled.buffers
 
 
-# Globals a restricted load always resolves: plain data and numpy array reconstruction.
-_SAFE_GLOBALS = frozenset(
-    {
-        "builtins.bool",
-        "builtins.bytearray",
-        "builtins.bytes",
-        "builtins.complex",
-        "builtins.dict",
-        "builtins.float",
-        "builtins.frozenset",
-        "builtins.int",
-        "builtins.list",
-        "builtins.range",
-        "builtins.set",
-        "builtins.slice",
-        "builtins.str",
-        "builtins.tuple",
-        "builtins.Ellipsis",
-        "builtins.NotImplemented",
-        "collections.OrderedDict",
-        "collections.defaultdict",
-        "collections.deque",
-        "collections.Counter",
-        "datetime.date",
-        "datetime.datetime",
-        "datetime.time",
-        "datetime.timedelta",
-        "datetime.timezone",
-        f"{__name__}._array_from_buffer",
-        "numpy.dtype",
-        "numpy.ndarray",
-        "numpy._core.multiarray._reconstruct",
-        "numpy.core.multiarray._reconstruct",
-        "numpy._core.multiarray.scalar",
-        "numpy.core.multiarray.scalar",
-        "numpy._core.numeric._frombuffer",
-        "numpy.core.numeric._frombuffer",
-    }
-)
-
-
-def _matches(module: str, name: str, patterns: Sequence[str]) -> bool:
-    full = f"{module}.{name}" if name else module
-    if full == _BY_VALUE_LOADER:
-        # It runs an unrestricted pickle.loads: only an exact opt-in unlocks it.
-        return full in patterns
-    for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
-            if fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(module, pattern):
-                return True
-        elif full == pattern or module == pattern or module.startswith(pattern + "."):
-            return True
-    return False
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, buffers: Iterable[object], allowed: Sequence[str]):
-        super().__init__(file, buffers=buffers)
-        self._allowed = allowed
-
-    def find_class(self, module: str, name: str) -> Any:
-        full = f"{module}.{name}"
-        if full in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        # Protocol 4 resolves a dotted name attribute by attribute, which can
-        # walk from any allowed object to builtins (f.__globals__, ...): a
-        # dotted name must be listed exactly.
-        dotted = "." in name
-        if dotted and full not in self._allowed:
-            raise UnsafeLoadError(full, "a dotted attribute path must be listed exactly")
-        if module == "numpy.dtypes" and not dotted:
-            found = super().find_class(module, name)
-            numpy = sys.modules.get("numpy")
-            if numpy is not None and isinstance(found, type) and issubclass(found, numpy.dtype):
-                return found
-            raise UnsafeLoadError(full, "only numpy's dtype classes are allowed there")
-        if full in self._allowed or (not dotted and _matches(module, name, self._allowed)):
-            found = super().find_class(module, name)
-            if full not in self._allowed:
-                _check_defined_in_allowed(full, found, self._allowed)
-            return found
-        found = _allowed_under_another_name(module, name, self._allowed)
-        if found is not None:
-            return found
-        raise UnsafeLoadError(full)
-
-
-def _allowed_under_another_name(module: str, name: str, patterns: Sequence[str]) -> Any:
-    """The object the file names ``module.name``, if ``allowed`` lists it by another name.
-
-    Pickle writes where an object is defined, which moves between versions
-    (``pathlib.PurePosixPath`` is ``pathlib._local.PurePosixPath`` from Python
-    3.13 on): the name the user listed still means that object. Only modules
-    already imported are looked at, so nothing in the file triggers an import.
-    """
-    owner = sys.modules.get(module)
-    if owner is None or "." in name:
-        return None
-    # The module's own namespace only: getattr would run a module __getattr__
-    # (lazy packages import submodules there) for a name the file chose.
-    found = vars(owner).get(name)
-    if found is None or isinstance(found, types.ModuleType):
-        return None
-    for pattern in patterns:
-        listed_module, _, listed_name = pattern.rpartition(".")
-        listed_owner = sys.modules.get(listed_module)
-        if listed_owner is not None and vars(listed_owner).get(listed_name) is found:
-            return found
-    return None
-
-
-def _check_defined_in_allowed(full: str, found: Any, patterns: Sequence[str]) -> None:
-    """Refuse what an allowed module merely imported from elsewhere.
-
-    Allowing ``mypkg`` means trusting the classes and functions ``mypkg``
-    defines, not ``os.system`` that one of its modules happens to import.
-    """
-    if isinstance(found, types.ModuleType):
-        raise UnsafeLoadError(full, "it is a module, not a class or function")
-    owner = getattr(found, "__module__", None)
-    if isinstance(owner, str) and not _matches(owner, "", patterns):
-        raise UnsafeLoadError(full, f"it is defined in {owner!r}, which is not in `allowed`")
-
-
 def _check_allowed(allowed: object) -> list[str]:
     if isinstance(allowed, str) or not isinstance(allowed, Iterable):
         raise ValueError(
@@ -347,7 +247,38 @@ def _check_allowed(allowed: object) -> list[str]:
     bad = [p for p in patterns if not isinstance(p, str) or not p]
     if bad:
         raise ValueError(f"`allowed` must contain non-empty strings, got {bad!r}")
+    for pattern in patterns:
+        if pattern not in _WARNED and ("." not in pattern or pattern.startswith("*")):
+            _WARNED.add(pattern)
+            logger.warning(
+                "allowed=[%r] trusts every class and function of the package %r: a file "
+                "can call any of them with arguments it chooses (joblite still refuses "
+                "those it knows to run code, touch files or multiply sizes). List the "
+                "names you need ('module.qualname') instead.",
+                pattern,
+                pattern,
+            )
     return patterns
+
+
+# Wholesale patterns already warned about: once per process is enough.
+_WARNED: set[str] = set()
+
+
+def find_class_for(allowed: Sequence[str]) -> Callable[[str, str], Any]:
+    """How a load with ``allowed`` resolves globals, for readers with their own unpickler.
+
+    The deny-list, the safe default set and ``allowed`` decide, as in
+    :func:`loads`. Raises ``ValueError`` for a bad ``allowed``, and the
+    resolver raises :class:`~joblite.exceptions.UnsafeLoadError` for a refused global.
+    """
+    patterns = _check_allowed(allowed)
+    from ._restricted_globals import resolve
+
+    def find_class(module: str, name: str) -> Any:
+        return resolve(module, name, patterns)[0]
+
+    return find_class
 
 
 def loads(
@@ -360,12 +291,17 @@ def loads(
 
     ``allowed=None`` unpickles normally, which runs code chosen by whoever
     wrote the data: use it on trusted data only. With ``allowed`` (e.g.
-    ``["sklearn", "mypkg.Model"]``), only builtin containers and scalars, numpy
-    arrays, dtypes and scalars, and globals whose module or ``module.qualname``
-    matches a pattern are resolved; anything else raises
-    :class:`~joblite.exceptions.UnsafeLoadError` naming the refused global.
+    ``["mypkg.Model"]``), the stream is interpreted by the restricted
+    unpickler of :mod:`._restricted`: builtin data types, numpy arrays, dtypes,
+    scalars and generators, and the globals whose module or ``module.qualname``
+    matches a pattern (never those that run code or touch files); anything
+    else raises :class:`~joblite.exceptions.UnsafeLoadError`. A bare package
+    name (``"numpy"``) is logged as a warning: it trusts all of the package.
     """
     if allowed is None:
         return pickle.loads(data, buffers=buffers)
     patterns = _check_allowed(allowed)
-    return _RestrictedUnpickler(io.BytesIO(data), buffers, patterns).load()
+    # Imported here: 14 ms (python -X importtime) that plain loads never need.
+    from ._restricted import load_restricted
+
+    return load_restricted(bytes(data), buffers, patterns)

@@ -12,8 +12,8 @@ Example::
 from __future__ import annotations
 
 from ._async import AsyncMemorizedFunc as AsyncMemorizedFunc
+from ._entries import EntryInfo as EntryInfo
 from ._eviction import CacheLimits as CacheLimits
-from ._eviction import EntryInfo as EntryInfo
 from ._memorized import MemorizedFunc as MemorizedFunc
 from ._memory import Memory as Memory
 from ._results import MemorizedResult as MemorizedResult

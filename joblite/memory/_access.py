@@ -1,7 +1,7 @@
 """What keeps a cache hit cheap: in-process state consulted on every hit.
 
 :class:`HotValues` remembers, for small entries this process has loaded, the
-entry's pickled value together with the identity of its ``output`` file
+entry's pickled value together with the identity of its ``.out`` file
 (inode, size, mtime in ns). A hit ``stat``s the file; while the identity is
 unchanged the value is unpickled from memory (a fresh object every time, as
 when loading from disk), skipping the file format's parsing. Any rewrite,
@@ -24,7 +24,7 @@ import weakref
 from collections import OrderedDict
 from typing import Any
 
-from ._eviction import OUTPUT
+from ._entries import OUTPUT
 from ._journal import append_hits
 from .stores.base import Store
 

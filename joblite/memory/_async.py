@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._memorized import _VALID, MemorizedFunc
+from ._calls import VALID
+from ._memorized import MemorizedFunc
 from ._results import MemorizedResult, NotMemorizedResult
 
 __all__ = ["AsyncMemorizedFunc"]
@@ -20,8 +21,8 @@ class AsyncMemorizedFunc(MemorizedFunc):
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry, values = self._entry_and_values(args, kwargs)
-        found, value = self._load(entry)
-        if found:
+        validity, value = self._load(entry)
+        if validity is VALID:
             return value
         value, _ = await self._call_entry(entry, values, args, kwargs)
         return value
@@ -34,11 +35,14 @@ class AsyncMemorizedFunc(MemorizedFunc):
         self, entry: str, values: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Any, dict[str, Any]]:
         """Compute and store the call whose key (already hashed) is ``entry``."""
+        self._before_call(args, kwargs)
         start = time.time()
         started = time.perf_counter()
         value = await self.func(*args, **kwargs)
         metadata = self._metadata(values, start, time.perf_counter() - started)
-        if self._store(entry, value, metadata):
+        stored = self._store(entry, value, metadata)
+        self._after_call(started)
+        if stored:
             value = self._stored_value(entry, value)
         return value, metadata
 
@@ -47,10 +51,8 @@ class AsyncMemorizedFunc(MemorizedFunc):
     ) -> MemorizedResult | NotMemorizedResult:
         entry, values = self._entry_and_values(args, kwargs)
         validity, metadata = self._validity(entry)
-        if validity is not _VALID:
+        if validity is not VALID:
             value, metadata = await self._call_entry(entry, values, args, kwargs)
             if not self._exists(entry):
                 return NotMemorizedResult(value)
-        return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
-        )
+        return self._shelved(entry, metadata)

@@ -25,14 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core.fsutil import TEMP_PREFIX, safe_remove
-from ._eviction import (
-    FUNCTION_INFO,
-    CacheLimits,
-    EntryInfo,
-    cached_functions,
-    evict,
-    scan_entries,
-)
+from ._entries import FUNCTION_INFO, EntryInfo, cached_functions, scan_entries
+from ._eviction import CacheLimits, evict
 from .stores.local import PART_SUFFIX, FileStore
 
 __all__ = ["add_parser"]

@@ -1,73 +1,36 @@
-"""The memoized function: look the call up, else compute it once and store it.
+"""The memoized function's public face: its key for a call, its methods, pickling.
 
-A hit costs one hash of the arguments, one ``stat`` of the entry's file (and
-a read of it unless this process holds an unchanged copy, see :mod:`._access`)
-and an in-memory hit count. A miss takes the entry's lock, computes, writes
-one file and appends one journal line. The function's code version is
-checked against the store once per process (see :mod:`._keys`), not on
-every call.
+A call's key hashes its bound arguments below the function's id and code
+version. The code version is checked against the store once per process
+(see :mod:`._keys`), not on every call. How the call is then served (a hit
+loaded, a miss computed and stored) is :mod:`._calls`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import logging
-import os
-import pickle
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._core.hashing import hash as core_hash
-from ..exceptions import CacheError, CacheLockTimeoutError, InvalidFileError
-from ._access import MAX_HOT_FILE_SIZE
-from ._eviction import (
-    FUNCTION_INFO,
-    OUTPUT,
-    EntryInfo,
-    delete_entry,
-    entry_info,
-    read_metadata,
-)
-from ._journal import append_store
+from ._calls import STALE, VALID, CallMachinery
+from ._entries import EntryInfo, delete_entry, entry_info
 from ._keys import ArgumentBinder, code_version, identify, seed_version
-from ._results import (
-    MemorizedResult,
-    NotMemorizedResult,
-    check_entry_file,
-    read_output,
-    short_repr,
-    write_output,
-)
+from ._results import MemorizedResult, NotMemorizedResult
 from ._settings import MMAP_MODES as MMAP_MODES
 from ._settings import CacheSettings as CacheSettings
 from ._settings import check_verbose
+from ._verbose import say_warning
 from .stores.base import Store
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BoundMemorizedFunc", "CacheSettings", "MemorizedFunc"]
 
-# Unpickling an entry written by other code can fail in these ways besides a
-# corrupt file (a class that moved, a module that is gone): all mean "recompute".
-_UNLOADABLE = (InvalidFileError, pickle.UnpicklingError, EOFError, ImportError, AttributeError)
-# Storing a result can fail without the computation being wrong (an
-# unpicklable value, a full disk): the value is returned, uncached, with a log.
-# These are the expected ways; any other error is logged with its traceback.
-_UNSTORABLE = (pickle.PicklingError, TypeError, OSError, CacheError)
 
-# What _load returns beside False when an entry exists but the callback rejected it
-# (and _validity, beside _VALID and _ABSENT).
-_STALE = object()
-_VALID = object()
-_ABSENT = object()
-# What _load_file returns when there is no file.
-_MISSING = object()
-
-
-class MemorizedFunc:
+class MemorizedFunc(CallMachinery):
     """A function whose results are cached in a store; built by ``Memory.cache``.
 
     Calling it returns the cached result for these arguments or computes and
@@ -85,6 +48,7 @@ class MemorizedFunc:
         verbose: float = 1,
         mmap_mode: str | None = None,
         cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+        timestamp: float | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"Memory.cache needs a callable, got {func!r}")
@@ -100,7 +64,10 @@ class MemorizedFunc:
         self.mmap_mode = mmap_mode
         self.cache_validation_callback = cache_validation_callback
         self._settings = settings
+        # When the Memory was made: the verbose "Loading" lines show the time since.
+        self.timestamp = time.time() if timestamp is None else timestamp
         self._identity = identify(func)
+        self._short_name = self._identity.name.rpartition(".")[2]
         self._binder = ArgumentBinder(self._identity.signature_of, ignore)
         self._prefix: str | None = None
         self._version: str | None = None
@@ -175,214 +142,22 @@ class MemorizedFunc:
         """The store key of this call's entry (``func_id/version/args_hash``)."""
         return self._entry(args, kwargs)
 
-    # -- loading ----------------------------------------------------------
-
-    def _load(self, entry: str) -> tuple[bool, Any]:
-        """``(True, value)`` on a valid hit, else ``(False, None | _STALE)``."""
-        settings = self._settings
-        store = settings.store
-        output = entry + OUTPUT
-        path = store.local_path(output)
-        try:
-            if path is not None and self.mmap_mode is None:
-                value = self._load_file(path)
-                if value is _MISSING:
-                    return False, None
-            else:
-                value = read_output(store, output, self.mmap_mode)
-        except KeyError:
-            return False, None
-        except _UNLOADABLE as exc:
-            logger.warning(
-                "[Memory] cached result %s of %s could not be loaded (%s: %s); "
-                "deleting it and recomputing",
-                entry,
-                self._identity.name,
-                type(exc).__name__,
-                exc,
-            )
-            self._discard(entry)
-            return False, None
-        callback = self.cache_validation_callback
-        if callback is not None and not callback(read_metadata(store, entry)):
-            return False, _STALE
-        settings.access.hit(entry)
-        if self.verbose >= 10:
-            logger.info("[Memory] loaded %s from %s", self._identity.name, entry)
-        return True, value
-
-    def _load_file(self, path: str) -> Any:
-        """Load ``path``, from the in-process copy while the file is unchanged.
-
-        Returns ``_MISSING`` (cheaper than raising, on every miss) if there is no file.
-        """
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return _MISSING
-        check_entry_file(path, st)
-        hot = self._settings.hot
-        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
-        data = hot.get(path, identity)
-        if data:
-            return pickle.loads(data)
-        from .._core.fileformat import read_object  # after the hot path: imports cost ~0.5 µs
-
-        try:
-            value = read_object(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return _MISSING
-        if data is None and st.st_size <= MAX_HOT_FILE_SIZE:
-            hot.put(path, identity, value)
-        return value
-
-    # -- computing and storing ------------------------------------------
-
-    def _metadata(self, values: tuple[Any, ...], start: float, duration: float) -> dict[str, Any]:
-        # ``values`` are the bound, non-ignored arguments already hashed for the key.
-        names = self._binder.kept_names
-        return {
-            "duration": duration,
-            "time": start,
-            "input_args": {name: short_repr(v) for name, v in zip(names, values, strict=True)},
-            "func": self._identity.name,
-        }
-
-    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, float, float]:
-        if self.verbose > 0:
-            logger.info("[Memory] calling %s", self._identity.name)
-        start = time.time()
-        started = time.perf_counter()
-        value = self.func(*args, **kwargs)
-        duration = time.perf_counter() - started
-        if self.verbose > 0:
-            logger.info("[Memory] %s computed in %.3fs", self._identity.name, duration)
-        return value, start, duration
-
-    def _write_function_info(self, entry: str) -> None:
-        settings = self._settings
-        version_dir = entry.rsplit("/", 1)[0]
-        if version_dir in settings.info_written:
-            return
-        _, source = code_version(self._identity.target)
-        info = {"name": self._identity.name, "source": source}
-        settings.store.write_bytes(f"{version_dir}/{FUNCTION_INFO}", json.dumps(info).encode())
-        settings.info_written.add(version_dir)
-
-    def _store(self, entry: str, value: Any, metadata: dict[str, Any], lock: object = None) -> bool:
-        """Write the entry; log and return False if the value cannot be stored."""
-        settings = self._settings
-        store, evictor = settings.store, settings.evictor
-        output, measure = entry + OUTPUT, evictor is not None
-        try:
-            self._write_function_info(entry)
-            size = write_output(store, output, value, settings.compression, lock, measure=measure)
-            append_store(store, entry, metadata)
-        # Pickling runs the value's own code (__reduce__, __getstate__), which
-        # may raise anything: the value is computed and must not be lost.
-        except Exception as exc:
-            logger.warning(
-                "[Memory] the result of %s could not be cached (%s: %s); returning it uncached",
-                self._identity.name,
-                type(exc).__name__,
-                exc,
-                exc_info=not isinstance(exc, _UNSTORABLE),
-            )
-            self._discard(entry)
-            return False
-        if evictor is not None:
-            if size is None:
-                try:
-                    size = store.stat(output).size
-                except KeyError:  # evicted or cleared by someone else already
-                    size = 0
-            try:
-                evictor.after_write(size)
-            except OSError as exc:  # the value is stored; only trimming the cache failed
-                logger.warning("[Memory] could not evict entries from %s: %s", store.location, exc)
-        return True
-
-    def _discard(self, entry: str) -> None:
-        """Delete a damaged or half-stored entry, if the cache can be written to."""
-        with contextlib.suppress(OSError):  # read-only: it stays, and is recomputed each time
-            delete_entry(self._settings.store, entry)
-
-    def _stored_value(self, entry: str, value: Any) -> Any:
-        """With ``mmap_mode``, the stored value reloaded as hits load it; else ``value``."""
-        if self.mmap_mode is None:
-            return value
-        try:
-            return read_output(self._settings.store, entry + OUTPUT, self.mmap_mode)
-        except (KeyError, *_UNLOADABLE):  # evicted or replaced meanwhile
-            return value
-
-    def _compute_and_store(
-        self,
-        entry: str,
-        values: tuple[Any, ...],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        stale: bool = False,
-    ) -> tuple[Any, dict[str, Any] | None]:
-        """``(value, metadata stored by this call)``; metadata None if it stored nothing."""
-        settings = self._settings
-        if not settings.lock:
-            value, start, duration = self._run(args, kwargs)
-            metadata = self._metadata(values, start, duration)
-            if self._store(entry, value, metadata):
-                return self._stored_value(entry, value), metadata
-            return value, None
-        with contextlib.ExitStack() as stack:
-            try:
-                lock = stack.enter_context(
-                    settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout)
-                )
-            except CacheLockTimeoutError:
-                raise
-            except OSError as exc:  # read-only mount, another user's directory, planted link
-                logger.warning(
-                    "[Memory] cannot write to the cache in %s (%s); %s computes uncached",
-                    settings.store.location,
-                    exc,
-                    self._identity.name,
-                )
-                return self._run(args, kwargs)[0], None
-            # Another caller may have computed it while we waited for the lock
-            # (a stale entry was seen by the callback already: do not ask it twice).
-            if not stale:
-                found, value = self._load(entry)
-                if found:
-                    return value, None
-            value, start, duration = self._run(args, kwargs)
-            metadata = self._metadata(values, start, duration)
-            stored = self._store(entry, value, metadata, lock)
-        if stored:
-            return self._stored_value(entry, value), metadata
-        return value, None
-
-    def _exists(self, entry: str) -> bool:
-        try:
-            self._settings.store.stat(entry + OUTPUT)
-        except KeyError:
-            return False
-        return True
-
     # -- public interface -------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry, values = self._entry_and_values(args, kwargs)
-        found, value = self._load(entry)
-        if found:
+        if self.verbose >= 20:
+            self._report_query(entry, args, kwargs)
+        validity, value = self._load(entry)
+        if validity is VALID:
             return value
-        return self._compute_and_store(entry, values, args, kwargs, stale=value is _STALE)[0]
+        return self._compute_and_store(entry, values, args, kwargs, stale=validity is STALE)[0]
 
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Always compute (and store) the result; return ``(output, metadata)``."""
         entry, values = self._entry_and_values(args, kwargs)
-        value, start, duration = self._run(args, kwargs)
-        metadata = self._metadata(values, start, duration)
-        if self._store(entry, value, metadata):
+        value, metadata, stored = self._run_and_store(entry, values, args, kwargs)
+        if stored:
             value = self._stored_value(entry, value)
         return value, metadata
 
@@ -392,33 +167,34 @@ class MemorizedFunc:
         Returns a :class:`NotMemorizedResult` holding the value if it could not be stored.
         """
         entry, values = self._entry_and_values(args, kwargs)
+        if self.verbose >= 20:
+            self._report_query(entry, args, kwargs)
         validity, metadata = self._validity(entry)
-        if validity is not _VALID:
+        if validity is not VALID:
             value, metadata = self._compute_and_store(
-                entry, values, args, kwargs, stale=validity is _STALE
+                entry, values, args, kwargs, stale=validity is STALE
             )
             # Not stored, or evicted at once (a tiny items_limit): hand out the value.
             if not self._exists(entry):
                 return NotMemorizedResult(value)
         # The metadata just written or validated, when there is: reading it
         # back would fold the journal again.
-        return MemorizedResult(
-            self.store, entry, func=self._identity.name, mmap_mode=self.mmap_mode, metadata=metadata
-        )
+        return self._shelved(entry, metadata)
 
-    def _validity(self, entry: str) -> tuple[object, dict[str, Any] | None]:
-        """``(_VALID | _STALE | _ABSENT, metadata the callback was given, if it ran)``."""
-        if not self._exists(entry):
-            return _ABSENT, None
-        callback = self.cache_validation_callback
-        if callback is None:
-            return _VALID, None
-        metadata = read_metadata(self.store, entry)
-        return (_VALID if callback(metadata) else _STALE), metadata
+    def _shelved(self, entry: str, metadata: dict[str, Any] | None) -> MemorizedResult:
+        return MemorizedResult(
+            self.store,
+            entry,
+            func=self._identity.name,
+            mmap_mode=self.mmap_mode,
+            metadata=metadata,
+            verbose=self.verbose - 1,
+            timestamp=self.timestamp,
+        )
 
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
         """Whether a valid result for this call is stored (nothing is computed)."""
-        return self._validity(self._entry(args, kwargs))[0] is _VALID
+        return self._validity(self._entry(args, kwargs))[0] is VALID
 
     def lookup(self, *args: Any, **kwargs: Any) -> EntryInfo | None:
         """This call's entry (size, creation, last access, hit count, metadata) or None."""
@@ -437,8 +213,10 @@ class MemorizedFunc:
 
     def clear(self, warn: bool = True) -> None:
         """Delete every stored result of this function."""
-        if warn:
-            logger.warning("[Memory] clearing the cache of %s", self._identity.name)
+        if warn and self.verbose > 0:
+            say_warning(
+                f"[{self!r}]: Clearing function cache identified by {self._identity.func_id}"
+            )
         self.store.delete(self._identity.func_id)
         self._settings.checked.pop(self._identity.func_id, None)
         self._settings.info_written.clear()
@@ -455,10 +233,14 @@ class MemorizedFunc:
     def __reduce__(self) -> tuple[Any, ...]:
         # The code version travels with the function: a copy rebuilt elsewhere
         # (by value, without readable source) would compute a different one and
-        # drop this process's entries. So does whether this process already
-        # checked it against the store, sparing the copy a listing of it.
+        # drop this process's entries. It is checked against the store first (as
+        # the first call would), so no copy needs to list the store for it. A
+        # flag saying whether this process had checked it would make the pickle,
+        # hence joblite.hash of anything holding the function, change at its
+        # first call: a miss.
         version, source = code_version(self._identity.target)
-        checked = self._settings.checked.get(self._identity.func_id) == version
+        if self._settings.checked.get(self._identity.func_id) != version:
+            self._entry_prefix()
         return (
             _rebuild,
             (
@@ -469,7 +251,7 @@ class MemorizedFunc:
                 self.verbose,
                 self.mmap_mode,
                 self.cache_validation_callback,
-                (version, source, checked),
+                (version, source),
             ),
         )
 
@@ -482,7 +264,7 @@ def _rebuild(
     verbose: float,
     mmap_mode: str | None,
     callback: Callable[[dict[str, Any]], bool] | None,
-    version_state: tuple[str, str | None, bool] | None = None,
+    version_state: tuple[str, str | None] | None = None,
 ) -> MemorizedFunc:
     memorized = cls(
         func,
@@ -493,10 +275,10 @@ def _rebuild(
         cache_validation_callback=callback,
     )
     if version_state is not None:
-        version, source, checked = version_state
+        version, source = version_state
         seed_version(memorized._identity.target, version, source)
-        if checked:
-            settings.checked.setdefault(memorized.func_id, version)
+        # The sender checked this version against the store before pickling.
+        settings.checked.setdefault(memorized.func_id, version)
     return memorized
 
 

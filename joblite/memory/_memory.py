@@ -11,15 +11,20 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .._core.fsutil import TEMP_PREFIX
 from ._async import AsyncMemorizedFunc
 from ._eviction import AutoEvictor, CacheLimits, evict
 from ._memorized import MemorizedFunc
 from ._results import NotMemorizedFunc
 from ._settings import MMAP_MODES, CacheSettings, check_verbose
+from ._verbose import say_warning
 from .stores.base import Store, get_store_class
+from .stores.local import FileStore
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +89,8 @@ class Memory:
         self.mmap_mode = mmap_mode
         self.compress = compress
         self._verbose = check_verbose(verbose)
+        # The verbose "Loading" lines show the time since (joblib's attribute).
+        self.timestamp: float | None = time.time()
         self.backend_options = dict(backend_options or {})
         self.limits = CacheLimits.parse(bytes_limit, items_limit, age_limit)
         compression = normalize_compress(compress)
@@ -113,8 +120,12 @@ class Memory:
                 "location must be None, a directory path (str or pathlib.Path) or a "
                 f"joblite.memory.Store, got {type(location).__name__}"
             )
-        store_class: Callable[..., Store] = get_store_class(backend)
-        return store_class(os.path.join(os.fspath(location), "joblib"), **options)
+        store_class: type[Any] = get_store_class(backend)
+        directory = os.path.expanduser(os.fspath(location))
+        store: Store = store_class(os.path.join(directory, "joblib"), **options)
+        if issubclass(store_class, FileStore):
+            _add_gitignore(directory)
+        return store
 
     @property
     def store(self) -> Store | None:
@@ -172,6 +183,10 @@ class Memory:
             @mem.cache(ignore=["verbose"])
             def fit(X, y, verbose=0): ...
         """
+        if cache_validation_callback is not None and not callable(cache_validation_callback):
+            raise ValueError(
+                f"cache_validation_callback needs to be callable, got {cache_validation_callback!r}"
+            )
         if func is None:
             return functools.partial(
                 self.cache,
@@ -198,6 +213,7 @@ class Memory:
             verbose=self._verbose if verbose is None else verbose,
             mmap_mode=self.mmap_mode if mmap_mode is False else mmap_mode,  # type: ignore[arg-type]
             cache_validation_callback=cache_validation_callback,
+            timestamp=self.timestamp,
         )
 
     def eval(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -208,10 +224,10 @@ class Memory:
 
     def clear(self, warn: bool = True) -> None:
         """Delete every entry of this cache."""
+        if warn:
+            say_warning(f"[{self!r}]: Flushing completely the cache")
         if self._settings is None:
             return
-        if warn:
-            logger.warning("[Memory] flushing the whole cache in %s", self._settings.store.location)
         self._settings.store.delete("")
         self._settings.forget_checks()
 
@@ -250,4 +266,31 @@ class Memory:
         return f"{type(self).__name__}(location={location})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        # As joblib: no timestamp, so that an object holding a Memory (an
+        # estimator's ``memory=``) hashes alike in every process and run.
+        return {**self.__dict__, "timestamp": None}
+
+
+def _add_gitignore(directory: str) -> None:
+    """A ``.gitignore`` of ``*`` in a cache directory that has none (as joblib 1.5+ does).
+
+    Written beside and linked into place: an existing one (even one created
+    meanwhile, or a symlink planted there) is never replaced or followed, and
+    no reader sees it half-written. A failure (read-only directory, a file
+    system without hard links) only leaves it out.
+    """
+    target = os.path.join(directory, ".gitignore")
+    if os.path.lexists(target):
+        return
+    temp = os.path.join(directory, f"{TEMP_PREFIX}gitignore-{uuid.uuid4().hex}")
+    try:
+        with open(temp, "x", encoding="utf-8") as f:
+            f.write("# Created by joblite automatically.\n*\n")
+        os.link(temp, target)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        logger.debug("[Memory] no .gitignore written in %s: %s", directory, exc)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import InvalidFileError
-from ._eviction import OUTPUT, delete_entry, read_metadata
+from ._entries import OUTPUT, delete_entry, read_metadata
+from ._verbose import loading_line, say
 from .stores.base import Store
 
 __all__ = [
@@ -153,7 +154,14 @@ class MemorizedResult:
 
     Picklable (it holds the store and the entry key), so it can be sent to
     another process sharing the cache. ``get()`` raises :class:`KeyError` if
-    the entry was cleared meanwhile.
+    the entry was cleared meanwhile. joblib's attributes are there:
+    ``store_backend``, ``func_id``, ``args_id``, ``mmap_mode``, ``metadata``,
+    ``duration``, ``verbose`` (``get()`` reports loads above 1) and ``timestamp``.
+
+    Example::
+
+        result = square.call_and_shelve(4)
+        result.args_id, result.get()
     """
 
     def __init__(
@@ -164,12 +172,26 @@ class MemorizedResult:
         func: str,
         mmap_mode: str | None = None,
         metadata: dict[str, Any] | None = None,
+        verbose: float = 0,
+        timestamp: float | None = None,
     ) -> None:
         self.store = store
         self.entry = entry
         self.func = func
         self.mmap_mode = mmap_mode
         self.metadata = metadata if metadata is not None else read_metadata(store, entry)
+        self.verbose = verbose
+        self.timestamp = timestamp
+
+    @property
+    def store_backend(self) -> Store:
+        """joblib's name for :attr:`store`."""
+        return self.store
+
+    @property
+    def func_id(self) -> str:
+        """The function's folder in the store (its identifier made safe as a file name)."""
+        return self.entry.split("/", 1)[0]
 
     @property
     def args_id(self) -> str:
@@ -182,8 +204,16 @@ class MemorizedResult:
 
     def get(self) -> Any:
         """Load the stored value; :class:`KeyError` if it is gone."""
+        key = self.entry + OUTPUT
+        if self.verbose > 1:
+            arguments = ", ".join(
+                f"{k}={v}" for k, v in self.metadata.get("input_args", {}).items()
+            )
+            where = self.store.local_path(key) or f"{self.store.location}/{self.entry}"
+            name = self.func.rpartition(".")[2]
+            say(loading_line(f"{name}({arguments})", self.timestamp, self.verbose, where))
         try:
-            return read_output(self.store, self.entry + OUTPUT, self.mmap_mode)
+            return read_output(self.store, key, self.mmap_mode)
         except KeyError:
             raise KeyError(
                 f"the cached result {self.entry!r} no longer exists (it may have been cleared)"
@@ -198,6 +228,11 @@ class MemorizedResult:
             f'{type(self).__name__}(location="{self.store.location}", func="{self.func}", '
             f'args_id="{self.args_id}")'
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # As joblib: no timestamp, so that an object holding this one hashes
+        # alike in every process and run.
+        return {**self.__dict__, "timestamp": None}
 
 
 class NotMemorizedResult:

@@ -13,7 +13,8 @@ from typing import BinaryIO, cast
 import pytest
 
 from joblite.memory import InMemoryStore, Memory, Store
-from joblite.memory._eviction import parse_age, scan_entries
+from joblite.memory._entries import scan_entries
+from joblite.memory._eviction import parse_age
 
 
 @pytest.mark.parametrize("bad", ["ten", "-1", -5, "5X"])
@@ -95,7 +96,7 @@ def test_automatic_eviction_by_items(store_kind_memory: Memory) -> None:
     mem = store_kind_memory
     f = _fill(mem, 40, size=1000)
     assert mem.store is not None
-    from joblite.memory._eviction import scan_entries
+    from joblite.memory._entries import scan_entries
 
     entries = scan_entries(mem.store)
     assert 0 < len(entries) <= 10
@@ -105,7 +106,7 @@ def test_automatic_eviction_by_items(store_kind_memory: Memory) -> None:
 def test_automatic_eviction_by_bytes(tmp_path: Path) -> None:
     mem = Memory(tmp_path, verbose=0, bytes_limit="200K")
     f = _fill(mem, 30, size=20_000)
-    from joblite.memory._eviction import scan_entries
+    from joblite.memory._entries import scan_entries
 
     assert mem.store is not None
     total = sum(e.size for e in scan_entries(mem.store))

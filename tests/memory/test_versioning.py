@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,24 @@ def test_unpickled_copy_uses_the_senders_version_without_rereading(
     assert [copy.__cache_key__(2) for copy in copies] == [f.__cache_key__(2)] * 5
     assert reads == []
     assert real_source_of(local) is not None
+
+
+def test_a_memoized_function_hashes_the_same_before_and_after_its_first_call(
+    tmp_path: Path,
+) -> None:
+    import joblite
+
+    mem = Memory(tmp_path, verbose=0)
+    inner = mem.cache(abs)
+    calls: list[int] = []
+
+    @mem.cache
+    def apply(fn: Callable[[int], int], x: int) -> int:
+        calls.append(x)
+        return fn(x)
+
+    before = joblite.hash(inner)
+    assert apply(inner, -1) == 1  # inner's first call in this process happens in here
+    assert joblite.hash(inner) == before
+    assert apply(inner, -1) == 1  # an argument holding inner: the same key, a hit
+    assert calls == [-1]

@@ -79,7 +79,11 @@ def test_dump_killed_mid_write_leaves_the_old_file(
             child.stdout.close()
     assert child.returncode == -signal.SIGKILL
     assert_same(load(target), old)
-    assert_same(load(target, mmap_mode="r"), old)
+    if compress:  # a compressed file cannot be mapped: joblib warns, so does joblite
+        with pytest.warns(UserWarning, match="mmap_mode"):
+            assert_same(load(target, mmap_mode="r"), old)
+    else:
+        assert_same(load(target, mmap_mode="r"), old)
 
 
 class Unpicklable:

@@ -2,8 +2,9 @@
 
 A store knows nothing of pickle, functions or arguments: Memory turns values
 into bytes (through the core file format) and hands them to the store under
-``/``-separated keys such as ``"mymod.f/3fa1.../9b2c.../output"``. A key is
-a path in a tree: deleting a prefix deletes everything below it.
+``/``-separated keys such as ``"mymod.f/3fa1.../9b2c....out"`` (the layout is
+in :mod:`joblite.memory._entries`). A key is a path in a tree: deleting a
+prefix deletes everything below it.
 
 Implement the abstract methods to add a store, then register it::
 
@@ -23,6 +24,9 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from ...exceptions import StoreBackendError
+from ._joblib import JoblibStoreMethods
+
 __all__ = ["Store", "StoreStat", "get_store_class", "register_store_backend"]
 
 
@@ -40,12 +44,14 @@ class StoreStat:
     identity: Hashable = None
 
 
-class Store(abc.ABC):
+class Store(JoblibStoreMethods, abc.ABC):
     """A tree of byte blobs addressed by ``/``-separated keys.
 
     ``location`` is a human-readable description of where the data is.
     Reads of a missing key raise :class:`KeyError`; writes are atomic (a
     reader sees the old value or the new one, never a partial one).
+    joblib's ``StoreBackendMixin`` methods (``get_items``, ``clear_item``,
+    ...) work on every store, through these (see :mod:`._joblib`).
     """
 
     location: str
@@ -153,26 +159,33 @@ def register_store_backend(backend_name: str, backend: type[Store]) -> None:
 
     Memory builds it as ``backend(os.path.join(location, "joblib"), **backend_options)``.
 
-    Raises :class:`ValueError` if ``backend_name`` is not a non-empty string and
-    :class:`TypeError` if ``backend`` is not a subclass of :class:`Store`.
+    Raises :class:`~joblite.exceptions.StoreBackendError` (a ``ValueError``, as
+    joblib raises, and a ``TypeError``) if ``backend_name`` is not a non-empty
+    string or ``backend`` is not a subclass of :class:`Store`.
 
     Example::
 
         register_store_backend("memory", InMemoryStore)
     """
     if not isinstance(backend_name, str) or not backend_name:
-        raise ValueError(f"backend_name must be a non-empty str, got {backend_name!r}")
+        raise StoreBackendError(f"backend_name must be a non-empty str, got {backend_name!r}")
     if not (isinstance(backend, type) and issubclass(backend, Store)):
-        raise TypeError(f"backend must be a subclass of joblite.memory.Store, got {backend!r}")
+        raise StoreBackendError(
+            f"backend must be a subclass of joblite.memory.Store, got {backend!r}"
+        )
     _STORE_BACKENDS[backend_name] = backend
 
 
 def get_store_class(backend_name: str) -> type[Store]:
-    """The store class registered under ``backend_name``; :class:`ValueError` if unknown."""
+    """The store class registered under ``backend_name``.
+
+    Raises :class:`~joblite.exceptions.StoreBackendError` (a ``TypeError``, as
+    joblib raises, and a ``ValueError``) if there is none.
+    """
     try:
         return _STORE_BACKENDS[backend_name]
-    except KeyError:
-        raise ValueError(
+    except (KeyError, TypeError):  # TypeError: an unhashable name
+        raise StoreBackendError(
             f"unknown backend {backend_name!r}; registered backends: {sorted(_STORE_BACKENDS)} "
             "(add one with register_store_backend)"
         ) from None

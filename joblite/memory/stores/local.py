@@ -1,6 +1,6 @@
 """``FileStore``: cache entries as files under a local directory (backend ``"local"``).
 
-Keys map to paths below the root (``"a/b/output"`` -> ``root/a/b/output``).
+Keys map to paths below the root (``"a/b/c.out"`` -> ``root/a/b/c.out``).
 Writes go through :func:`joblite._core.fsutil.atomic_write` (temp file +
 ``os.replace``), so a reader never sees a partial file, even if the writer
 is killed. Directories the store creates are private to the user (0o700):
@@ -18,7 +18,7 @@ returns its value uncached).
 Example::
 
     store = FileStore("/tmp/cache/joblib")
-    store.write_bytes("f/1234/output", b"...")
+    store.write_bytes("f/1234/9b2c.out", b"...")
 """
 
 from __future__ import annotations
