@@ -47,6 +47,7 @@ from joblite._core import _reading, _sections
 from joblite._core._manifest import Layout, check_array_sizes, parse_manifest
 from joblite._core._reading import read_exact
 from joblite._core._sections import FRAME, Section
+from joblite._core.arguments import MMAP_MODES
 from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
 from joblite._core.pickling import dump_parts, loads
 from joblite.exceptions import (
@@ -74,7 +75,6 @@ CHUNK_SIZE = 8 * 1024 * 1024
 _HEADER = struct.Struct("<8sHHIQQ")
 ARRAYS_WRITABLE = 1
 _MAX_MANIFEST = 256 * 1024 * 1024
-MMAP_MODES = (None, "r", "r+", "c", "w+")
 # Regular files up to this size are read whole in one call (see _read_path).
 SMALL_FILE = 1024 * 1024
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation

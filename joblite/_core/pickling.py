@@ -40,6 +40,7 @@ __all__ = [
     "Pickled",
     "dump_parts",
     "dumps",
+    "dumps_stream",
     "find_class_for",
     "loads",
     "native_byte_order",
@@ -305,3 +306,37 @@ def loads(
     from ._restricted import load_restricted
 
     return load_restricted(bytes(data), buffers, patterns)
+
+
+class _StreamPickler(_Pickler):
+    """:class:`_Pickler` writing one self-contained stream: arrays stay in-band."""
+
+    def __init__(self, file: io.BytesIO, reducer: Callable[[Any], Any] | None) -> None:
+        super().__init__(file, DEFAULT_PROTOCOL)
+        # numpy's own protocol-5 reduce then hands its buffer to _on_buffer,
+        # which keeps it in the stream: the reader gets writable arrays.
+        self.out_of_band = False
+        self.reducer = reducer
+
+    def reducer_override(self, obj: Any) -> Any:
+        if self.reducer is not None:
+            reduced = self.reducer(obj)
+            if reduced is not NotImplemented:
+                return reduced
+        return super().reducer_override(obj)
+
+
+def dumps_stream(obj: object, *, reducer: Callable[[Any], Any] | None = None) -> bytes:
+    """Pickle ``obj`` into one stream (no out-of-band buffers), for another process.
+
+    As :func:`dumps`, lambdas, closures and ``__main__`` objects travel by
+    value. ``reducer(obj)`` is asked first for every object the pickler does
+    not write itself: a reduce tuple takes over, ``NotImplemented`` declines.
+    Read the bytes back with ``pickle.loads``.
+
+    >>> pickle.loads(dumps_stream([lambda x: x + 1]))[0](1)
+    2
+    """
+    stream = io.BytesIO()
+    _StreamPickler(stream, reducer).dump(obj)
+    return stream.getvalue()

@@ -11,6 +11,8 @@ Example::
 
 from __future__ import annotations
 
+# Imported for its effect: hands joblib's store methods the entry operations.
+from . import _joblib_entries  # noqa: F401
 from ._async import AsyncMemorizedFunc as AsyncMemorizedFunc
 from ._entries import EntryInfo as EntryInfo
 from ._eviction import CacheLimits as CacheLimits

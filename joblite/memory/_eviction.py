@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import datetime
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
 
-from .._core.units import parse_bytes
+from .._core.units import parse_age, parse_bytes
 from . import _journal
 from ._entries import EntryInfo, delete_entry, scan_entries
 from .stores.base import Store
@@ -36,37 +35,6 @@ __all__ = [
 
 _RESCAN_INTERVAL = 60.0
 _SLACK = 0.9
-_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_age(
-    value: datetime.timedelta | float | str | None, *, name: str = "age_limit"
-) -> float | None:
-    """Seconds from a timedelta, a number of seconds or a string like ``"30d"``, ``"12h"``.
-
-    Raises :class:`ValueError` naming ``name`` for negative or malformed values.
-
-    >>> parse_age("2h")
-    7200.0
-    """
-    if value is None:
-        return None
-    seconds: float | None = None
-    if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _AGE_RE.match(value)
-        if match:
-            seconds = float(match.group(1)) * _AGE_UNITS[match.group(2).lower()]
-    if seconds is None or seconds < 0:
-        raise ValueError(
-            f"{name} must be a non-negative timedelta, number of seconds or a string "
-            f"like '30d', got {value!r}"
-        )
-    return seconds
 
 
 @dataclass(frozen=True)

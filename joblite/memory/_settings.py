@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._core.arguments import MMAP_MODES, check_verbose
 from ._access import AccessTracker, HotValues
 from ._eviction import AutoEvictor
 from .stores.base import Store
 
 __all__ = ["MMAP_MODES", "CacheSettings", "check_verbose"]
-
-MMAP_MODES = (None, "r+", "r", "w+", "c")
-
-
-def check_verbose(verbose: object) -> int | float:
-    """``verbose`` if it is a number; :class:`TypeError` naming it otherwise."""
-    if isinstance(verbose, (int, float)):
-        return verbose
-    if isinstance(verbose, numbers.Integral):  # numpy integers
-        return int(verbose)
-    raise TypeError(f"verbose must be an int (0 is silent), got {verbose!r}")
 
 
 @dataclass

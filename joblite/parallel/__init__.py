@@ -16,20 +16,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._config import cpu_count as cpu_count
     from ._config import effective_n_jobs as effective_n_jobs
     from ._config import parallel_backend as parallel_backend
     from ._config import parallel_config as parallel_config
     from ._errors import RemoteTraceback as RemoteTraceback
+    from ._njobs import cpu_count as cpu_count
     from ._parallel import Parallel as Parallel
     from ._parallel import delayed as delayed
     from ._registry import register_parallel_backend as register_parallel_backend
     from ._wrap import wrap_non_picklable_objects as wrap_non_picklable_objects
     from .backends.base import ParallelBackendBase as ParallelBackendBase
+    from .backends.base import SequentialBackend as SequentialBackend
     from .backends.dask_backend import DaskBackend as DaskBackend
     from .backends.loky_pool import LokyBackend as LokyBackend
     from .backends.multiprocessing_pool import MultiprocessingBackend as MultiprocessingBackend
-    from .backends.sequential import SequentialBackend as SequentialBackend
     from .backends.threads import ThreadingBackend as ThreadingBackend
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
 # Every name loads on first use: worker processes import this package to run
 # batches and must not pay for the caller's machinery.
 _LAZY = {
-    "cpu_count": "._config",
+    "cpu_count": "._njobs",
     "effective_n_jobs": "._config",
     "parallel_backend": "._config",
     "parallel_config": "._config",
@@ -68,7 +68,7 @@ _LAZY = {
     "DaskBackend": ".backends.dask_backend",
     "LokyBackend": ".backends.loky_pool",
     "MultiprocessingBackend": ".backends.multiprocessing_pool",
-    "SequentialBackend": ".backends.sequential",
+    "SequentialBackend": ".backends.base",
     "ThreadingBackend": ".backends.threads",
 }
 

@@ -15,6 +15,7 @@ from operator import is_, itemgetter
 from typing import Any, Final
 
 from ._errors import TaskFailure, capture_failure
+from ._wire import Reducer, decode_batch, encode_batch
 
 __all__ = [
     "Batch",
@@ -126,8 +127,8 @@ class Batch:
         self.tasks = tasks
         self.retries = retries
         self.stop_on_error = stop_on_error
-        # Process backends set this to the pickled tasks (shared arrays swapped
-        # for references) before submitting; see _memmap.dumps_tasks.
+        # Backends that ship payloads get the batch in the wire format (shared
+        # arrays swapped for references) before submitting; see encode().
         self.payload: bytes | None = None
         # When a thread worker began running it (time.monotonic); None while queued.
         self.started: float | None = None
@@ -142,12 +143,14 @@ class Batch:
             return run_packed(*tasks.packed(), self.retries, self.stop_on_error, remote=False)
         return run_tasks(tasks, self.retries, self.stop_on_error, remote=False)
 
+    def encode(self, reducer: Reducer | None = None) -> bytes:
+        """The batch in the wire format; ``reducer`` may swap large arrays for shared files."""
+        return encode_batch(pack_tasks(self.tasks), self.retries, self.stop_on_error, reducer)
+
     def __reduce__(self) -> tuple[Callable[[bytes], _RemoteBatch], tuple[bytes]]:
         payload = self.payload
         if payload is None:  # a third-party backend pickling us itself
-            import cloudpickle
-
-            payload = cloudpickle.dumps((pack_tasks(self.tasks), self.retries, self.stop_on_error))
+            payload = self.encode()
         return (load_batch, (payload,))
 
 
@@ -286,13 +289,10 @@ class _RemoteBatch:
 
 def load_batch(payload: bytes) -> _RemoteBatch:
     """Unpickle a batch in a worker process (and mark it as one, for nested calls)."""
-    import pickle
-
-    from ._config import WORKER_STATE
+    from ._worker_state import WORKER_STATE
 
     WORKER_STATE.in_process_worker = True
-    tasks, retries, stop_on_error = pickle.loads(payload)
-    return _RemoteBatch(tasks, retries, stop_on_error)
+    return _RemoteBatch(*decode_batch(payload))
 
 
 # Items read (and packed) at a time by take_tasks(pack=True).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._config import WORKER_STATE, gil_disabled
 from ._registry import REGISTRY, make_backend
+from ._worker_state import WORKER_STATE, gil_disabled
 from .backends.base import ParallelBackendBase
 
 

@@ -1,4 +1,6 @@
-"""The active parallel configuration and n_jobs arithmetic (the registry: ``_registry``).
+"""The active parallel configuration: ``parallel_config``, ``parallel_backend``.
+
+The backend registry is in ``_registry``, n_jobs arithmetic in ``_njobs``.
 
 The configuration lives in a :class:`contextvars.ContextVar`, so a
 ``parallel_config`` block affects only the thread (or asyncio task) that
@@ -11,15 +13,13 @@ entered it. Example::
 from __future__ import annotations
 
 import contextvars
-import math
-import numbers
 import os
-import sys
-import threading
-from collections.abc import Callable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from .._core.arguments import MMAP_MODES, check_verbose
+from ._njobs import normalize_n_jobs
 from ._registry import REGISTRY, check_backend_kwargs, make_backend, resolve_backend_name
 
 if TYPE_CHECKING:
@@ -28,9 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "UNSET",
     "ParallelSettings",
-    "cpu_count",
     "effective_n_jobs",
-    "normalize_n_jobs",
     "parallel_backend",
     "parallel_config",
 ]
@@ -55,62 +53,59 @@ class _Unset:
 
 UNSET: Final = _Unset()
 
-MMAP_MODES: Final = (None, "r", "r+", "w+", "c")
 PREFER_VALUES: Final = (None, "threads", "processes")
 REQUIRE_VALUES: Final = (None, "sharedmem")
 
 
-class ParallelSettings:
-    """One immutable layer of configuration; unset fields fall through to defaults."""
+# The default backend_params: read-only, so the default layer cannot be changed.
+_NO_PARAMS: Final[Mapping[str, Any]] = MappingProxyType({})
 
-    __slots__ = (
-        "backend",
-        "backend_params",
-        "inner_max_num_threads",
-        "max_nbytes",
-        "mmap_mode",
-        "n_jobs",
-        "prefer",
-        "require",
-        "temp_folder",
-        "verbose",
-    )
-    backend: Any
-    backend_params: dict[str, Any]
-    inner_max_num_threads: Any
-    max_nbytes: Any
-    mmap_mode: Any
-    n_jobs: Any
-    prefer: Any
-    require: Any
-    temp_folder: Any
-    verbose: Any
 
-    def __init__(self, **fields: Any) -> None:
-        for name in self.__slots__:
-            object.__setattr__(self, name, fields.get(name, UNSET))
-        if fields.get("backend_params", UNSET) is UNSET:
-            object.__setattr__(self, "backend_params", {})
+class ParallelSettings(NamedTuple):
+    """One immutable layer of configuration; unset fields fall through to defaults.
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("ParallelSettings is immutable")
+    A named tuple: building and merging one costs about a microsecond, and
+    every ``Parallel`` call merges its own layer over the active one.
+    """
+
+    backend: Any = UNSET
+    backend_params: Mapping[str, Any] = _NO_PARAMS
+    inner_max_num_threads: Any = UNSET
+    max_nbytes: Any = UNSET
+    mmap_mode: Any = UNSET
+    n_jobs: Any = UNSET
+    prefer: Any = UNSET
+    require: Any = UNSET
+    temp_folder: Any = UNSET
+    verbose: Any = UNSET
 
     def merged(self, **fields: Any) -> ParallelSettings:
         """A new layer: ``fields`` that are set override this layer's values."""
-        values = {name: getattr(self, name) for name in self.__slots__}
-        for name, value in fields.items():
-            if value is not UNSET:
-                values[name] = value
-        return ParallelSettings(**values)
+        given = {name: value for name, value in fields.items() if value is not UNSET}
+        return self._replace(**given) if given else self
+
+    def given(self) -> dict[str, Any]:
+        """The fields this layer sets, ``backend_params`` aside."""
+        return {
+            name: value
+            for name, value in zip(self._fields, self, strict=True)
+            if value is not UNSET and name != "backend_params"
+        }
+
+    def over(self, base: ParallelSettings) -> ParallelSettings:
+        """This layer's set fields over ``base`` (whose ``backend_params`` stay)."""
+        given = self.given()
+        return base._replace(**given) if given else base
 
     def get(self, name: str, default: Any) -> Any:
         value = getattr(self, name)
         return default if value is UNSET else value
 
 
+_EMPTY: Final = ParallelSettings()
 _ACTIVE: contextvars.ContextVar[ParallelSettings] = contextvars.ContextVar(
     "joblite_parallel_config",
-    default=ParallelSettings(),  # noqa: B039 -- immutable: __setattr__ raises
+    default=_EMPTY,
 )
 
 
@@ -122,15 +117,53 @@ def none_is_unset(value: Any) -> Any:
     return UNSET if value is None else value
 
 
+# joblib's default for these is None, meaning "not given": outer layers show through.
+_NONE_IS_UNSET: Final = frozenset(
+    {"backend", "n_jobs", "temp_folder", "prefer", "require", "inner_max_num_threads"}
+)
+
+
+def settings_layer(**given: Any) -> ParallelSettings:
+    """One checked layer of settings: the arguments ``Parallel`` and ``parallel_config`` share.
+
+    Raises ``ValueError``/``TypeError`` naming the first bad argument (see
+    :class:`parallel_config`); fails here, not at the first ``Parallel`` call.
+    """
+    # Only what is given is checked: every Parallel() builds a layer (~1 µs here).
+    fields = {
+        name: value
+        for name, value in given.items()
+        if value is not UNSET and (value is not None or name not in _NONE_IS_UNSET)
+    }
+    if not fields:
+        return _EMPTY
+    if "prefer" in fields:
+        _check_choice("prefer", fields["prefer"], PREFER_VALUES)
+    if "require" in fields:
+        _check_choice("require", fields["require"], REQUIRE_VALUES)
+    if "mmap_mode" in fields:
+        _check_choice("mmap_mode", fields["mmap_mode"], MMAP_MODES)
+    if "backend" in fields:
+        check_backend(fields["backend"])
+    if "n_jobs" in fields:
+        normalize_n_jobs(fields["n_jobs"])
+    if "verbose" in fields:
+        fields["verbose"] = check_verbose(fields["verbose"])
+    if "temp_folder" in fields:
+        check_temp_folder(fields["temp_folder"])
+    if "max_nbytes" in fields:
+        from .._core.units import parse_bytes  # lazily: workers import this module
+
+        parse_bytes(fields["max_nbytes"], name="max_nbytes")
+    inner = fields.get("inner_max_num_threads", UNSET)
+    if inner is not UNSET and (not isinstance(inner, int) or inner < 1):
+        raise ValueError(f"inner_max_num_threads must be a positive int, got {inner!r}")
+    return ParallelSettings(**fields)
+
+
 def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
     if value is not UNSET and value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def check_verbose(verbose: object) -> None:
-    # numbers.Integral takes numpy's integers too: scikit-learn passes them through.
-    if verbose is not UNSET and not isinstance(verbose, numbers.Integral):
-        raise TypeError(f"verbose must be an int (0 = silent), got {verbose!r}")
 
 
 def check_temp_folder(temp_folder: object) -> None:
@@ -175,7 +208,7 @@ class parallel_config:
     an ``n_jobs`` of 0, a negative or unreadable ``max_nbytes``, a
     ``temp_folder`` that is a file, and for an unknown backend name (listing
     the registered ones); ``TypeError`` for a ``backend`` that is neither a
-    name nor a backend, a non-int ``verbose``, arguments of the wrong type, and
+    name nor a backend, a ``verbose`` that is not a number, arguments of the wrong type, and
     keywords a built-in backend does not take (``n_job=2``).
 
     Example::
@@ -190,7 +223,7 @@ class parallel_config:
         backend: str | ParallelBackendBase | _Unset | None = UNSET,
         *,
         n_jobs: int | float | _Unset | None = UNSET,
-        verbose: int | _Unset = UNSET,
+        verbose: float | _Unset = UNSET,
         temp_folder: str | os.PathLike[str] | _Unset | None = UNSET,
         max_nbytes: int | str | _Unset | None = UNSET,
         mmap_mode: str | _Unset | None = UNSET,
@@ -199,40 +232,7 @@ class parallel_config:
         inner_max_num_threads: int | _Unset | None = UNSET,
         **backend_params: Any,
     ) -> None:
-        # None is joblib's default for these: it means "keep the enclosing value".
-        backend = none_is_unset(backend)
-        n_jobs = none_is_unset(n_jobs)
-        temp_folder = none_is_unset(temp_folder)
-        prefer = none_is_unset(prefer)
-        require = none_is_unset(require)
-        inner_max_num_threads = none_is_unset(inner_max_num_threads)
-        _check_choice("prefer", prefer, PREFER_VALUES)
-        _check_choice("require", require, REQUIRE_VALUES)
-        _check_choice("mmap_mode", mmap_mode, MMAP_MODES)
-        # Fail here, not at the first Parallel call.
-        check_backend(backend)
-        outer = _ACTIVE.get()
-        check_backend_kwargs(
-            outer.get("backend", REGISTRY.default) if backend is UNSET else backend,
-            backend_params,
-        )
-        if n_jobs is not UNSET:
-            normalize_n_jobs(n_jobs)
-        check_verbose(verbose)
-        check_temp_folder(temp_folder)
-        if max_nbytes is not UNSET:
-            from .._core.units import parse_bytes  # lazily: workers import this module
-
-            parse_bytes(max_nbytes, name="max_nbytes")
-        if inner_max_num_threads not in (UNSET, None) and (
-            not isinstance(inner_max_num_threads, int) or inner_max_num_threads < 1
-        ):
-            raise ValueError(
-                f"inner_max_num_threads must be a positive int, got {inner_max_num_threads!r}"
-            )
-        params = dict(outer.backend_params) if backend is UNSET else {}
-        params.update(backend_params)
-        self.settings = outer.merged(
+        layer = settings_layer(
             backend=backend,
             n_jobs=n_jobs,
             verbose=verbose,
@@ -242,8 +242,15 @@ class parallel_config:
             prefer=prefer,
             require=require,
             inner_max_num_threads=inner_max_num_threads,
-            backend_params=params,
         )
+        outer = _ACTIVE.get()
+        given = layer.backend is not UNSET
+        check_backend_kwargs(
+            layer.backend if given else outer.get("backend", REGISTRY.default), backend_params
+        )
+        params = {} if given else dict(outer.backend_params)
+        params.update(backend_params)
+        self.settings = layer.over(outer).merged(backend_params=params)
         self._token: contextvars.Token[ParallelSettings] | None = _ACTIVE.set(self.settings)
 
     def __enter__(self) -> ParallelSettings:
@@ -306,47 +313,6 @@ class parallel_backend(parallel_config):
         return self.backend, self.n_jobs
 
 
-# ---------------------------------------------------------------- CPUs and n_jobs
-
-
-def cpu_count(only_physical_cores: bool = False) -> int:
-    """Number of CPUs this process may use: CPU affinity and cgroup quotas count.
-
-    ``only_physical_cores=True`` ignores hyper-threads where that is knowable.
-
-    Example::
-
-        >>> cpu_count() >= 1
-        True
-    """
-    from loky import cpu_count as loky_cpu_count
-
-    return int(loky_cpu_count(only_physical_cores=only_physical_cores))
-
-
-def normalize_n_jobs(n_jobs: object) -> int:
-    """joblib's n_jobs arithmetic: -1 all CPUs, -2 all but one, floats rounded down.
-
-    numpy's integers and floats follow the same rules as ``int`` and ``float``.
-    Raises ``ValueError`` for 0 and ``TypeError`` for non-numbers and bools.
-    """
-    # numbers.Real rather than (int, float): scikit-learn hands over numpy
-    # scalars such as np.int64. bool is an Integral but never a worker count.
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Real):
-        raise TypeError(f"n_jobs must be an int, a float or None, got {n_jobs!r}")
-    if isinstance(n_jobs, numbers.Integral):
-        count = int(n_jobs)
-    else:
-        if not math.isfinite(n_jobs):
-            raise ValueError(f"n_jobs must be finite, got {n_jobs!r}")
-        count = math.floor(float(n_jobs))
-    if count == 0:
-        raise ValueError("n_jobs == 0 in Parallel has no meaning; use None, 1, or -1 (all CPUs)")
-    if count < 0:
-        return max(cpu_count() + 1 + count, 1)
-    return count
-
-
 def effective_n_jobs(n_jobs: int | float | None = -1) -> int:
     """How many workers ``Parallel(n_jobs=n_jobs)`` would use in this context.
 
@@ -366,24 +332,3 @@ def effective_n_jobs(n_jobs: int | float | None = -1) -> int:
     if backend is not None:
         return int(backend.effective_n_jobs(n_jobs))
     return normalize_n_jobs(n_jobs)
-
-
-# ---------------------------------------------------------------- worker state
-
-
-class _WorkerState:
-    """Whether we run inside a joblite worker (then nested calls go sequential)."""
-
-    in_process_worker = False
-    thread = threading.local()
-
-    def in_worker(self) -> bool:
-        return self.in_process_worker or getattr(self.thread, "is_worker", False)
-
-
-WORKER_STATE: Final = _WorkerState()
-
-
-def gil_disabled() -> bool:
-    is_enabled: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
-    return is_enabled is not None and not is_enabled()

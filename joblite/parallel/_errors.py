@@ -61,10 +61,10 @@ def capture_failure(position: int, exc: BaseException, remote: bool) -> TaskFail
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     text = _REMOTE_HEADER + text + '"""'
     exc.__traceback__ = None  # frames do not pickle; the text carries them
-    import cloudpickle
+    from ._wire import decode, encode
 
     try:
-        cloudpickle.loads(cloudpickle.dumps(exc))
+        decode(encode(exc))
     except Exception:  # any failure means the caller could not rebuild it
         exc = _UnpicklableTaskError(f"{type(exc).__qualname__}: {exc}")
     return TaskFailure(position, exc, text)

@@ -11,7 +11,6 @@ at interpreter exit as a last resort.
 from __future__ import annotations
 
 import atexit
-import io
 import logging
 import os
 import sys
@@ -24,9 +23,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._core.fsutil import safe_remove
-from ._batching import PackedTasks, pack_tasks
 
-__all__ = ["ArraySharer", "default_temp_folder", "dumps_tasks", "open_shared_array"]
+__all__ = ["ArraySharer", "array_sharer", "default_temp_folder", "open_shared_array"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +123,9 @@ class ArraySharer:
     """
 
     def __init__(self, temp_folder: str | os.PathLike[str] | None, max_nbytes: int, mode: str):
+        import numpy as np  # Parallel makes a sharer only once numpy is imported
+
+        self._ndarray = np.ndarray
         self.max_nbytes = max_nbytes
         # "w+" would truncate the file we just wrote: workers open it "r+" instead.
         self.mode = "r+" if mode == "w+" else mode
@@ -146,6 +147,16 @@ class ArraySharer:
             self._finalizer = weakref.finalize(self, _remove_folder, folder)  # type: ignore[arg-type]
             self.folder = folder
         return self.folder
+
+    def reduce(self, obj: Any) -> Any:
+        """The wire pickler's hook: a shared file's reference for a large array.
+
+        ``NotImplemented`` for anything else: it is pickled as usual.
+        """
+        if not isinstance(obj, self._ndarray):  # most objects: one C-level check
+            return NotImplemented
+        reduced = self.reduce_array(obj)
+        return NotImplemented if reduced is None else reduced
 
     def reduce_array(self, array: Any) -> tuple[Any, tuple[Any, ...]] | None:
         """A pickle reduce value referencing a shared file, or None to pickle normally."""
@@ -189,49 +200,20 @@ class ArraySharer:
             self._finalizer()
 
 
-def dumps_tasks(
-    tasks: list[Any] | PackedTasks, retries: int, stop_on_error: bool, sharer: ArraySharer | None
-) -> bytes:
-    """Pickle a batch for a process worker with cloudpickle, swapping in shared arrays."""
-    import cloudpickle
+def array_sharer(settings: Any) -> ArraySharer | None:
+    """The call's sharer, from its ``ParallelSettings``; None when nothing is shared.
 
-    value = (pack_tasks(tasks), retries, stop_on_error)
-    if sharer is None or "numpy" not in sys.modules:
-        return bytes(cloudpickle.dumps(value))
-    buffer = io.BytesIO()
-    _SharingPickler(buffer, sharer).dump(value)
-    return buffer.getvalue()
+    Without numpy imported there can be no array to share.
+    """
+    if "numpy" not in sys.modules:
+        return None
+    from .._core.units import parse_bytes
 
-
-def _make_sharing_pickler() -> type:
-    import cloudpickle
-    import numpy as np
-
-    class SharingPickler(cloudpickle.Pickler):  # type: ignore[misc]
-        def __init__(self, file: io.BytesIO, sharer: ArraySharer) -> None:
-            super().__init__(file)
-            self._sharer = sharer
-
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, np.ndarray):
-                reduced = self._sharer.reduce_array(obj)
-                if reduced is not None:
-                    return reduced
-            return super().reducer_override(obj)
-
-    return SharingPickler
-
-
-class _LazyPickler:
-    cls: type | None = None
-
-    def __call__(self, file: io.BytesIO, sharer: ArraySharer) -> Any:
-        if self.cls is None:
-            self.cls = _make_sharing_pickler()
-        return self.cls(file, sharer)
-
-
-_SharingPickler = _LazyPickler()
+    max_nbytes = parse_bytes(settings.get("max_nbytes", "1M"), name="max_nbytes")
+    if max_nbytes is None:
+        return None
+    mode = settings.get("mmap_mode", "r") or "r+"
+    return ArraySharer(settings.get("temp_folder", None), max_nbytes, mode)
 
 
 def folder_contents(folder: str | os.PathLike[str]) -> list[Path]:

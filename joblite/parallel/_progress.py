@@ -64,7 +64,7 @@ class _LogProgress(Progress):
     every batch is reported, otherwise at growing intervals.
     """
 
-    def __init__(self, verbose: int, backend_name: str, n_jobs: int) -> None:
+    def __init__(self, verbose: float, backend_name: str, n_jobs: int) -> None:
         self.verbose = verbose
         self.start = time.perf_counter()
         self.next_report = 1
@@ -95,7 +95,7 @@ class _Several(Progress):
 
 
 def make_progress(
-    progress: bool | ProgressCallback | None, verbose: int, backend_name: str, n_jobs: int
+    progress: bool | ProgressCallback | None, verbose: float, backend_name: str, n_jobs: int
 ) -> Progress | None:
     """None when nobody listens, so the hot loop skips progress entirely."""
     parts: list[Progress] = []

@@ -50,7 +50,7 @@ class _Registry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.factories: dict[str, Callable[..., ParallelBackendBase]] = {
-            "sequential": _lazy("sequential", "SequentialBackend"),
+            "sequential": _lazy("base", "SequentialBackend"),
             "threading": _lazy("threads", "ThreadingBackend"),
             "loky": _lazy("loky_pool", "LokyBackend"),
             "multiprocessing": _lazy("multiprocessing_pool", "MultiprocessingBackend"),

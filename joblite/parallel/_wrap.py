@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._wire import decode, encode
+
 __all__ = ["wrap_non_picklable_objects"]
 
 
 def _rebuild(payload: bytes, keep_wrapper: bool) -> Any:
-    import pickle
-
-    obj = pickle.loads(payload)
+    obj = decode(payload)
     if not keep_wrapper:
         return obj
     return _wrap_instance(obj, keep_wrapper)
@@ -36,9 +36,7 @@ class CloudpickledObjectWrapper:
         self._keep_wrapper = keep_wrapper
 
     def __reduce__(self) -> tuple[Callable[[bytes, bool], Any], tuple[bytes, bool]]:
-        import cloudpickle
-
-        return (_rebuild, (cloudpickle.dumps(self._obj), self._keep_wrapper))
+        return (_rebuild, (encode(self._obj), self._keep_wrapper))
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names the wrapper lacks; the slots guard avoids a

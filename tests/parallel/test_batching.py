@@ -160,8 +160,9 @@ def test_delayed_caches_per_function_without_mixing_them_up() -> None:
 def test_worker_start_up_imports_only_what_runs_a_batch() -> None:
     code = (
         "import sys, joblite.parallel._batching\n"
-        "caller_side = ['joblite.parallel._parallel', 'joblite.parallel._engine',"
-        " 'joblite.parallel._memmap', 'joblite.parallel.backends.base', 'traceback']\n"
+        "caller_side = ['joblite.parallel._parallel', 'joblite.parallel._dispatch',"
+        " 'joblite.parallel._memmap', 'joblite.parallel._adapter',"
+        " 'joblite.parallel.backends.base', 'traceback']\n"
         "print([name for name in caller_side if name in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

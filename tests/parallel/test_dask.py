@@ -16,7 +16,7 @@ import pytest
 
 from joblite.exceptions import MissingDependencyError, NoDaskClientError, WorkerCrashedError
 from joblite.parallel import DaskBackend, Parallel, delayed, effective_n_jobs, parallel_config
-from joblite.parallel._config import WORKER_STATE
+from joblite.parallel._worker_state import WORKER_STATE
 
 from ._tasks import (
     crash_if,

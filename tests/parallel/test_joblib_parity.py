@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from joblite.memory import Memory
 from joblite.parallel import (
     Parallel,
     delayed,
@@ -21,7 +22,7 @@ from joblite.parallel import (
     parallel_backend,
     parallel_config,
 )
-from joblite.parallel._config import cpu_count
+from joblite.parallel._njobs import cpu_count
 
 from ._tasks import square
 
@@ -140,8 +141,8 @@ def test_temp_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
         Parallel(temp_folder=3)
 
 
-@pytest.mark.parametrize("verbose", ["high", 1.5, None])
-def test_verbose_must_be_an_int(verbose: Any) -> None:
+@pytest.mark.parametrize("verbose", ["high", None])
+def test_verbose_must_be_a_number(verbose: Any) -> None:
     with pytest.raises(TypeError, match="verbose"):
         Parallel(verbose=verbose)
     with pytest.raises(TypeError, match="verbose"):
@@ -294,12 +295,23 @@ def test_bad_n_jobs_is_named(n_jobs: Any, error: type[Exception]) -> None:
         parallel_backend("threading", n_jobs=n_jobs)
 
 
-@pytest.mark.parametrize("verbose", [np.float64(1.0), np.bool_(True), np.array([1])])
-def test_non_integer_numpy_verbose_is_named(verbose: Any) -> None:
+@pytest.mark.parametrize("verbose", [np.bool_(True), np.array([1])])
+def test_non_number_numpy_verbose_is_named(verbose: Any) -> None:
     with pytest.raises(TypeError, match="verbose"):
         Parallel(verbose=verbose)
     with pytest.raises(TypeError, match="verbose"):
         parallel_config(verbose=verbose)
+
+
+@pytest.mark.parametrize("verbose", [1.5, np.float64(2.0), np.int32(5)])
+def test_verbose_is_any_number_in_parallel_and_memory_alike(verbose: Any, tmp_path: Path) -> None:
+    # joblib only compares verbose by size, so floats work there in both places.
+    assert Parallel(verbose=verbose).verbose == verbose
+    with parallel_config(verbose=verbose):
+        assert Parallel().verbose == verbose
+    assert Parallel(n_jobs=1, verbose=verbose)(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+    memory = Memory(tmp_path, verbose=verbose)
+    assert memory.cache(square, verbose=verbose)(3) == 9
 
 
 def test_joblib_parallel_mp_resolves_right_after_import() -> None:
@@ -397,7 +409,7 @@ def test_get_active_backend_names_the_backend_parallel_uses(
 ) -> None:
     import joblite.parallel._choice as choice
     from joblite.parallel import get_active_backend
-    from joblite.parallel._config import WORKER_STATE
+    from joblite.parallel._worker_state import WORKER_STATE
 
     monkeypatch.setattr(choice, "gil_disabled", lambda: free_threaded)
     monkeypatch.setattr(WORKER_STATE.thread, "is_worker", in_worker, raising=False)

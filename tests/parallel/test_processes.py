@@ -23,8 +23,9 @@ from joblite.parallel import (
     parallel_config,
     shutdown_workers,
 )
+from joblite.parallel import _wire as wire
 from joblite.parallel._memmap import FOLDER_PREFIX, default_temp_folder
-from joblite.parallel.backends import _worker as backends_worker
+from joblite.parallel.backends import base as backends_base
 from joblite.parallel.backends import loky_pool, multiprocessing_pool
 
 from ._tasks import (
@@ -171,10 +172,10 @@ def test_initializer_is_pickled_once_not_per_batch(
         calls.append(initializer)
         return real(initializer, initargs)
 
-    real = backends_worker.pickle_initializer
-    for module in (backends_worker, loky_pool, multiprocessing_pool):
-        if hasattr(module, "pickle_initializer"):
-            monkeypatch.setattr(module, "pickle_initializer", counting)
+    real = wire.encode_initializer
+    for module in (wire, backends_base, loky_pool, multiprocessing_pool):
+        if hasattr(module, "encode_initializer"):
+            monkeypatch.setattr(module, "encode_initializer", counting)
     token = uuid.uuid4().hex
     out = Parallel(
         n_jobs=2, backend=backend, batch_size=1, initializer=init_worker, initargs=(token,)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 import warnings
 
+from .._worker_state import WORKER_STATE
+
 __all__ = ["limit_nested_n_jobs", "nested_process_pool_warning"]
 
 
@@ -23,8 +25,6 @@ def _in_loky_worker() -> bool:
 def _in_process_worker() -> bool:
     """A daemon process (cannot have children) or a joblite multiprocessing worker."""
     import multiprocessing
-
-    from .._config import WORKER_STATE
 
     if multiprocessing.current_process().daemon:
         return True
@@ -39,8 +39,6 @@ def nested_process_pool_warning(name: str) -> str | None:
         >>> nested_process_pool_warning("Loky") is None   # in the main process
         True
     """
-    from .._config import WORKER_STATE
-
     if _in_process_worker():
         if name == "Loky":
             return (

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import pickle
+
+from .._wire import decode_initializer
 
 
 def init_process_worker(payload: bytes | None, env: dict[str, str] | None = None) -> None:
     """Mark the process as a worker, apply ``env``, run the user's initializer."""
-    from .._config import WORKER_STATE
+    from .._worker_state import WORKER_STATE
 
     WORKER_STATE.in_process_worker = True
     if env:
@@ -18,14 +19,6 @@ def init_process_worker(payload: bytes | None, env: dict[str, str] | None = None
 
 
 def run_initializer(payload: bytes) -> None:
-    """Unpickle what :func:`pickle_initializer` made and call it."""
-    initializer, initargs = pickle.loads(payload)
+    """Decode what :func:`~joblite.parallel._wire.encode_initializer` made and call it."""
+    initializer, initargs = decode_initializer(payload)
     initializer(*initargs)
-
-
-def pickle_initializer(initializer: object, initargs: tuple[object, ...]) -> bytes | None:
-    if initializer is None:
-        return None
-    import cloudpickle
-
-    return bytes(cloudpickle.dumps((initializer, tuple(initargs))))

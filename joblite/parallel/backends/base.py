@@ -20,20 +20,28 @@ when they are done. The whole contract a third-party backend needs::
 
 Backends written for joblib that implement ``apply_async`` (and return an
 object with ``.get()``) keep working too. joblite's own backends subclass
-:class:`ExecutorBackend`: ``submit`` returns a :class:`concurrent.futures.Future`
-and they can replace stuck or dead workers.
+:class:`ExecutorBackend`: ``submit_batch`` returns a
+:class:`concurrent.futures.Future` and they can replace stuck or dead workers.
+It is the one protocol the dispatch loop speaks; the others are adapted to it
+at the start of a call (:mod:`joblite.parallel._adapter`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from concurrent.futures import Future
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+from .._njobs import cpu_count, normalize_n_jobs
+from .._wire import encode_initializer
 
-__all__ = ["BLAS_THREAD_VARIABLES", "ExecutorBackend", "ParallelBackendBase"]
+__all__ = [
+    "BLAS_THREAD_VARIABLES",
+    "ExecutorBackend",
+    "ParallelBackendBase",
+    "SequentialBackend",
+]
 
 # Environment variables that cap the thread pools of BLAS / OpenMP libraries.
 BLAS_THREAD_VARIABLES = (
@@ -138,14 +146,10 @@ class ParallelBackendBase:
         """Stop running tasks; with ``ensure_ready`` the backend must stay usable."""
 
     def get_nested_backend(self) -> tuple[ParallelBackendBase, int | None]:
-        from .sequential import SequentialBackend
-
         return SequentialBackend(nesting_level=(self.nesting_level or 0) + 1), None
 
     def worker_environment(self, n_jobs: int) -> dict[str, str]:
         """BLAS/OpenMP thread caps for worker processes (``inner_max_num_threads``)."""
-        from .._config import cpu_count
-
         explicit = self.inner_max_num_threads
         default = max(cpu_count() // max(n_jobs, 1), 1)
         return {
@@ -155,14 +159,36 @@ class ParallelBackendBase:
 
 
 class ExecutorBackend(ParallelBackendBase):
-    """A joblite backend: ``submit`` returns a ``concurrent.futures.Future``.
+    """A joblite backend, the one protocol the dispatch loop speaks.
 
-    ``kind`` tells Parallel how tasks travel ("threads" share memory,
-    "processes" get pickled payloads and shared arrays, "cluster" backends
-    pickle batches themselves and run even ``n_jobs=1`` remotely).
+    ``submit_batch(func)`` returns a ``concurrent.futures.Future``;
+    ``replace_workers()`` stops every worker (stuck ones too) and ``terminate()``
+    releases them. Foreign (joblib-style) backends are wrapped into one by
+    :mod:`joblite.parallel._adapter`. The attributes below tell the dispatch loop
+    what it needs to know about how tasks travel; the defaults describe threads
+    in the caller's process.
     """
 
-    kind: ClassVar[str] = "threads"
+    #: Batches travel pickled: the loop pickles each one before submitting it
+    #: (``Batch.payload``), so the backend never pickles a task itself.
+    ships_payloads: bool = False
+    #: Workers run on this machine in other processes: large arrays reach them
+    #: as memory-mapped files in ``temp_folder`` instead of copies.
+    shares_arrays: bool = False
+    #: A task's ``timeout`` clock starts when its batch starts running (the
+    #: worker runs our ``Batch`` object, which notes the time); otherwise at
+    #: submission, as the caller cannot see a worker start a task.
+    clock_starts_at_run: bool = True
+    #: Workers are processes of one pool: a death breaks the pool
+    #: (``BrokenProcessPool``), and batches in flight die with killed workers.
+    process_pool: bool = False
+    #: ``replace_workers`` can stop a running task, so an abandoned call does
+    #: so (a thread cannot be killed: it is left to finish).
+    stops_running_tasks: bool = False
+    #: With ``n_jobs`` resolving to 1, ``Parallel`` runs the tasks as a plain
+    #: loop in the caller instead; False for backends that decide where tasks
+    #: run themselves (a cluster, a third-party backend).
+    inline_single_job: bool = True
     supports_retrieve_callback: ClassVar[bool] = True
 
     def __init__(
@@ -178,8 +204,6 @@ class ExecutorBackend(ParallelBackendBase):
         self._initializer_payload: tuple[bytes | None] | None = None  # made on first use
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        from .._config import normalize_n_jobs
-
         return normalize_n_jobs(n_jobs)
 
     def set_initializer(
@@ -197,9 +221,7 @@ class ExecutorBackend(ParallelBackendBase):
         ``initargs`` are the usual reason for an initializer.
         """
         if self._initializer_payload is None:
-            from ._worker import pickle_initializer
-
-            self._initializer_payload = (pickle_initializer(self.initializer, self.initargs),)
+            self._initializer_payload = (encode_initializer(self.initializer, self.initargs),)
         return self._initializer_payload[0]
 
     def configure(
@@ -211,8 +233,16 @@ class ExecutorBackend(ParallelBackendBase):
         **backend_kwargs: Any,
     ) -> int:
         self.parallel = parallel
-        self.n_jobs = self.effective_n_jobs(n_jobs)
+        self.n_jobs = self.prepare_call(n_jobs, prefer=prefer, require=require, **backend_kwargs)
         return self.n_jobs
+
+    def prepare_call(self, n_jobs: int, **options: Any) -> int:
+        """The configure hook: per-call set-up; returns the number of workers.
+
+        ``options`` are ``configure``'s other keywords (``prefer``, ``require``,
+        the backend's own). Override it, not ``configure``, and call ``super()``.
+        """
+        return self.effective_n_jobs(n_jobs)
 
     def submit(
         self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None
@@ -236,3 +266,33 @@ class ExecutorBackend(ParallelBackendBase):
 
     def terminate(self) -> None:
         """Shut workers down (the reusable loky pool only forgets them)."""
+
+
+class SequentialBackend(ExecutorBackend):
+    """Runs everything in the calling thread, in order.
+
+    ``Parallel`` bypasses it for a plain loop when ``n_jobs`` resolves to 1; it
+    exists so ``backend="sequential"`` and nested calls have something to name.
+    It lives here, not in a file of its own, because
+    :meth:`ParallelBackendBase.get_nested_backend` returns it.
+
+    Example::
+
+        >>> Parallel(backend=SequentialBackend())(delayed(abs)(-1) for _ in range(2))
+        [1, 1]
+    """
+
+    uses_threads: ClassVar[bool] = True
+    supports_sharedmem: ClassVar[bool] = True
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        normalize_n_jobs(n_jobs)  # still reject 0 and junk
+        return 1
+
+    def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(func())
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future

@@ -2,7 +2,8 @@
 
 ``Parallel(backend="dask")`` uses the active ``distributed.Client``; pass
 ``DaskBackend(client=...)`` to pick one. Each batch travels as one dask task
-holding the cloudpickled tasks (lambdas and closures work, as with loky);
+holding the batch in the wire format of ``_wire`` (lambdas and closures
+work, as with loky);
 nothing is shared through files, as workers may be on other machines.
 
 What a cluster cannot do that local pools can:
@@ -28,6 +29,8 @@ from concurrent.futures import CancelledError, Future, InvalidStateError
 from typing import Any, ClassVar
 
 from ...exceptions import MissingDependencyError, NoDaskClientError, WorkerCrashedError
+from .._njobs import normalize_n_jobs
+from .._worker_state import WORKER_STATE
 from .base import ExecutorBackend
 
 __all__ = ["DaskBackend"]
@@ -74,7 +77,12 @@ class DaskBackend(ExecutorBackend):
         [0, 1, 2]
     """
 
-    kind: ClassVar[str] = "cluster"
+    # Batches travel pickled, but large arrays inside them too: workers may be
+    # on other machines, out of reach of a shared file.
+    ships_payloads = True
+    clock_starts_at_run = False
+    stops_running_tasks = True  # cancelling releases a queued dask task
+    inline_single_job = False  # a cluster is chosen to run elsewhere, one task at a time too
     default_n_jobs: ClassVar[int] = -1
 
     def __init__(
@@ -98,8 +106,6 @@ class DaskBackend(ExecutorBackend):
     def _get_client(self) -> Any:
         if self.client is not None:
             return self.client
-        from .._config import WORKER_STATE
-
         if WORKER_STATE.in_process_worker:
             # A client the caller's process made (inherited by fork) is not
             # connected here, and waiting on it would never end.
@@ -111,8 +117,6 @@ class DaskBackend(ExecutorBackend):
             raise NoDaskClientError(_NO_CLIENT) from exc
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        from .._config import normalize_n_jobs
-
         normalize_n_jobs(n_jobs)  # reject 0 and junk before asking the cluster
         client = self._get_client()
         total = int(sum(client.nthreads().values()))
@@ -139,16 +143,9 @@ class DaskBackend(ExecutorBackend):
         # A fresh token per Parallel call (or `with` block): each runs it once per worker.
         self._init_payload = None if payload is None else (uuid.uuid4().hex, payload)
 
-    def configure(
-        self,
-        n_jobs: int = 1,
-        parallel: Any = None,
-        prefer: str | None = None,
-        require: str | None = None,
-        **backend_kwargs: Any,
-    ) -> int:
+    def prepare_call(self, n_jobs: int, **options: Any) -> int:
         self._active_client = self._get_client()
-        return super().configure(n_jobs, parallel, prefer, require, **backend_kwargs)
+        return super().prepare_call(n_jobs, **options)
 
     def start_call(self) -> None:
         # A call made by a task on a dask worker waits for tasks that need
@@ -169,15 +166,13 @@ class DaskBackend(ExecutorBackend):
 
     def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
         from .._batching import Batch
-        from .._memmap import dumps_tasks
 
-        if not isinstance(func, Batch):
-            raise TypeError(f"DaskBackend runs joblite batches, got {func!r}")
+        if not isinstance(func, Batch) or func.payload is None:
+            raise TypeError(f"DaskBackend runs pickled joblite batches, got {func!r}")
         client = self._active_client or self._get_client()
-        payload = dumps_tasks(func.tasks, func.retries, func.stop_on_error, None)
         dask_future = client.submit(
             run_dask_batch,
-            payload,
+            func.payload,
             self._init_payload,
             key=f"joblite-{_batch_name(func)}-{uuid.uuid4().hex}",
             pure=False,
@@ -284,10 +279,8 @@ def _run_initializer_once(init: tuple[str, bytes]) -> None:
 
 def run_dask_batch(payload: bytes, init: tuple[str, bytes] | None) -> Any:
     """Run one batch on a dask worker thread; returns the batch's output."""
-    import pickle
-
     from .._batching import _RemoteBatch
-    from .._config import WORKER_STATE
+    from .._wire import decode_batch
 
     state = WORKER_STATE.thread
     was_worker = getattr(state, "is_worker", False)
@@ -298,7 +291,6 @@ def run_dask_batch(payload: bytes, init: tuple[str, bytes] | None) -> Any:
     try:
         if init is not None:
             _run_initializer_once(init)
-        tasks, retries, stop_on_error = pickle.loads(payload)
-        return _RemoteBatch(tasks, retries, stop_on_error)()
+        return _RemoteBatch(*decode_batch(payload))()
     finally:
         state.is_worker = was_worker

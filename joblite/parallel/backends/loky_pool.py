@@ -1,7 +1,7 @@
 """The loky backend (the default): loky's reusable process pool.
 
-Workers outlive a call, so the next call starts warm; tasks travel as
-cloudpickle payloads, so lambdas and closures work. A stuck or dead worker
+Workers outlive a call, so the next call starts warm; tasks travel in the
+wire format of ``_wire`` (lambdas and closures by value), so they work here. A stuck or dead worker
 is replaced by killing the pool: loky builds a fresh one on the next submit.
 """
 
@@ -33,7 +33,11 @@ class LokyBackend(ExecutorBackend):
         [0, 1, 2]
     """
 
-    kind: ClassVar[str] = "processes"
+    ships_payloads = True
+    shares_arrays = True
+    clock_starts_at_run = False
+    process_pool = True
+    stops_running_tasks = True
     supports_inner_max_num_threads: ClassVar[bool] = True
 
     def __init__(
@@ -77,16 +81,9 @@ class LokyBackend(ExecutorBackend):
 
         return limit_nested_n_jobs("Loky", super().effective_n_jobs(n_jobs))
 
-    def configure(
-        self,
-        n_jobs: int = 1,
-        parallel: Any = None,
-        prefer: str | None = None,
-        require: str | None = None,
-        **backend_kwargs: Any,
-    ) -> int:
+    def prepare_call(self, n_jobs: int, **options: Any) -> int:
         self._executor = None  # size or initializer may have changed: ask loky again
-        return super().configure(n_jobs, parallel, prefer, require, **backend_kwargs)
+        return super().prepare_call(n_jobs, **options)
 
     def start_call(self) -> None:
         # A cold pool's workers take a few hundred ms to boot: start them now,

@@ -28,7 +28,11 @@ class MultiprocessingBackend(ExecutorBackend):
         [0, 1, 2]
     """
 
-    kind: ClassVar[str] = "processes"
+    ships_payloads = True
+    shares_arrays = True
+    clock_starts_at_run = False
+    process_pool = True
+    stops_running_tasks = True
     supports_inner_max_num_threads: ClassVar[bool] = True
 
     def __init__(

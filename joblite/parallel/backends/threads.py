@@ -21,7 +21,7 @@ __all__ = ["ThreadingBackend"]
 def _init_thread_worker(
     initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
 ) -> None:
-    from .._config import WORKER_STATE
+    from .._worker_state import WORKER_STATE
 
     WORKER_STATE.thread.is_worker = True  # nested Parallel calls here run sequentially
     if initializer is not None:
@@ -152,7 +152,6 @@ class ThreadingBackend(ExecutorBackend):
         [0, 1, 2]
     """
 
-    kind: ClassVar[str] = "threads"
     uses_threads: ClassVar[bool] = True
     supports_sharedmem: ClassVar[bool] = True
 

@@ -10,7 +10,7 @@ import pytest
 
 from joblite.exceptions import TaskTimeoutError
 from joblite.parallel import Parallel, delayed
-from joblite.parallel._engine import Run
+from joblite.parallel._dispatch import DispatchLoop
 
 from ._tasks import RELEASE, block, square
 
@@ -60,13 +60,13 @@ def test_timeout_in_threads_loses_no_queued_task() -> None:
 def test_a_lost_batch_raises_instead_of_shortening_the_output(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    results_of = Run._results_of
+    results_of = DispatchLoop._results_of
 
-    def lose_task_3(self: Run, future: Any, batch: Any) -> Any:
+    def lose_task_3(self: DispatchLoop, future: Any, batch: Any) -> Any:
         results = results_of(self, future, batch)
         return None if batch.start == 3 else results
 
-    monkeypatch.setattr(Run, "_results_of", lose_task_3)
+    monkeypatch.setattr(DispatchLoop, "_results_of", lose_task_3)
     for return_as in ["list", "generator_unordered"]:
         with pytest.raises(
             RuntimeError, match=r"internal error: \d results delivered for 10 tasks"

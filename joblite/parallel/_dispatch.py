@@ -1,16 +1,35 @@
 """The dispatch loop of one ``Parallel`` call on a worker backend.
 
+One call, from the caller to the workers and back::
+
+    Parallel.__call__(iterable)                              _parallel.py
+      | settings merged over parallel_config, backend chosen (_choice.py)
+      | and, if foreign, adapted to ExecutorBackend (_adapter.py)
+      |-- n_jobs resolves to 1: run_inline, a plain loop    _inline.py
+      v
+    DispatchLoop.chunks()                                    this module
+      | take_tasks: the next batch of (f, args, kwargs)     _batching.py
+      | encode_batch: pickled for process workers           _wire.py
+      v   (large arrays as memory-mapped files)             _memmap.py
+    backend.submit_batch(batch) -> Future                    backends/*.py
+      |   worker: decode_batch, run_tasks -> (results, failures, seconds)
+      v
+    future done -> SimpleQueue -> results in order, errors re-raised
+                   with the remote traceback                _errors.py
+
 Batches are submitted up to ``max_in_flight``; every future's done-callback
 puts it on a queue the caller's thread blocks on, so results are handled the
 moment they arrive (no polling sleeps). The loop also owns the rare paths:
-per-task deadlines, workers that die, and cleanup however the call ends.
+per-task deadlines, workers that die, and cleanup however the call ends. It
+speaks one protocol, :class:`~.backends.base.ExecutorBackend`, and reads how
+tasks travel from its flags (``ships_payloads``, ``clock_starts_at_run``,
+``process_pool``, ``stops_running_tasks``).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,11 +38,12 @@ from typing import Any
 
 from ..exceptions import TaskTimeoutError, WorkerCrashedError
 from ._batching import Batch, BatchOutput, BatchSizer, take_tasks
-from ._memmap import ArraySharer, dumps_tasks
+from ._memmap import ArraySharer
+from ._options import CallOptions
 from ._progress import Progress
-from .backends.base import ExecutorBackend, ParallelBackendBase
+from .backends.base import ExecutorBackend
 
-__all__ = ["Run"]
+__all__ = ["DispatchLoop"]
 
 logger = logging.getLogger("joblite.parallel")
 
@@ -44,56 +64,117 @@ def _is_worker_death(exc: BaseException) -> bool:
     return isinstance(exc, BrokenProcessPool)
 
 
-class Run:
+class Deadlines:
+    """When each future in flight runs out of time: ``timeout`` per task of its batch.
+
+    With ``clock_starts_at_run`` a deadline that passes is checked against when
+    the batch really started (``Batch.started``) and moved if it started late.
+    """
+
+    def __init__(self, timeout: float | None, clock_starts_at_run: bool) -> None:
+        self.timeout = timeout
+        self.clock_starts_at_run = clock_starts_at_run
+        self.at: dict[Future[Any], float] = {}
+
+    def start(self, future: Future[Any], batch: Batch) -> None:
+        if self.timeout is not None:
+            self.at[future] = time.monotonic() + self.timeout * len(batch)
+
+    def drop(self, future: Future[Any]) -> None:
+        self.at.pop(future, None)
+
+    def seconds_left(self) -> float | None:
+        """Until the next deadline; None without one."""
+        return max(0.0, min(self.at.values()) - time.monotonic()) if self.at else None
+
+    def expired(self, pending: dict[Future[Any], Batch]) -> list[Future[Any]]:
+        """The futures past their deadline, forgotten here."""
+        now = time.monotonic()
+        expired = []
+        for future, deadline in list(self.at.items()):
+            if deadline <= now and self.clock_starts_at_run:
+                deadline = self.at[future] = self._from_start(pending[future], now)
+            if deadline <= now:
+                expired.append(future)
+                del self.at[future]
+        return expired
+
+    def _from_start(self, batch: Batch, now: float) -> float:
+        assert self.timeout is not None
+        limit = self.timeout * len(batch)
+        if batch.started is None:  # still queued (say, behind an initializer): look again later
+            return now + limit
+        return batch.started + limit
+
+
+class Collector:
+    """Results of finished batches, released in submission order or as they come."""
+
+    def __init__(self, ordered: bool) -> None:
+        self.ordered = ordered
+        self.ready: dict[int, list[Any]] = {}  # ordered: batch start -> its results
+        self.next_start = 0
+        self.done = 0
+
+    def add(self, batch: Batch, results: list[Any]) -> list[list[Any]]:
+        """The chunks of results now ready for the caller (none while a gap remains)."""
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"joblite internal error: {len(results)} results for the {len(batch)} "
+                f"tasks from task {batch.start}; please report this"
+            )
+        self.done += len(results)
+        if not self.ordered:
+            return [results]
+        self.ready[batch.start] = results
+        chunks = []
+        while self.next_start in self.ready:
+            chunk = self.ready.pop(self.next_start)
+            self.next_start += len(chunk)
+            chunks.append(chunk)
+        return chunks
+
+    def check_complete(self, consumed: int) -> None:
+        """Every task gave one result or error: a lost batch must not shorten the output."""
+        delivered = self.next_start if self.ordered else self.done
+        if delivered != consumed or self.ready:
+            raise RuntimeError(
+                f"joblite internal error: {delivered} results delivered for "
+                f"{consumed} tasks; please report this"
+            )
+
+
+class DispatchLoop:
     """State of one call; iterate :meth:`chunks` to drive it."""
 
     def __init__(
         self,
-        *,
-        backend: ParallelBackendBase,
+        backend: ExecutorBackend,
         tasks: Iterator[Any],
         total: int | None,
-        batch_size: int | None,
-        task_seconds: float | None,
-        max_in_flight: int,
-        timeout: float | None,
-        collect: bool,
-        retries: int,
-        ordered: bool,
+        options: CallOptions,
+        *,
         sharer: ArraySharer | None,
         progress: Progress | None,
         on_close: Callable[[], None],
     ) -> None:
         self.backend = backend
-        self.native = isinstance(backend, ExecutorBackend)
-        self.kind = backend.kind if isinstance(backend, ExecutorBackend) else "custom"
-        # Third-party process backends pickle our batches too: give them payloads.
-        self.ships_payload = self.kind == "processes" or (
-            self.kind == "custom" and not getattr(backend, "uses_threads", False)
-        )
-        # Thread workers run our Batch objects, which note when they start: the
-        # per-task clock starts there. Process workers are out of sight, so their
-        # clock starts at submission (worker start-up counts against it).
-        self.clock_at_start = self.kind == "threads"
         self.tasks = tasks
         self.total = total
         self.exhausted = False
         self.consumed = 0
-        self.done = 0
-        self.sizer = BatchSizer(batch_size, task_seconds)
-        self.max_in_flight = max(1, max_in_flight)
-        self.timeout = timeout
-        self.collect = collect
-        self.retries = retries
-        self.ordered = ordered
+        self.sizer = BatchSizer(options.batch_size, options.task_seconds)
+        self.max_in_flight = max(1, options.max_in_flight)
+        self.timeout = options.timeout
+        self.collect = options.collect
+        self.retries = options.retries
+        self.results = Collector(options.ordered)
         self.sharer = sharer
         self.progress = progress
         self.on_close = on_close
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.pending: dict[Future[Any], Batch] = {}
-        self.deadlines: dict[Future[Any], float] = {}
-        self.ready: dict[int, list[Any]] = {}  # ordered mode: batch start -> results
-        self.next_start = 0
+        self.deadlines = Deadlines(self.timeout, backend.clock_starts_at_run)
         self.resubmit: deque[Batch] = deque()  # innocent batches of a killed pool
         self.quarantine: deque[Batch] = deque()  # single tasks re-run alone after a crash
         self.quarantined: set[int] = set()  # starts of those singles now in flight
@@ -117,7 +198,7 @@ class Run:
                 return
             else:
                 size = self.sizer.next_size()
-                items = take_tasks(self.tasks, size, pack=self.ships_payload)
+                items = take_tasks(self.tasks, size, pack=self.backend.ships_payloads)
                 if len(items) < size:
                     self.exhausted = True
                     self.total = self.consumed + len(items)
@@ -128,54 +209,26 @@ class Run:
             self._submit(batch)
 
     def _submit(self, batch: Batch) -> None:
-        if self.ships_payload and batch.payload is None:
-            batch.payload = dumps_tasks(
-                batch.tasks, batch.retries, batch.stop_on_error, self.sharer
-            )
+        if self.backend.ships_payloads and batch.payload is None:
+            batch.payload = batch.encode(None if self.sharer is None else self.sharer.reduce)
         batch.started = None
         future = self._submit_to_backend(batch)
         self.pending[future] = batch
-        if self.timeout is not None:
-            self.deadlines[future] = time.monotonic() + self.timeout * len(batch)
+        self.deadlines.start(future, batch)
         future.add_done_callback(self.completed.put)
 
     def _submit_to_backend(self, batch: Batch) -> Future[Any]:
-        if isinstance(self.backend, ExecutorBackend):
-            try:
-                return self.backend.submit_batch(batch)
-            except Exception as exc:
-                if not (self.kind == "processes" and _is_worker_death(exc)):
-                    raise
-                # A worker died after the backend last saw its pool whole, so
-                # submit raised instead of returning a future: fail the batch
-                # as that future would have, and the crash handling takes over.
-                broken: Future[Any] = Future()
-                broken.set_exception(exc)
-                return broken
-        backend = self.backend
-        future: Future[Any] = Future()
-
-        def settle(compute: Callable[[], Any]) -> None:
-            try:
-                result = compute()
-            except BaseException as exc:
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(result)
-
-        if backend.supports_retrieve_callback:
-            backend.submit(
-                batch, callback=lambda out: settle(lambda: backend.retrieve_result_callback(out))
-            )
-        else:
-            out = backend.submit(batch, callback=None)
-            # Old-style backends only offer a blocking get(): wait for it aside.
-            threading.Thread(
-                target=settle, args=(lambda: backend.retrieve_result(out),), daemon=True
-            ).start()
-        return future
+        try:
+            return self.backend.submit_batch(batch)
+        except Exception as exc:
+            if not (self.backend.process_pool and _is_worker_death(exc)):
+                raise
+            # A worker died after the backend last saw its pool whole, so
+            # submit raised instead of returning a future: fail the batch
+            # as that future would have, and the crash handling takes over.
+            broken: Future[Any] = Future()
+            broken.set_exception(exc)
+            return broken
 
     # ------------------------------------------------------------ results
 
@@ -191,21 +244,18 @@ class Run:
                     batch = self.pending.pop(future, None)
                     if batch is None:
                         continue  # a future of a pool we killed; its batch went elsewhere
-                    self.deadlines.pop(future, None)
+                    self.deadlines.drop(future)
                     results = self._results_of(future, batch)
                     if results is not None:
                         yield from self._deliver(batch, results)
                 self.fill()
-            self._check_all_delivered()
+            self.results.check_complete(self.consumed)
         finally:
             self.close()
 
     def _next_completed(self) -> Future[Any] | None:
-        wait = None
-        if self.deadlines:
-            wait = max(0.0, min(self.deadlines.values()) - time.monotonic())
         try:
-            return self.completed.get(timeout=wait)
+            return self.completed.get(timeout=self.deadlines.seconds_left())
         except queue.Empty:
             return None
 
@@ -217,7 +267,7 @@ class Run:
             self._run_again([batch])
             return None
         except BaseException as exc:
-            if self.kind == "processes" and _is_worker_death(exc):
+            if self.backend.process_pool and _is_worker_death(exc):
                 return self._on_worker_death(batch, exc)
             if not self.collect:
                 raise
@@ -234,48 +284,19 @@ class Run:
         return results
 
     def _deliver(self, batch: Batch, results: list[Any]) -> Iterator[list[Any]]:
-        if len(results) != len(batch):
-            raise RuntimeError(
-                f"joblite internal error: {len(results)} results for the {len(batch)} "
-                f"tasks from task {batch.start}; please report this"
-            )
+        chunks = self.results.add(batch, results)
         self.quarantined.discard(batch.start)  # it is out of flight
-        self.done += len(results)
         if self.progress is not None:
-            self.progress.update(self.done, self.total)
-        if not self.ordered:
-            yield results
-            return
-        self.ready[batch.start] = results
-        while self.next_start in self.ready:
-            chunk = self.ready.pop(self.next_start)
-            self.next_start += len(chunk)
-            yield chunk
-
-    def _check_all_delivered(self) -> None:
-        """Every task gave one result or error: a lost batch must not shorten the output."""
-        delivered = self.next_start if self.ordered else self.done
-        if delivered != self.consumed or self.ready:
-            raise RuntimeError(
-                f"joblite internal error: {delivered} results delivered for "
-                f"{self.consumed} tasks; please report this"
-            )
+            self.progress.update(self.results.done, self.total)
+        yield from chunks
 
     # ------------------------------------------------------------ rare paths
 
     def _expire_deadlines(self) -> Iterator[list[Any]]:
-        now = time.monotonic()
-        expired = []
-        for future, deadline in list(self.deadlines.items()):
-            if deadline <= now and self.clock_at_start:
-                deadline = self._started_deadline(self.pending[future], now)
-                self.deadlines[future] = deadline
-            if deadline <= now:
-                expired.append(future)
+        expired = self.deadlines.expired(self.pending)
         if not expired:
             return
         for future in expired:
-            self.deadlines.pop(future)
             # Not wanted any more: a backend that cannot kill the task (dask)
             # releases it when its future is cancelled; a running one ignores this.
             future.cancel()
@@ -289,23 +310,11 @@ class Run:
         for batch in batches:
             yield from self._deliver(batch, [error] * len(batch))
 
-    def _started_deadline(self, batch: Batch, now: float) -> float:
-        """A thread batch's real deadline: ``timeout`` per task from when it started."""
-        assert self.timeout is not None
-        limit = self.timeout * len(batch)
-        started = batch.started
-        if started is None:  # still queued (say, behind an initializer): look again later
-            return now + limit
-        return started + limit
-
     def _replace_workers(self) -> None:
         """Kill every worker (a stuck one among them); innocent batches run again."""
-        if self.kind == "processes":
+        if self.backend.process_pool:
             self._run_again(list(self.pending.values()))  # they die with their workers
-        if isinstance(self.backend, ExecutorBackend):
-            self.backend.replace_workers()
-        else:
-            self.backend.abort_everything(ensure_ready=True)
+        self.backend.replace_workers()
         # Threads cannot be killed: the running batches still report, but the
         # pool's shutdown cancelled the queued ones.
         self._run_again([batch for future, batch in self.pending.items() if future.cancelled()])
@@ -315,7 +324,7 @@ class Run:
         again = {id(batch) for batch in batches}
         for future in [f for f, batch in self.pending.items() if id(batch) in again]:
             del self.pending[future]
-            self.deadlines.pop(future, None)
+            self.deadlines.drop(future)
         for batch in sorted(batches, key=lambda b: b.start, reverse=True):
             if batch.start in self.quarantined:  # a suspect of a crash still runs alone
                 self.quarantined.discard(batch.start)
@@ -341,9 +350,8 @@ class Run:
             "a worker process died; re-running %d batches one task at a time", len(suspects)
         )
         self.pending.clear()
-        self.deadlines.clear()
-        if isinstance(self.backend, ExecutorBackend):
-            self.backend.replace_workers()
+        self.deadlines.at.clear()
+        self.backend.replace_workers()
         for suspect in sorted(suspects, key=lambda b: b.start):
             for position, task in enumerate(suspect.tasks):
                 single = Batch(
@@ -360,13 +368,10 @@ class Run:
         try:
             running = [future for future in self.pending if not future.cancel()]
             running = [future for future in running if not future.done()]
-            if running and self.kind != "threads":
-                if isinstance(self.backend, ExecutorBackend):
-                    self.backend.replace_workers()
-                else:
-                    self.backend.abort_everything(ensure_ready=True)
+            if running and self.backend.stops_running_tasks:
+                self.backend.replace_workers()
             self.pending.clear()
-            self.deadlines.clear()
+            self.deadlines.at.clear()
         finally:
             if self.sharer is not None:
                 self.sharer.close()
