@@ -120,8 +120,7 @@ def get_active_backend(
         >>> type(backend).__name__, n_jobs
         ('ThreadingBackend', 2)
     """
-    from ._choice import settings_backend
-    from ._config import active_settings
+    from ._config import active_settings, settings_backend
 
     settings = active_settings()
     backend = settings_backend(settings, prefer, require)

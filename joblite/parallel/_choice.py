@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._registry import REGISTRY, is_multiprocessing_context, make_backend
 from ._worker_state import WORKER_STATE, gil_disabled
 from .backends.base import ParallelBackendBase
 
-if TYPE_CHECKING:
-    from ._config import ParallelSettings
-
-__all__ = ["check_hints", "select_backend", "settings_backend"]
+__all__ = ["check_hints", "select_backend"]
 
 
 def check_hints(prefer: object, require: object) -> None:
@@ -65,16 +62,3 @@ def select_backend(
     if getattr(backend, "nesting_level", 0) is None:
         backend.nesting_level = WORKER_STATE.nesting_level()
     return backend
-
-
-def settings_backend(
-    settings: ParallelSettings, prefer: str | None = None, require: str | None = None
-) -> ParallelBackendBase:
-    """The backend a ``Parallel()`` given only ``prefer``/``require`` runs on under ``settings``."""
-    return select_backend(
-        settings.get("backend", None),
-        prefer=settings.get("prefer", None) if prefer is None else prefer,
-        require=settings.get("require", None) if require is None else require,
-        inner_max_num_threads=settings.get("inner_max_num_threads", None),
-        params=dict(settings.backend_params),
-    )

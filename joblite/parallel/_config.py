@@ -349,8 +349,6 @@ class ConfigView(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         if key == "backend":
             if self._backend is None:  # built on first read, as get_active_backend does
-                from ._choice import settings_backend
-
                 self._backend = settings_backend(self._settings)
             return self._backend
         return self._settings.get(key, _JOBLIB_DEFAULTS[key])
@@ -363,6 +361,21 @@ class ConfigView(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"ConfigView({self._settings!r})"
+
+
+def settings_backend(
+    settings: ParallelSettings, prefer: str | None = None, require: str | None = None
+) -> ParallelBackendBase:
+    """The backend a ``Parallel()`` given only ``prefer``/``require`` runs on under ``settings``."""
+    from ._choice import select_backend  # lazily: it imports the backend base
+
+    return select_backend(
+        settings.get("backend", None),
+        prefer=settings.get("prefer", None) if prefer is None else prefer,
+        require=settings.get("require", None) if require is None else require,
+        inner_max_num_threads=settings.get("inner_max_num_threads", None),
+        params=dict(settings.backend_params),
+    )
 
 
 _INITIALIZER_KEYS: Final = ("initializer", "initargs")
@@ -397,8 +410,8 @@ def _check_inner_threads(backend: object, inner_max_num_threads: int | None) -> 
     cls = backend_class(backend)
     if cls is not None and not getattr(cls, "supports_inner_max_num_threads", False):
         raise ValueError(
-            f"inner_max_num_threads is not supported by {cls.__name__} (its workers share "
-            "the caller's threads); use a process backend (loky, multiprocessing) or drop it"
+            f"inner_max_num_threads is not supported by {cls.__name__}: it cannot cap its "
+            "workers' threads; use a process backend (loky, multiprocessing) or drop it"
         )
 
 
