@@ -120,16 +120,9 @@ def get_active_backend(
         >>> type(backend).__name__, n_jobs
         ('ThreadingBackend', 2)
     """
-    from ._choice import select_backend
-    from ._config import active_settings
+    from ._config import active_settings, settings_backend
 
     settings = active_settings()
-    backend = select_backend(
-        settings.get("backend", None),
-        prefer=settings.get("prefer", None) if prefer is None else prefer,
-        require=settings.get("require", None) if require is None else require,
-        inner_max_num_threads=settings.get("inner_max_num_threads", None),
-        params=dict(settings.backend_params),
-    )
+    backend = settings_backend(settings, prefer, require)
     n_jobs: int | None = settings.get("n_jobs", None)
     return backend, n_jobs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["cpu_count", "normalize_n_jobs"]
+__all__ = ["coerce_n_jobs", "cpu_count", "normalize_n_jobs"]
 
 
 def cpu_count(only_physical_cores: bool = False) -> int:
@@ -29,22 +29,51 @@ def cpu_count(only_physical_cores: bool = False) -> int:
     return int(loky_cpu_count(only_physical_cores=only_physical_cores))
 
 
+def coerce_n_jobs(n_jobs: object) -> object:
+    """``n_jobs`` as joblib stores it: a string of an integer or a float as an int.
+
+    Floats are rounded down; anything else is returned as given (non-finite
+    floats too: :func:`normalize_n_jobs` names them). Raises ``ValueError``
+    naming ``n_jobs`` for a string that is not an integer.
+
+    Example::
+
+        >>> coerce_n_jobs("-2"), coerce_n_jobs(2.5), coerce_n_jobs(None)
+        (-2, 2, None)
+    """
+    if isinstance(n_jobs, str):
+        try:
+            return int(n_jobs)
+        except ValueError:
+            raise ValueError(
+                f"n_jobs must be an int, a float, a string of an int or None, got {n_jobs!r}"
+            ) from None
+    if (
+        isinstance(n_jobs, numbers.Real)
+        and not isinstance(n_jobs, numbers.Integral)
+        and math.isfinite(n_jobs)
+    ):
+        return math.floor(float(n_jobs))
+    return n_jobs
+
+
 def normalize_n_jobs(n_jobs: object) -> int:
     """joblib's n_jobs arithmetic: -1 all CPUs, -2 all but one, floats rounded down.
 
-    numpy's integers and floats follow the same rules as ``int`` and ``float``.
-    Raises ``ValueError`` for 0 and ``TypeError`` for non-numbers and bools.
+    numpy's integers and floats follow the same rules as ``int`` and ``float``;
+    a string of an integer (``"2"``) counts as that integer, as in joblib.
+    Raises ``ValueError`` for 0 and other strings, ``TypeError`` for non-numbers and bools.
     """
+    n_jobs = coerce_n_jobs(n_jobs)
     # numbers.Real rather than (int, float): scikit-learn hands over numpy
     # scalars such as np.int64. bool is an Integral but never a worker count.
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Real):
-        raise TypeError(f"n_jobs must be an int, a float or None, got {n_jobs!r}")
-    if isinstance(n_jobs, numbers.Integral):
-        count = int(n_jobs)
-    else:
-        if not math.isfinite(n_jobs):
-            raise ValueError(f"n_jobs must be finite, got {n_jobs!r}")
-        count = math.floor(float(n_jobs))
+        raise TypeError(
+            f"n_jobs must be an int, a float, a string of an int or None, got {n_jobs!r}"
+        )
+    if not isinstance(n_jobs, numbers.Integral):  # finite floats are ints by now
+        raise ValueError(f"n_jobs must be finite, got {n_jobs!r}")
+    count = int(n_jobs)
     if count == 0:
         raise ValueError("n_jobs == 0 in Parallel has no meaning; use None, 1, or -1 (all CPUs)")
     if count < 0:

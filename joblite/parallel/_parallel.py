@@ -185,11 +185,19 @@ class Parallel:
             )
         check_backend_kwargs(backend, self._backend_kwargs)  # an instance passed in
         executor = as_executor_backend(backend)
-        executor.set_initializer(self.initializer, self.initargs)
+        executor.set_initializer(*self._initializer(settings))
         effective = executor.configure(
             n_jobs=n_jobs, parallel=self, prefer=prefer, require=require, **self._backend_kwargs
         )
         return executor, int(effective)
+
+    def _initializer(
+        self, settings: ParallelSettings
+    ) -> tuple[Callable[..., object] | None, tuple[Any, ...]]:
+        """The call's own initializer, else the one ``parallel_config`` gives."""
+        if self.initializer is not None:
+            return self.initializer, self.initargs
+        return settings.get("initializer", None), settings.get("initargs", ())
 
     def __enter__(self) -> Parallel:
         self._managed = self._make_backend()
@@ -224,8 +232,9 @@ class Parallel:
 
             if not managed:
                 backend.terminate()
-            if self.initializer is not None:
-                self.initializer(*self.initargs)
+            initializer, initargs = self._initializer(settings)
+            if initializer is not None:
+                initializer(*initargs)
             as_list = self.return_as == "list"
             return run_inline(iter(iterable), total, options, progress, as_list=as_list)
         return self._dispatch(backend, iter(iterable), total, options, progress, settings, managed)

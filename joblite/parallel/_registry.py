@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -20,7 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REGISTRY",
+    "backend_class",
     "check_backend_kwargs",
+    "is_builtin_backend",
+    "is_multiprocessing_context",
     "make_backend",
     "register_parallel_backend",
     "resolve_backend_name",
@@ -113,22 +117,45 @@ def _constructor_parameters(cls: type) -> frozenset[str]:
     )
 
 
+def is_multiprocessing_context(backend: object) -> bool:
+    """True for ``multiprocessing.get_context(...)`` objects, which joblib takes as a backend."""
+    # Whoever holds a context has imported multiprocessing.context: no import here.
+    # getattr: another thread may be importing it right now (half-initialized).
+    base = getattr(sys.modules.get("multiprocessing.context"), "BaseContext", None)
+    return base is not None and isinstance(backend, base)
+
+
+def backend_class(backend: object) -> type | None:
+    """The class of a backend given as a name, an instance or a multiprocessing context.
+
+    ``None`` for a registered name whose factory is not a class (nothing to read).
+    """
+    if is_multiprocessing_context(backend):
+        backend = "multiprocessing"
+    if isinstance(backend, str):
+        factory = REGISTRY.factories.get(REGISTRY.aliases.get(backend, backend))
+        load = getattr(factory, "backend_class", None)
+        if load is not None:
+            return load()  # type: ignore[no-any-return]
+        return factory if isinstance(factory, type) else None
+    return type(backend)
+
+
+def is_builtin_backend(backend: object) -> bool:
+    """True when ``backend`` (a name, instance or context) is one of joblite's own."""
+    cls = backend_class(backend)
+    return cls is not None and cls.__module__.startswith("joblite.parallel.backends.")
+
+
 def check_backend_kwargs(backend: object, kwargs: dict[str, Any]) -> None:
     """Raise ``TypeError`` naming keywords a built-in backend does not take.
 
     Third-party backends get whatever keywords the caller gives them.
     """
-    if not kwargs:
+    if not kwargs or not is_builtin_backend(backend):
         return
-    cls: type | None = None
-    if isinstance(backend, str):
-        factory = REGISTRY.factories.get(REGISTRY.aliases.get(backend, backend))
-        load = getattr(factory, "backend_class", None)
-        cls = load() if load is not None else None
-    elif type(backend).__module__.startswith("joblite.parallel.backends."):
-        cls = type(backend)
-    if cls is None:
-        return
+    cls = backend_class(backend)
+    assert cls is not None  # a built-in backend
     unknown = sorted(set(kwargs) - _constructor_parameters(cls))
     if unknown:
         accepted = sorted(_constructor_parameters(cls) - {"nesting_level"})

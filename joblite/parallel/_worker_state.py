@@ -18,13 +18,26 @@ __all__ = ["WORKER_STATE", "gil_disabled"]
 
 
 class _WorkerState:
-    """Process workers set ``in_process_worker``; thread workers ``thread.is_worker``."""
+    """Process workers set ``in_process_worker``; thread workers ``thread.is_worker``.
+
+    Thread workers also set ``thread.nesting_level`` (their caller's plus one).
+    """
 
     in_process_worker = False
     thread = threading.local()
 
     def in_worker(self) -> bool:
         return self.in_process_worker or getattr(self.thread, "is_worker", False)
+
+    def nesting_level(self) -> int:
+        """joblib's ``backend.nesting_level`` here: 0 in the caller, 1 in a worker, ...
+
+        A process worker does not know its caller's level: it says 1.
+        """
+        level: int | None = getattr(self.thread, "nesting_level", None)
+        if level is not None:
+            return level
+        return 1 if self.in_worker() else 0
 
 
 WORKER_STATE: Final = _WorkerState()

@@ -16,6 +16,8 @@ from joblite.parallel import Parallel, ParallelBackendBase, delayed
 RELEASE = threading.Event()
 INIT_LOG: list[tuple[str, tuple[int, int]]] = []
 _ATTEMPTS: dict[str, int] = {}
+# A test changes it in the caller: forked workers see the change, spawned ones do not.
+MARKER = "module default"
 
 
 def square(x: int) -> int:

@@ -137,7 +137,7 @@ def test_cpu_count_and_effective_n_jobs() -> None:
     with pytest.raises(ValueError, match="n_jobs"):
         effective_n_jobs(0)
     with pytest.raises(TypeError, match="n_jobs"):
-        effective_n_jobs("2")  # type: ignore[arg-type]
+        effective_n_jobs([2])  # type: ignore[arg-type]
 
 
 def test_parallel_config_nests_and_restores() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import uuid
 from concurrent.futures import Future, wait
 from pathlib import Path
@@ -293,10 +294,13 @@ def _helper_pids() -> set[int]:
 
     from loky.backend import resource_tracker as loky_tracker
 
+    # joblib's own copy of loky, started by the tests that compare with joblib.
+    joblib_tracker = sys.modules.get("joblib.externals.loky.backend.resource_tracker")
     helpers = (
         getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None),
         getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None),
         getattr(loky_tracker._resource_tracker, "_pid", None),
+        getattr(getattr(joblib_tracker, "_resource_tracker", None), "_pid", None),
     )
     return {pid for pid in helpers if pid is not None}
 

@@ -2,8 +2,9 @@
 
 Workers start with the platform's default start method, as in joblib (fork on
 Linux before Python 3.14, so scripts without a ``__main__`` guard work);
-``start_method=`` picks another. They live as long as the backend: one call, or
-a ``with Parallel`` block.
+``start_method=`` picks another, or ``context=`` a ``multiprocessing`` context
+(what ``Parallel(backend=multiprocessing.get_context("spawn"))`` gives). They
+live as long as the backend: one call, or a ``with Parallel`` block.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._worker import init_process_worker
 from .base import ExecutorBackend
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 __all__ = ["MultiprocessingBackend"]
 
@@ -40,10 +44,16 @@ class MultiprocessingBackend(ExecutorBackend):
         nesting_level: int | None = None,
         inner_max_num_threads: int | None = None,
         start_method: str | None = None,
+        context: BaseContext | None = None,
         **backend_kwargs: Any,
     ) -> None:
         super().__init__(nesting_level, inner_max_num_threads, **backend_kwargs)
+        if context is not None and start_method is not None:
+            raise ValueError(
+                f"give start_method or context, not both (got {start_method!r} and {context!r})"
+            )
         self.start_method = start_method
+        self.context = context
         self._lock = threading.Lock()
         self._pool: Any = None
         self._pool_key: tuple[object, ...] | None = None
@@ -68,7 +78,7 @@ class MultiprocessingBackend(ExecutorBackend):
                 pool = self._pool = ProcessPoolExecutor(
                     max_workers=self.n_jobs,
                     # None: multiprocessing's default context (set_start_method counts)
-                    mp_context=multiprocessing.get_context(self.start_method),
+                    mp_context=self.context or multiprocessing.get_context(self.start_method),
                     initializer=init_process_worker,
                     initargs=(payload, self.worker_environment(self.n_jobs)),
                 )

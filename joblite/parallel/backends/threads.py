@@ -13,17 +13,17 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
+from .._worker_state import WORKER_STATE
 from .base import ExecutorBackend
 
 __all__ = ["ThreadingBackend"]
 
 
 def _init_thread_worker(
-    initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+    initializer: Callable[..., object] | None, initargs: tuple[Any, ...], nesting_level: int
 ) -> None:
-    from .._worker_state import WORKER_STATE
-
     WORKER_STATE.thread.is_worker = True  # nested Parallel calls here run sequentially
+    WORKER_STATE.thread.nesting_level = nesting_level
     if initializer is not None:
         initializer(*initargs)
 
@@ -174,9 +174,10 @@ class ThreadingBackend(ExecutorBackend):
                 self._pool = None
             if self._pool is None:
                 initializer, initargs = self.initializer, self.initargs
+                level = WORKER_STATE.nesting_level() + 1  # read in the caller's thread
                 self._pool = DaemonThreadPool(
                     max_workers=self.n_jobs,
-                    initializer=lambda: _init_thread_worker(initializer, initargs),
+                    initializer=lambda: _init_thread_worker(initializer, initargs, level),
                 )
                 self._pool_key = key
             return self._pool
