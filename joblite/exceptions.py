@@ -11,7 +11,8 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     ├── UnsafeLoadError (pickle.UnpicklingError)
     │                                         a global outside ``allowed``, or misused
     ├── UnpicklableObjectError (pickle.PicklingError, TypeError)
-    │                                         hash() of an object pickle cannot save
+    │                                         hash() or a process worker's task got
+    │                                         an object pickle cannot save
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── TaskTimeoutError (TimeoutError, multiprocessing.TimeoutError)
@@ -108,7 +109,8 @@ def _unsafe_load_error(
 
 
 class UnpicklableObjectError(JobliteError, pickle.PicklingError, TypeError):
-    """``hash()`` was given an object that cannot be pickled (a lock, a generator, an open file).
+    """An object that cannot be pickled (a lock, a generator, an open file) was given to
+    ``hash()``, or in a task's arguments to ``Parallel``'s process workers.
 
     A ``pickle.PicklingError`` as joblib documents, and a ``TypeError`` as
     pickle itself raises for these objects.

@@ -14,6 +14,7 @@ from itertools import chain, islice, repeat, starmap
 from operator import is_, itemgetter
 from typing import Any, Final
 
+from ..exceptions import UnpicklableObjectError
 from ._errors import TaskFailure, capture_failure
 from ._wire import Reducer, decode_batch, encode_batch
 
@@ -144,8 +145,19 @@ class Batch:
         return run_tasks(tasks, self.retries, self.stop_on_error, remote=False)
 
     def encode(self, reducer: Reducer | None = None) -> bytes:
-        """The batch in the wire format; ``reducer`` may swap large arrays for shared files."""
-        return encode_batch(pack_tasks(self.tasks), self.retries, self.stop_on_error, reducer)
+        """The batch in the wire format; ``reducer`` may swap large arrays for shared files.
+
+        Raises ``UnpicklableObjectError`` (a ``pickle.PicklingError``, as joblib
+        raises, and a ``TypeError``) naming the tasks, pickle's error as its cause.
+        """
+        try:
+            return encode_batch(pack_tasks(self.tasks), self.retries, self.stop_on_error, reducer)
+        except Exception as exc:
+            last = self.start + len(self.tasks) - 1
+            where = f"task {self.start}" if last == self.start else f"tasks {self.start}-{last}"
+            raise UnpicklableObjectError(
+                f"could not pickle {where} to send to the worker processes: {exc}"
+            ) from exc
 
     def __reduce__(self) -> tuple[Callable[[bytes], _RemoteBatch], tuple[bytes]]:
         payload = self.payload

@@ -208,10 +208,17 @@ def test_remote_traceback_is_the_cause(backend: str) -> None:
 
 
 def test_unpicklable_argument_fails_in_the_caller(backend: str) -> None:
+    import pickle
     import threading
 
-    with pytest.raises(TypeError, match="pickle"):
-        Parallel(n_jobs=2, backend=backend)([delayed(square)(threading.Lock())])
+    tasks = [delayed(square)(2), delayed(square)(threading.Lock())]
+    # joblib raises pickle.PicklingError; pickle's own error stays readable as the cause.
+    with pytest.raises(pickle.PicklingError, match="pickle") as info:
+        Parallel(n_jobs=2, backend=backend, batch_size=1)(tasks)
+    assert isinstance(info.value, TypeError)  # what the multiprocessing backend raised
+    assert "task 1" in str(info.value)
+    assert isinstance(info.value.__cause__, TypeError)
+    assert "_thread.lock" in str(info.value.__cause__)
 
 
 def test_large_arrays_are_shared_read_only_once_per_call(backend: str, tmp_path: Path) -> None:
