@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from ..exceptions import UnpicklableObjectError
 from ._errors import TaskFailure, capture_failure
-from ._wire import Reducer, decode_batch, encode_batch
+from ._wire import EncodedOutput, Reducer, decode_batch, encode_batch
 
 __all__ = [
     "Batch",
@@ -295,8 +295,10 @@ class _RemoteBatch:
     def __call__(self) -> BatchOutput:
         if type(self.tasks) is tuple:
             function, values, star = self.tasks
-            return run_packed(function, values, star, self.retries, self.stop_on_error, True)
-        return run_tasks(self.tasks, self.retries, self.stop_on_error, remote=True)
+            output = run_packed(function, values, star, self.retries, self.stop_on_error, True)
+        else:
+            output = run_tasks(self.tasks, self.retries, self.stop_on_error, remote=True)
+        return EncodedOutput(output)
 
 
 def load_batch(payload: bytes) -> _RemoteBatch:

@@ -330,3 +330,25 @@ def test_shared_array_argument_works_without_numpy_in_tasks(backend: str) -> Non
         [delayed(lambda d: float(d["arrays"][0].sum()))(data)]
     )
     assert out == [float(BIG // 8 * 2)]
+
+
+def _byte_order(array: Any) -> tuple[str, str, Any]:
+    return (type(array).__name__, array.dtype.str, array)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["pickled", "memmapped"])
+def test_big_endian_arrays_keep_their_byte_order(
+    backend: str, shared: bool, tmp_path: Path
+) -> None:
+    # joblib hands a big-endian array over as it is, and gives it back so.
+    array = np.arange(BIG // 8 * 2, dtype=">f8")
+    max_nbytes = "1M" if shared else None
+    out = Parallel(n_jobs=2, backend=backend, temp_folder=tmp_path, max_nbytes=max_nbytes)(
+        delayed(_byte_order)(array) for _ in range(2)
+    )
+    for kind, seen_in_worker, back in out:
+        assert kind == ("memmap" if shared else "ndarray")
+        assert seen_in_worker == ">f8"
+        assert back.dtype.str == ">f8"
+        np.testing.assert_array_equal(back, array)
+    assert _leftovers(tmp_path) == []
