@@ -257,7 +257,14 @@ class Parallel:
         try:
             sharer = array_sharer(settings) if backend.shares_arrays else None
             loop = DispatchLoop(
-                backend, tasks, total, options, sharer=sharer, progress=progress, on_close=on_close
+                backend,
+                tasks,
+                total,
+                options,
+                sharer=sharer,
+                progress=progress,
+                on_close=on_close,
+                hold_counts=self.return_as == "generator",
             )
         except BaseException:
             backend.stop_call()
