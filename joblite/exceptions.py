@@ -11,11 +11,13 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     ├── UnsafeLoadError (pickle.UnpicklingError)
     │                                         a global outside ``allowed``, or misused
     ├── UnpicklableObjectError (pickle.PicklingError, TypeError)
-    │                                         hash() of an object pickle cannot save
+    │                                         hash() or a process worker's task got
+    │                                         an object pickle cannot save
     ├── NestingTooDeepError (RecursionError)  hash() of containers nested too deep
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
-    ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
+    ├── TaskTimeoutError (TimeoutError, multiprocessing.TimeoutError)
+    │                                         a Parallel task ran past ``timeout``
     ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
     ├── StoreBackendError (TypeError, ValueError)
     │                                         an unknown or invalid Memory store backend
@@ -34,7 +36,8 @@ from __future__ import annotations
 
 import errno
 import pickle
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "CacheError",
@@ -108,7 +111,8 @@ def _unsafe_load_error(
 
 
 class UnpicklableObjectError(JobliteError, pickle.PicklingError, TypeError):
-    """``hash()`` was given an object that cannot be pickled (a lock, a generator, an open file).
+    """An object that cannot be pickled (a lock, a generator, an open file) was given to
+    ``hash()``, or in a task's arguments to ``Parallel``'s process workers.
 
     A ``pickle.PicklingError`` as joblib documents, and a ``TypeError`` as
     pickle itself raises for these objects.
@@ -147,8 +151,49 @@ class NoDaskClientError(JobliteError, ValueError):
     """
 
 
-class TaskTimeoutError(JobliteError, TimeoutError):
-    """A task ran longer than the ``timeout`` given to ``Parallel``."""
+if TYPE_CHECKING:
+    import multiprocessing
+
+    class TaskTimeoutError(JobliteError, TimeoutError, multiprocessing.TimeoutError):
+        """A task ran longer than the ``timeout`` given to ``Parallel``."""
+
+
+_LAZY_LOCK = threading.Lock()
+
+
+def _task_timeout_error() -> type[JobliteError]:
+    """Build ``TaskTimeoutError`` once: it also is ``multiprocessing.TimeoutError``.
+
+    That is what joblib raises and what its users catch. Importing
+    ``multiprocessing`` costs ~6 ms (``python -X importtime``) that
+    ``import joblite`` must not pay, so the class is made at its first use.
+    """
+    with _LAZY_LOCK:
+        made = globals().get("TaskTimeoutError")
+        if made is not None:
+            return made  # type: ignore[no-any-return]
+        import multiprocessing
+
+        class TaskTimeoutError(JobliteError, TimeoutError, multiprocessing.TimeoutError):
+            """A task ran longer than the ``timeout`` given to ``Parallel``.
+
+            Both a ``TimeoutError`` and ``multiprocessing.TimeoutError`` (joblib's).
+            Example::
+
+                >>> issubclass(TaskTimeoutError, multiprocessing.TimeoutError)
+                True
+            """
+
+        TaskTimeoutError.__module__ = __name__
+        TaskTimeoutError.__qualname__ = "TaskTimeoutError"
+        globals()["TaskTimeoutError"] = TaskTimeoutError
+        return TaskTimeoutError
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TaskTimeoutError":
+        return _task_timeout_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class WorkerCrashedError(JobliteError, RuntimeError):

@@ -22,30 +22,10 @@ import sys
 import time
 from typing import IO
 
+from ._core.messages import format_time as format_time
+from ._core.messages import short_format_time as short_format_time
+
 __all__ = ["Logger", "PrintTime", "format_time", "short_format_time"]
-
-
-def format_time(t: float) -> str:
-    """A duration in seconds as seconds and minutes, joblib's format.
-
-    >>> format_time(75.0)
-    '75.0s, 1.2min'
-    """
-    return f"{t:.1f}s, {t / 60:.1f}min"
-
-
-def short_format_time(t: float) -> str:
-    """A duration in seconds as one 7-character field: minutes above 60 s, else seconds.
-
-    The output matches joblib's character for character, so log lines that
-    scikit-learn builds with it keep their alignment.
-
-    >>> short_format_time(42.0), short_format_time(72.0)
-    ('  42.0s', ' 1.2min')
-    """
-    if t > 60:
-        return f"{t / 60:4.1f}min"
-    return f" {t:5.1f}s"
 
 
 class Logger:

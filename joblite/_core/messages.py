@@ -24,7 +24,7 @@ import logging
 import sys
 from typing import Literal
 
-__all__ = ["emit", "shown_by_logging"]
+__all__ = ["emit", "format_time", "short_format_time", "shown_by_logging"]
 
 
 def shown_by_logging(logger: logging.Logger, level: int) -> bool:
@@ -64,3 +64,26 @@ def emit(
     out = sys.stdout if stream == "stdout" else sys.stderr
     if out is not None:
         out.write(message + "\n")
+
+
+def format_time(t: float) -> str:
+    """A duration in seconds as seconds and minutes, joblib's format.
+
+    >>> format_time(75.0)
+    '75.0s, 1.2min'
+    """
+    return f"{t:.1f}s, {t / 60:.1f}min"
+
+
+def short_format_time(t: float) -> str:
+    """A duration in seconds as one 7-character field: minutes above 60 s, else seconds.
+
+    The output matches joblib's character for character, so log lines that
+    scikit-learn builds with it keep their alignment.
+
+    >>> short_format_time(42.0), short_format_time(72.0)
+    ('  42.0s', ' 1.2min')
+    """
+    if t > 60:
+        return f"{t / 60:4.1f}min"
+    return f" {t:5.1f}s"

@@ -308,7 +308,18 @@ class _StreamPickler(_Pickler):
             reduced = self.reducer(obj)
             if reduced is not NotImplemented:
                 return reduced
+        np = self.numpy
+        if np is not None and type(obj) is np.memmap and not obj.dtype.hasobject:
+            # numpy pickles an ndarray subclass through __setstate__, which
+            # rebuilds a big-endian array in native byte order (numpy 2.4): go
+            # through a plain array's protocol-5 reduce, which keeps it.
+            return (_view_as, (obj.view(np.ndarray), np.memmap))
         return super().reducer_override(obj)
+
+
+def _view_as(array: Any, cls: type) -> Any:
+    """``array`` viewed as ``cls`` (a memmap sent by :class:`_StreamPickler`)."""
+    return array.view(cls)
 
 
 def dumps_stream(obj: object, *, reducer: Callable[[Any], Any] | None = None) -> bytes:

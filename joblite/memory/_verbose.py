@@ -25,7 +25,7 @@ import pprint
 import time
 from typing import Any, Literal
 
-from .._core.messages import emit
+from .._core.messages import emit, format_time
 from ._entries import OUTPUT
 from ._keys import FunctionIdentity
 from ._settings import CacheSettings
@@ -58,10 +58,6 @@ def say_warning(message: str) -> None:
     emit(logger, message, stream="stderr", level=logging.WARNING)
 
 
-def _format_time(t: float) -> str:
-    return f"{t:.1f}s, {t / 60:.1f}min"
-
-
 def _format_arg(arg: Any) -> str:
     if type(arg) in _SCALARS:  # pformat gives the repr, in 5.7 µs instead of 0.3
         return repr(arg)
@@ -89,13 +85,13 @@ def call_lines(path: str, name: str, args: tuple[Any, ...], kwargs: dict[str, An
 
 def duration_line(name: str, duration: float, context: str = "") -> str:
     """``name [context]- 1.0s, 0.0min`` right-aligned on a rule of underscores."""
-    message = f"{name} {context}- {_format_time(duration)}"
+    message = f"{name} {context}- {format_time(duration)}"
     return "_" * max(0, _RULE - len(message)) + message
 
 
 def loading_line(description: str, timestamp: float | None, verbose: float, where: str) -> str:
     """``[Memory]<elapsed>: Loading description...`` (``... from where`` at verbose >= 10)."""
-    elapsed = "" if timestamp is None else f"{_format_time(time.time() - timestamp): <16}"
+    elapsed = "" if timestamp is None else f"{format_time(time.time() - timestamp): <16}"
     message = f"[Memory]{elapsed}: Loading {description}"
     return f"{message}..." if verbose < 10 else f"{message} from {where}"
 

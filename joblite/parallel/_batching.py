@@ -14,8 +14,9 @@ from itertools import chain, islice, repeat, starmap
 from operator import is_, itemgetter
 from typing import Any, Final
 
+from ..exceptions import UnpicklableObjectError
 from ._errors import TaskFailure, capture_failure
-from ._wire import Reducer, decode_batch, encode_batch
+from ._wire import EncodedOutput, Reducer, decode_batch, encode_batch
 
 __all__ = [
     "Batch",
@@ -144,8 +145,19 @@ class Batch:
         return run_tasks(tasks, self.retries, self.stop_on_error, remote=False)
 
     def encode(self, reducer: Reducer | None = None) -> bytes:
-        """The batch in the wire format; ``reducer`` may swap large arrays for shared files."""
-        return encode_batch(pack_tasks(self.tasks), self.retries, self.stop_on_error, reducer)
+        """The batch in the wire format; ``reducer`` may swap large arrays for shared files.
+
+        Raises ``UnpicklableObjectError`` (a ``pickle.PicklingError``, as joblib
+        raises, and a ``TypeError``) naming the tasks, pickle's error as its cause.
+        """
+        try:
+            return encode_batch(pack_tasks(self.tasks), self.retries, self.stop_on_error, reducer)
+        except Exception as exc:
+            last = self.start + len(self.tasks) - 1
+            where = f"task {self.start}" if last == self.start else f"tasks {self.start}-{last}"
+            raise UnpicklableObjectError(
+                f"could not pickle {where} to send to the worker processes: {exc}"
+            ) from exc
 
     def __reduce__(self) -> tuple[Callable[[bytes], _RemoteBatch], tuple[bytes]]:
         payload = self.payload
@@ -283,8 +295,10 @@ class _RemoteBatch:
     def __call__(self) -> BatchOutput:
         if type(self.tasks) is tuple:
             function, values, star = self.tasks
-            return run_packed(function, values, star, self.retries, self.stop_on_error, True)
-        return run_tasks(self.tasks, self.retries, self.stop_on_error, remote=True)
+            output = run_packed(function, values, star, self.retries, self.stop_on_error, True)
+        else:
+            output = run_tasks(self.tasks, self.retries, self.stop_on_error, remote=True)
+        return EncodedOutput(output)
 
 
 def load_batch(payload: bytes) -> _RemoteBatch:

@@ -157,7 +157,10 @@ class DispatchLoop:
         sharer: ArraySharer | None,
         progress: Progress | None,
         on_close: Callable[[], None],
+        hold_counts: bool = False,
     ) -> None:
+        """``hold_counts``: a finished batch whose results wait for an earlier one counts
+        as in flight (a generator's window; see :meth:`_limit`)."""
         self.backend = backend
         self.tasks = tasks
         self.total = total
@@ -178,13 +181,22 @@ class DispatchLoop:
         self.resubmit: deque[Batch] = deque()  # innocent batches of a killed pool
         self.quarantine: deque[Batch] = deque()  # single tasks re-run alone after a crash
         self.quarantined: set[int] = set()  # starts of those singles now in flight
+        self.hold_counts = hold_counts
         self.closed = False
 
     # ------------------------------------------------------------ dispatch
 
     def _limit(self) -> int:
         # Suspects of a crash run alone; once they are through, full speed again.
-        return 1 if (self.quarantine or self.quarantined) else self.max_in_flight
+        if self.quarantine or self.quarantined:
+            return 1
+        if self.hold_counts:
+            # A generator reads the input at most pre_dispatch batches past the
+            # oldest unfinished one: a slow first task cannot let growing batches
+            # swallow the input, nor pile up results the consumer cannot have yet.
+            # At least 1: the batch they wait for may be queued to run again.
+            return max(1, self.max_in_flight - len(self.results.ready))
+        return self.max_in_flight
 
     def fill(self) -> None:
         """Submit batches until ``max_in_flight`` or the input runs out."""

@@ -223,11 +223,19 @@ class Parallel:
         total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
         from ._progress import make_progress
 
-        name = type(getattr(backend, "backend", backend)).__name__  # the user's, if adapted
-        verbose = settings.get("verbose", 0)
-        progress = make_progress(self.progress, verbose, name, n_jobs)
+        inline = n_jobs == 1 and backend.inline_single_job
+        name = None if inline else type(getattr(backend, "backend", backend)).__name__
+        requested = settings.get("n_jobs", None)
+        progress = make_progress(
+            self.progress,
+            settings.get("verbose", 0),
+            name,
+            n_jobs if requested is None else requested,
+            n_jobs,
+            total,
+        )
         options = CallOptions.of(self, n_jobs, self._task_seconds if managed else None)
-        if n_jobs == 1 and backend.inline_single_job:
+        if inline:
             from ._inline import run_inline
 
             if not managed:
@@ -266,7 +274,14 @@ class Parallel:
         try:
             sharer = array_sharer(settings) if backend.shares_arrays else None
             loop = DispatchLoop(
-                backend, tasks, total, options, sharer=sharer, progress=progress, on_close=on_close
+                backend,
+                tasks,
+                total,
+                options,
+                sharer=sharer,
+                progress=progress,
+                on_close=on_close,
+                hold_counts=self.return_as == "generator",
             )
         except BaseException:
             backend.stop_call()

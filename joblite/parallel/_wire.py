@@ -8,7 +8,8 @@ batch is the pickle stream of::
 ``tasks`` being a list of ``(function, args, kwargs)`` triples or, when every
 task calls one function without keywords, ``(function, values, star)`` (see
 ``_batching.pack_tasks``). An initializer is the stream of ``(initializer,
-initargs)``. Streams are written by the package's one pickler
+initargs)``, and a batch's output, going back, the stream of ``(results,
+failures, seconds)`` (:class:`EncodedOutput`). Streams are written by the package's one pickler
 (:func:`joblite._core.pickling.dumps_stream`: lambdas and closures by value);
 workers read them with plain :func:`pickle.loads`, so this module imports
 nothing heavy where it is loaded in a worker. Example::
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "EncodedOutput",
     "decode",
     "decode_batch",
     "decode_initializer",
@@ -59,6 +61,22 @@ def decode_batch(payload: bytes) -> tuple[Any, int, bool]:
     """``(tasks, retries, stop_on_error)`` from :func:`encode_batch`'s bytes."""
     tasks, retries, stop_on_error = decode(payload)
     return tasks, retries, stop_on_error
+
+
+class EncodedOutput(tuple):  # type: ignore[type-arg]
+    """A batch's output in a worker process: pickles itself in the wire format.
+
+    Whatever pickler carries results back (loky's, ``multiprocessing``'s at
+    protocol 4, dask's) writes this object as one protocol-5 stream of
+    :func:`encode`, which the caller's unpickler turns back into the plain
+    tuple. At protocol 4 numpy rebuilds a big-endian array in native byte
+    order; protocol 5 keeps it as it was, as a user of joblib sees it.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Callable[[bytes], Any], tuple[bytes]]:
+        return (decode, (encode(tuple(self)),))
 
 
 def encode_initializer(initializer: object, initargs: tuple[object, ...]) -> bytes | None:

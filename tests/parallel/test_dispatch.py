@@ -76,3 +76,33 @@ def test_a_lost_batch_raises_instead_of_shortening_the_output(
                     delayed(square)(i) for i in range(10)
                 )
             )
+
+
+def test_generator_reads_no_further_than_pre_dispatch_past_a_slow_first_task() -> None:
+    # joblib documents pre_dispatch in batches: with task 0 stuck, the tasks
+    # after it finish, but the input is not read past pre_dispatch batches
+    # until task 0 is done. Task 0 is released from the progress callback once
+    # two later batches have finished, so the order of events is fixed.
+    consumed: list[int] = []
+
+    def tasks() -> Any:
+        yield delayed(block)()
+        for i in range(1, 100):
+            consumed.append(i)
+            yield delayed(square)(i)
+
+    def release_after_two(done: int, total: int | None) -> None:
+        if done >= 2:
+            RELEASE.set()
+
+    gen = Parallel(
+        n_jobs=2,
+        backend="threading",
+        return_as="generator",
+        pre_dispatch=3,
+        batch_size=1,
+        progress=release_after_two,
+    )(tasks())
+    assert next(gen) == "released"
+    assert consumed == [1, 2]  # three batches: task 0, then 1 and 2 waiting behind it
+    assert list(gen) == [i * i for i in range(1, 100)]

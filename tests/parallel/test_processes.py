@@ -209,10 +209,17 @@ def test_remote_traceback_is_the_cause(backend: str) -> None:
 
 
 def test_unpicklable_argument_fails_in_the_caller(backend: str) -> None:
+    import pickle
     import threading
 
-    with pytest.raises(TypeError, match="pickle"):
-        Parallel(n_jobs=2, backend=backend)([delayed(square)(threading.Lock())])
+    tasks = [delayed(square)(2), delayed(square)(threading.Lock())]
+    # joblib raises pickle.PicklingError; pickle's own error stays readable as the cause.
+    with pytest.raises(pickle.PicklingError, match="pickle") as info:
+        Parallel(n_jobs=2, backend=backend, batch_size=1)(tasks)
+    assert isinstance(info.value, TypeError)  # what the multiprocessing backend raised
+    assert "task 1" in str(info.value)
+    assert isinstance(info.value.__cause__, TypeError)
+    assert "_thread.lock" in str(info.value.__cause__)
 
 
 def test_large_arrays_are_shared_read_only_once_per_call(backend: str, tmp_path: Path) -> None:
@@ -327,3 +334,25 @@ def test_shared_array_argument_works_without_numpy_in_tasks(backend: str) -> Non
         [delayed(lambda d: float(d["arrays"][0].sum()))(data)]
     )
     assert out == [float(BIG // 8 * 2)]
+
+
+def _byte_order(array: Any) -> tuple[str, str, Any]:
+    return (type(array).__name__, array.dtype.str, array)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["pickled", "memmapped"])
+def test_big_endian_arrays_keep_their_byte_order(
+    backend: str, shared: bool, tmp_path: Path
+) -> None:
+    # joblib hands a big-endian array over as it is, and gives it back so.
+    array = np.arange(BIG // 8 * 2, dtype=">f8")
+    max_nbytes = "1M" if shared else None
+    out = Parallel(n_jobs=2, backend=backend, temp_folder=tmp_path, max_nbytes=max_nbytes)(
+        delayed(_byte_order)(array) for _ in range(2)
+    )
+    for kind, seen_in_worker, back in out:
+        assert kind == ("memmap" if shared else "ndarray")
+        assert seen_in_worker == ">f8"
+        assert back.dtype.str == ">f8"
+        np.testing.assert_array_equal(back, array)
+    assert _leftovers(tmp_path) == []
