@@ -281,3 +281,22 @@ def test_importing_joblite_parallel_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("backend", ["sequential", None])
+def test_n_jobs_1_reads_the_input_one_task_at_a_time(backend: str | None) -> None:
+    # joblib's pre_dispatch promise at its smallest: with one worker in the caller,
+    # each task is produced, then run, before the next is produced.
+    events: list[str] = []
+
+    def work(i: int) -> int:
+        events.append(f"run {i}")
+        return i
+
+    def tasks() -> Any:
+        for i in range(4):
+            events.append(f"produce {i}")
+            yield delayed(work)(i)
+
+    assert Parallel(n_jobs=1, backend=backend)(tasks()) == [0, 1, 2, 3]
+    assert events == [f"{step} {i}" for i in range(4) for step in ("produce", "run")]
