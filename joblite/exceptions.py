@@ -14,6 +14,7 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     │                                         hash() of an object pickle cannot save
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
+    ├── NoRayRuntimeError (RuntimeError)      backend="ray" before ray.init()
     ├── TaskTimeoutError (TimeoutError)       a Parallel task ran past ``timeout``
     ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
     ├── StoreBackendError (TypeError, ValueError)
@@ -44,6 +45,7 @@ __all__ = [
     "JobliteError",
     "MissingDependencyError",
     "NoDaskClientError",
+    "NoRayRuntimeError",
     "StoreBackendError",
     "TaskTimeoutError",
     "UnpicklableObjectError",
@@ -133,6 +135,13 @@ class NoDaskClientError(JobliteError, ValueError):
     """``backend="dask"`` was asked for but no ``distributed.Client`` is active.
 
     A ``ValueError``, as ``distributed.get_client()`` and joblib raise.
+    """
+
+
+class NoRayRuntimeError(JobliteError, RuntimeError):
+    """``backend="ray"`` was asked for but ``ray.init()`` has not run in this process.
+
+    A ``RuntimeError``: the runtime's state is wrong, not an argument.
     """
 
 
