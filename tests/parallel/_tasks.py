@@ -15,6 +15,8 @@ from joblite.parallel import Parallel, ParallelBackendBase, delayed
 # Set by the tests' teardown so threads blocked in `block` can finish.
 RELEASE = threading.Event()
 INIT_LOG: list[tuple[str, tuple[int, int]]] = []
+# The session's Ray runtime processes (GCS server, raylet...), set by its fixture.
+RAY_PROCESSES: list[Any] = []
 _ATTEMPTS: dict[str, int] = {}
 
 

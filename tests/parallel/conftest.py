@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -46,6 +47,7 @@ def ray_runtime() -> Iterator[Any]:
     import psutil
 
     folder = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    before = {process.pid for process in psutil.Process().children(recursive=True)}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no report to outside hosts
         ray.init(
@@ -57,12 +59,19 @@ def ray_runtime() -> Iterator[Any]:
             log_to_driver=False,
             configure_logging=False,
         )
-    started = psutil.Process().children(recursive=True)
+    # Ray's own processes (GCS server, raylet, ...), not loky's workers of earlier tests.
+    started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    _tasks.RAY_PROCESSES[:] = started
     try:
         yield ray
     finally:
+        _tasks.RAY_PROCESSES.clear()
+        ray_processes = list(started)
+        for process in started:  # the workers Ray started since, too
+            with contextlib.suppress(psutil.NoSuchProcess):
+                ray_processes += process.children(recursive=True)
         ray.shutdown()
-        _, alive = psutil.wait_procs(started, timeout=30)
+        _, alive = psutil.wait_procs(ray_processes, timeout=30)
         for process in alive:
             process.kill()
         shutil.rmtree(folder, ignore_errors=True)
