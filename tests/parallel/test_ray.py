@@ -110,6 +110,9 @@ def test_timeout_kills_the_worker_running_the_task(ray_runtime: Any, tmp_path: A
     import psutil
 
     pid_file = tmp_path / "pid"
+    # An idle worker ready for the task (an earlier test may have killed one):
+    # the clock starts at submission, and a worker start would count.
+    Parallel(n_jobs=2, backend="ray")(delayed(square)(i) for i in range(2))
     with pytest.raises(TaskTimeoutError, match="task 0"):
         Parallel(backend="ray", timeout=3)([delayed(pid_then_block)(str(pid_file))])
     worker = psutil.Process(int(pid_file.read_text()))

@@ -216,6 +216,8 @@ class RayBackend(ExecutorBackend):
 
 def _call_max_nbytes(parallel: Any) -> int | None:
     """The call's ``max_nbytes`` (None: never use the object store)."""
+    # configure() hands backends the Parallel object, not its merged settings;
+    # a third-party caller may pass anything (or None): then the default.
     settings = getattr(parallel, "_settings", None)
     if settings is None:
         return DEFAULT_MAX_NBYTES
@@ -243,7 +245,8 @@ def _settle(ray_future: Future[Any], future_ref: weakref.ref[Future[Any]], name:
     outcome: Any = None
     try:
         outcome = ray_future.result()
-    except ray_errors.WorkerCrashedError as exc:
+    except (ray_errors.WorkerCrashedError, ray_errors.OutOfMemoryError) as exc:
+        # OutOfMemoryError: Ray's memory monitor killed the worker to save the node.
         error = WorkerCrashedError(f"a Ray worker died while running {name}: {exc}")
         error.__cause__ = exc
     except ray_errors.TaskCancelledError as exc:
