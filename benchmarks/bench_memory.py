@@ -3,6 +3,8 @@
 Cases follow the Memory issue's targets: a hit with small arguments, the
 overhead of a miss, a hit whose argument is a 100 MB array (hashing
 dominates), and a hit returning a 100 MB array (loaded, or memory-mapped).
+The rows that touch files run on disk and on tmpfs; a hit returning an array
+is held against one ``readinto`` of the same bytes on the same file system.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._harness import Report, best_time, best_time_auto
+from benchmarks._harness import Report, best_time, best_time_auto, storage_places
+from benchmarks._limits import READINTO, readinto_fresh, write_once
 
 SMALL_ARGS = (1, "a" * 20, {"a": 1, "b": 2, "c": 3}, list(range(10)))
 
@@ -71,103 +74,116 @@ def _interleaved_medians(
     )
 
 
-def _miss_overhead(report: Report, jb: Any, lite: Any, label: str) -> None:
+def _miss_overhead(report: Report, jb: Any, lite: Any, where: str) -> None:
     miss_j, miss_l = _interleaved_medians(misses(jb.cache(small)), misses(lite.cache(small)))
     report.compare(
-        label,
+        "miss overhead, small arguments (per call)",
         miss_j[0] / MISS_BATCH,
         miss_l[0] / MISS_BATCH,
+        where=where,
         target=3,
         note=f"medians of {MISS_ROUNDS} alternating rounds; best rounds: "
         f"{miss_j[1] / miss_l[1]:.2f}×",
     )
 
 
-def _hit_with_big_argument(report: Report, jb: Any, lite: Any) -> None:
+def _warm_pair(jb: Any, lite: Any, fn: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+    """``fn`` cached by each library's Memory, each called once with ``args`` (a miss)."""
+    jf, lf = jb.cache(fn), lite.cache(fn)
+    jf(*args)
+    lf(*args)
+    return jf, lf
+
+
+def _hit_with_big_argument(report: Report, jb: Any, lite: Any, where: str) -> None:
     import numpy as np
 
-    big = np.random.default_rng(0).random(100 * 2**20 // 8)
-    jf, lf = jb.cache(total), lite.cache(total)
-    jf(big)
-    lf(big)
+    big = np.random.default_rng(0).random(_elements(report))
+    jf, lf = _warm_pair(jb, lite, total, big)
     report.compare(
-        "hit, 100 MB array argument",
+        f"hit, {big.nbytes / 2**20:.3g} MiB array argument",
         best_time(lambda: jf(big), repeat=3),
         best_time(lambda: lf(big), repeat=3),
+        where=where,
         target=10,
     )
 
 
-def run(report: Report) -> None:
+def _elements(report: Report) -> int:
+    """100 MiB of float64 (6.25 MiB with --quick)."""
+    return 100 * 2**20 // 8 // (16 if report.quick else 1)
+
+
+def _hit_returning_array(report: Report, jb: Any, lite: Any, where: str, root: str) -> None:
+    """A hit returning a big array, beside a readinto of the same bytes on the same file system."""
+    n = _elements(report)
+    jf, lf = _warm_pair(jb, lite, make_array, n)
+    reference = os.path.join(root, "reference.raw")
+    write_once(make_array(n), reference)
+    report.compare(
+        f"hit returning a {n * 8 / 2**20:.3g} MiB array",
+        best_time(lambda: jf(n), repeat=3),
+        best_time(lambda: lf(n), repeat=3),
+        limit_s=best_time(lambda: readinto_fresh(reference, n * 8), repeat=3),
+        limit=READINTO,
+        where=where,
+        target=2,
+        limit_target=1.15,
+    )
+    os.unlink(reference)
+
+
+def _hit_returning_mapped_array(report: Report, jb: Any, lite: Any, where: str) -> None:
+    n = _elements(report)
+    jf, lf = _warm_pair(jb, lite, make_array, n)
+    report.compare(
+        f"hit returning a {n * 8 / 2**20:.3g} MiB array, mmap_mode='r'",
+        best_time_auto(lambda: jf(n), repeat=3),
+        best_time_auto(lambda: lf(n), repeat=3),
+        where=where,
+        note="issue: about 1 ms",
+    )
+
+
+def _run_on(report: Report, where: str, root: str) -> None:
     import joblib
 
     import joblite.memory as jl
 
-    root = tempfile.mkdtemp(prefix="bench-memory-")
-    try:
+    def both(**options: Any) -> tuple[Any, Any]:
+        jb = joblib.Memory(tempfile.mkdtemp(dir=root), verbose=0, **options)
+        lite = jl.Memory(tempfile.mkdtemp(dir=root), verbose=0, **options)
+        return jb, lite
 
-        def both(**options: Any) -> tuple[Any, Any]:
-            jb = joblib.Memory(tempfile.mkdtemp(dir=root), verbose=0, **options)
-            lite = jl.Memory(tempfile.mkdtemp(dir=root), verbose=0, **options)
-            return jb, lite
-
-        # Hit with small arguments.
-        jb, lite = both()
-        jf, lf = jb.cache(small), lite.cache(small)
-        jf(*SMALL_ARGS)
-        lf(*SMALL_ARGS)
+    if where == "disk":
+        # Hit with small arguments: no file is read (both keep an index in memory
+        # or hit the page cache), so the file system does not matter.
+        jf, lf = _warm_pair(*both(), small, *SMALL_ARGS)
         report.compare(
             "hit, small arguments",
             best_time_auto(lambda: jf(*SMALL_ARGS)),
             best_time_auto(lambda: lf(*SMALL_ARGS)),
-            target=10,
+            where=where,
+            target=20,
         )
+        # Hit with a big array argument: the key is a hash of 100 MiB.
+        _hit_with_big_argument(report, *both(), where)
 
-        # Miss overhead: every call has new arguments, the function is instant
-        # (so the time is the overhead). File creation time on a busy disk
-        # swings from tens of µs to a few ms, so the two libraries' rounds
-        # alternate (each sees the same disk weather) and medians are compared.
-        _miss_overhead(report, *both(), "miss overhead, small arguments (per call)")
+    # Miss overhead: every call has new arguments, the function is instant (so
+    # the time is the overhead). File creation on a busy disk swings from tens
+    # of µs to a few ms, so the two libraries' rounds alternate (each sees the
+    # same disk weather) and medians are compared. On tmpfs creating a file
+    # costs no disk I/O: the libraries' own overhead, without this VM's disk
+    # weather (which makes the disk row swing from below 1x to 5x between runs).
+    _miss_overhead(report, *both(), where)
+    _hit_returning_array(report, *both(), where, root)
+    _hit_returning_mapped_array(report, *both(mmap_mode="r"), where)
 
-        # The same on tmpfs, where creating a file costs no disk I/O: the
-        # libraries' own overhead, without this VM's disk weather (which makes
-        # the row above swing from below 1x to 5x between identical runs).
-        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-            shm_root = tempfile.mkdtemp(prefix="bench-memory-", dir="/dev/shm")
-            try:
-                _miss_overhead(
-                    report,
-                    joblib.Memory(tempfile.mkdtemp(dir=shm_root), verbose=0),
-                    jl.Memory(tempfile.mkdtemp(dir=shm_root), verbose=0),
-                    "miss overhead, small arguments, on tmpfs (per call)",
-                )
-            finally:
-                shutil.rmtree(shm_root, ignore_errors=True)
 
-        # Hit with a 100 MB array argument: the key is a hash of 100 MB.
-        _hit_with_big_argument(report, *both())
-
-        # Hit returning a 100 MB array, loaded in memory then memory-mapped.
-        n = 100 * 2**20 // 8
-        jb, lite = both()
-        jf, lf = jb.cache(make_array), lite.cache(make_array)
-        jf(n)
-        lf(n)
-        report.compare(
-            "hit returning a 100 MB array",
-            best_time(lambda: jf(n), repeat=3),
-            best_time(lambda: lf(n), repeat=3),
-            target=2,
-        )
-        jb, lite = both(mmap_mode="r")
-        jf, lf = jb.cache(make_array), lite.cache(make_array)
-        jf(n)
-        lf(n)
-        report.compare(
-            "hit returning a 100 MB array, mmap_mode='r'",
-            best_time_auto(lambda: jf(n), repeat=3),
-            best_time_auto(lambda: lf(n), repeat=3),
-            note="issue: about 1 ms",
-        )
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def run(report: Report) -> None:
+    for where, parent in storage_places():
+        root = tempfile.mkdtemp(prefix="bench-memory-", dir=parent)
+        try:
+            _run_on(report, where, root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)

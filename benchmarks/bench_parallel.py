@@ -1,8 +1,10 @@
-"""Parallel: joblib 1.6 and joblite side by side (issue 3's speed targets).
+"""Parallel: joblib 1.6 and joblite side by side (issues 3 and 12's targets).
 
 Cases: import time, 100,000 trivial tasks (n_jobs=1, threads, processes), a
 warm pool running 10 tasks, a cold first call, 200 CPU-bound ~10 ms tasks on
-2 workers (against a plain loop), and 8 tasks sharing one 200 MB array.
+2 workers, and 8 tasks sharing one 200 MB array. Limits: a plain loop, an
+empty warm ``ProcessPoolExecutor.map`` (cold: in a fresh interpreter), a warm
+2-process ``multiprocessing.Pool`` running the same CPU-bound tasks, a memcpy.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from benchmarks._harness import Report, best_time
+from benchmarks._limits import MEMCPY, memcpy_fresh
 
 N_TRIVIAL = 100_000
 
@@ -63,27 +67,45 @@ def _import_time(module: str) -> float:
     return _best_subprocess(code, repeat=7)
 
 
-def _cold_call(module: str, *, with_import: bool) -> float:
+_COLD_CALLS = {
+    "joblib": (
+        "from joblib import Parallel, delayed",
+        "Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(10))",
+    ),
+    "joblite": (
+        "from joblite.parallel import Parallel, delayed",
+        "Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(10))",
+    ),
+    "limit": (
+        "from concurrent.futures import ProcessPoolExecutor",
+        "with ProcessPoolExecutor(2) as pool: list(pool.map(abs, range(-9, 1)))",
+    ),
+}
+
+
+def _cold_call(who: str, *, with_import: bool) -> float:
     """A fresh interpreter's first call (10 tasks, 2 workers), with or without the import."""
+    import_line, call_line = _COLD_CALLS[who]
     code = (
         "import time\n"
         "t = time.perf_counter()\n"
-        f"from {module} import Parallel, delayed\n"
+        f"{import_line}\n"
         "if __name__ == '__main__':\n"
         + ("" if with_import else "    t = time.perf_counter()\n")
-        + "    Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(10))\n"
+        + f"    {call_line}\n"
         "    print(time.perf_counter() - t)\n"
     )
     return _best_subprocess(code, repeat=3)
 
 
 # One library's shared-array case in a fresh interpreter: best wall time of a
-# few calls, then the peak RSS of the caller (ru_maxrss of the process) and of
+# few calls, then the peak RSS of the caller (VmHWM of the process) and of
 # its largest worker (ru_maxrss of children, read after the workers exited) and
 # the peak growth of /dev/shm, where both libraries put the shared copy.
 _SHARED_ARRAY_CASE = """
 import gc, json, os, resource, sys, threading, time
 import numpy as np
+from benchmarks._harness import peak_rss
 from benchmarks.bench_parallel import array_sum, trivial
 if sys.argv[1] == "joblib":
     import joblib as lib
@@ -123,7 +145,7 @@ psutil.wait_procs(workers, timeout=30)  # reaped children count in RUSAGE_CHILDR
 kib = 1024
 print(json.dumps({
     "seconds": best,
-    "caller": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib,
+    "caller": peak_rss(),
     "worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib,
     "shm": peak[0],
 }))
@@ -154,90 +176,211 @@ def _memory_note(case: dict[str, float]) -> str:
     )
 
 
-def run(report: Report) -> None:
+def _pool_map(pool: Any, n_tasks: int) -> Callable[[], object]:
+    """An empty ``map`` of ``n_tasks`` on a warm pool, in 16 chunks (8 per worker)."""
+    chunksize = max(1, n_tasks // (2 * 8))
+    return lambda: list(pool.map(trivial, range(n_tasks), chunksize=chunksize))
+
+
+def _trivial_tasks(report: Report, jl: Any, n_tasks: int) -> None:
     import joblib
 
-    import joblite.parallel as jl
-
-    _compile_joblite()
-    report.compare("import time", _import_time("joblib"), _import_time("joblite"), target=5)
-
     def trivial_case(module: Any, **kwargs: Any) -> Callable[[], object]:
-        return lambda: module.Parallel(**kwargs)(
-            module.delayed(trivial)(i) for i in range(N_TRIVIAL)
-        )
+        return lambda: module.Parallel(**kwargs)(module.delayed(trivial)(i) for i in range(n_tasks))
 
-    for label, kwargs, target in (
-        ("n_jobs=1", {"n_jobs": 1}, 4),
-        ("threads, n_jobs=2", {"n_jobs": 2, "backend": "threading"}, 10),
-        ("processes, n_jobs=2", {"n_jobs": 2, "backend": "loky"}, 8),
+    with ProcessPoolExecutor(2) as executor:
+        cases: list[tuple[str, dict[str, Any], float, Callable[[], object] | None, str]] = [
+            (
+                "n_jobs=1",
+                {"n_jobs": 1},
+                4,
+                lambda: [trivial(i) for i in range(n_tasks)],
+                "a plain loop",
+            ),
+            ("threads, n_jobs=2", {"n_jobs": 2, "backend": "threading"}, 10, None, ""),
+            (
+                "processes, n_jobs=2",
+                {"n_jobs": 2, "backend": "loky"},
+                8,
+                _pool_map(executor, n_tasks),
+                "an empty map on a warm 2-process ProcessPoolExecutor, 16 chunks",
+            ),
+        ]
+        for label, kwargs, target, limit_fn, limit in cases:
+            repeat = 5 if label == "n_jobs=1" else 2
+            joblib_fn, joblite_fn = trivial_case(joblib, **kwargs), trivial_case(jl, **kwargs)
+            joblib_fn(), joblite_fn()  # warm both pools
+            if limit_fn is not None:
+                limit_fn()
+            report.compare(
+                f"{n_tasks:,} trivial tasks, {label}",
+                best_time(joblib_fn, repeat=repeat),
+                best_time(joblite_fn, repeat=repeat),
+                limit_s=None if limit_fn is None else best_time(limit_fn, repeat=repeat),
+                limit=limit,
+                target=target,
+            )
+
+
+def _warm_pool(report: Report, jl: Any) -> None:
+    import joblib
+
+    with (
+        joblib.Parallel(n_jobs=2) as joblib_pool,
+        jl.Parallel(n_jobs=2) as joblite_pool,
+        ProcessPoolExecutor(2) as executor,
     ):
-        repeat = 2 if "processes" in label or "threads" in label else 5
-        joblib_fn, joblite_fn = trivial_case(joblib, **kwargs), trivial_case(jl, **kwargs)
-        joblib_fn(), joblite_fn()  # warm both pools
-        report.compare(
-            f"100,000 trivial tasks, {label}",
-            best_time(joblib_fn, repeat=repeat),
-            best_time(joblite_fn, repeat=repeat),
-            target=target,
-        )
-
-    with joblib.Parallel(n_jobs=2) as joblib_pool, jl.Parallel(n_jobs=2) as joblite_pool:
         joblib_pool(joblib.delayed(trivial)(i) for i in range(10))
         joblite_pool(jl.delayed(trivial)(i) for i in range(10))
+        list(executor.map(trivial, range(10)))
         report.compare(
             "warm pool, 10 tasks",
             best_time(
                 lambda: joblib_pool(joblib.delayed(trivial)(i) for i in range(10)), number=20
             ),
             best_time(lambda: joblite_pool(jl.delayed(trivial)(i) for i in range(10)), number=50),
+            limit_s=best_time(lambda: list(executor.map(trivial, range(10))), number=50),
+            limit="an empty map of 10 tasks on a warm 2-process ProcessPoolExecutor",
             target=10,
         )
 
-    for with_import in (False, True):
-        report.compare(
-            "cold first call" + (" incl. import" if with_import else ""),
-            _cold_call("joblib", with_import=with_import),
-            _cold_call("joblite.parallel", with_import=with_import),
-            target=2,
-            note="fresh interpreter, 10 tasks"
-            + ("" if with_import else "; joblite imports loky here"),
-        )
+
+def _cpu_bound(report: Report, jl: Any) -> None:
+    """200 tasks of ~10 ms on 2 workers, beside a warm multiprocessing.Pool doing the same."""
+    import multiprocessing
+
+    import joblib
 
     # ~10 ms of pure-Python CPU work per task, calibrated on this machine.
     probe = 200_000
     seconds = sorted(best_time(lambda: _spin(probe), repeat=1) for _ in range(5))[2]
     n = int(probe * 0.01 / seconds)
-    jl.Parallel(n_jobs=2)(jl.delayed(_spin)(n) for _ in range(4))  # warm the pool
-    # Rounds alternate so the loop and the pool see the same machine load
-    # (a shared VM's CPU speed drifts by 10-20% within a minute).
-    loop_times, pool_times = [], []
-    for _ in range(3):
-        loop_times.append(best_time(lambda: [_spin(n) for _ in range(200)], repeat=1))
-        pool_times.append(
-            best_time(
-                lambda: jl.Parallel(n_jobs=2)(jl.delayed(_spin)(n) for _ in range(200)), repeat=1
-            )
-        )
+    n_tasks = 40 if report.quick else 200
+    jl.Parallel(n_jobs=2)(jl.delayed(_spin)(n) for _ in range(4))  # warm both pools
+    joblib.Parallel(n_jobs=2)(joblib.delayed(_spin)(n) for _ in range(4))
+    with multiprocessing.Pool(2) as pool:
+        pool.map(_spin, [n] * 4)
+        cases: list[Callable[[], object]] = [
+            lambda: joblib.Parallel(n_jobs=2)(joblib.delayed(_spin)(n) for _ in range(n_tasks)),
+            lambda: jl.Parallel(n_jobs=2)(jl.delayed(_spin)(n) for _ in range(n_tasks)),
+            lambda: pool.map(_spin, [n] * n_tasks),
+            lambda: _two_processes(n, n_tasks),
+            lambda: [_spin(n) for _ in range(n_tasks)],
+        ]
+        # Rounds rotate so every case sees the same machine load (a shared VM's
+        # CPU speed drifts by 10-20% within a minute); best of 3 rounds each.
+        times: list[list[float]] = [[] for _ in cases]
+        for round_number in range(3):
+            for offset in range(len(cases)):
+                index = (offset + round_number) % len(cases)
+                times[index].append(best_time(cases[index], repeat=1))
+        pool.close()
+        pool.join()
+    joblib_s, joblite_s, pool_s, processes_s, loop_s = (min(t) for t in times)
     report.compare(
-        "200 tasks of ~10 ms, 2 workers (vs plain loop)",
-        min(loop_times),
-        min(pool_times),
-        target=1.9,
-        note="left column is a plain loop, not joblib; best of 3 alternating rounds",
+        f"{n_tasks} tasks of ~10 ms, 2 workers",
+        joblib_s,
+        joblite_s,
+        limit_s=pool_s,
+        limit="a warm 2-process multiprocessing.Pool mapping the same tasks",
+        limit_target=1.05,
+        note=f"two plain processes running half the loop each: {processes_s:.2f} s; "
+        f"a plain loop: {loop_s:.2f} s (joblite {loop_s / joblite_s:.2f}× faster); "
+        "best of 3 rotating rounds",
     )
 
+
+def _spin_many(n: int, count: int) -> None:
+    for _ in range(count):
+        _spin(n)
+
+
+def _two_processes(n: int, n_tasks: int) -> None:
+    """Two fresh processes running half of the loop each: no pool, no task messages."""
+    import multiprocessing
+
+    processes = [
+        multiprocessing.Process(target=_spin_many, args=(n, n_tasks // 2)) for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+
+
+def _shared_array(report: Report) -> None:
     # Each library in its own fresh interpreter, so neither one's pool, memory
     # or temp files weigh on the other; best of two interpreters per library.
+    import numpy as np
+
     joblib_case = min((_shared_array_case("joblib") for _ in range(2)), key=_seconds)
     joblite_case = min((_shared_array_case("joblite") for _ in range(2)), key=_seconds)
+    array = np.random.default_rng(0).random(200 * 2**20 // 8)
     report.compare(
         "8 tasks sharing one 200 MB array, processes",
         joblib_case["seconds"],
         joblite_case["seconds"],
+        limit_s=best_time(lambda: memcpy_fresh(array), repeat=5),
+        limit=MEMCPY + " (what putting it in shared memory costs at least)",
         target=2.5,
         note=f"peak: joblib {_memory_note(joblib_case)}; joblite {_memory_note(joblite_case)}",
     )
+
+
+def _generator_memory(report: Report, n_tasks: int) -> None:
+    """Caller's peak RSS over a ``return_as="generator"`` call, each library in a fresh process."""
+    import json
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cases = {}
+    for library in ("joblib", "joblite"):
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks._generator_case", library, str(n_tasks)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=root,
+        ).stdout
+        cases[library] = json.loads(out.strip().splitlines()[-1])
+    mib = 2**20
+    note = "; ".join(
+        f"{library} caller peak RSS {case['peak'] / mib:.0f} MB "
+        f"(+{(case['peak'] - case['peak_before']) / mib:.0f} MB during the call)"
+        for library, case in cases.items()
+    )
+    report.compare(
+        f"{n_tasks:,} tasks, return_as='generator', processes",
+        cases["joblib"]["seconds"],
+        cases["joblite"]["seconds"],
+        note=note + "; one fresh interpreter each",
+    )
+
+
+def run(report: Report) -> None:
+    import multiprocessing
+
+    import joblite.parallel as jl
+
+    _compile_joblite()
+    report.compare("import time", _import_time("joblib"), _import_time("joblite"), target=5)
+    _trivial_tasks(report, jl, 10_000 if report.quick else N_TRIVIAL)
+    _warm_pool(report, jl)
+    for with_import in (False, True):
+        report.compare(
+            "cold first call" + (" incl. import" if with_import else ""),
+            _cold_call("joblib", with_import=with_import),
+            _cold_call("joblite", with_import=with_import),
+            limit_s=_cold_call("limit", with_import=with_import),
+            limit="a fresh interpreter's first map on a new 2-process ProcessPoolExecutor "
+            f"({multiprocessing.get_all_start_methods()[0]} start method)",
+            target=2,
+            note="fresh interpreter, 10 tasks"
+            + ("" if with_import else "; joblite imports loky here"),
+        )
+    _cpu_bound(report, jl)
+    _shared_array(report)
+    _generator_memory(report, 50_000 if report.quick else 1_000_000)
 
 
 def _seconds(case: dict[str, float]) -> float:

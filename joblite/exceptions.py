@@ -12,6 +12,7 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     │                                         a global outside ``allowed``, or misused
     ├── UnpicklableObjectError (pickle.PicklingError, TypeError)
     │                                         hash() of an object pickle cannot save
+    ├── NestingTooDeepError (RecursionError)  hash() of containers nested too deep
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
     ├── NoRayRuntimeError (RuntimeError)      backend="ray" before ray.init()
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidFileError",
     "JobliteError",
     "MissingDependencyError",
+    "NestingTooDeepError",
     "NoDaskClientError",
     "NoRayRuntimeError",
     "StoreBackendError",
@@ -115,19 +117,28 @@ class UnpicklableObjectError(JobliteError, pickle.PicklingError, TypeError):
     """
 
 
+class NestingTooDeepError(JobliteError, RecursionError):
+    """``hash()`` was given containers nested deeper than it follows.
+
+    A ``RecursionError``, as ``joblib.hash`` raises for the same value.
+    """
+
+
 class MissingDependencyError(JobliteError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
 
-    def __init__(self, package: str, extra: str, feature: str) -> None:
+    def __init__(self, package: str, extra: str | None, feature: str) -> None:
+        # No extra: a package joblite leaves to the user's choice (s3fs, gcsfs, ...).
+        install = f'"joblite[{extra}]"' if extra else package
         super().__init__(
             f"{feature} needs the optional package {package!r}; "
-            f'install it with: pip install "joblite[{extra}]"'
+            f"install it with: pip install {install}"
         )
         self.package = package
         self.extra = extra
         self.feature = feature
 
-    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+    def __reduce__(self) -> tuple[type, tuple[str, str | None, str]]:
         return (type(self), (self.package, self.extra, self.feature))
 
 

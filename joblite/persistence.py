@@ -17,13 +17,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from joblite._core import fileformat
+from joblite._core import _remote, fileformat
 from joblite._core._byteorder import check_native_byte_order_argument
 from joblite._core.codecs import normalize_compress
 from joblite._core.codecs import register_compressor as register_compressor
@@ -77,8 +78,9 @@ def dump(
     protocol: int | None = None,
     *,
     format: str = "joblite",
+    storage_options: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Persist ``value`` to ``filename`` (a path or a writable binary file object).
+    """Persist ``value`` to ``filename`` (a path, a URL or a writable binary file object).
 
     ``compress``: ``0``/``False`` (default, uncompressed: loads can memory-map),
     ``True`` (zstd level 3, or zlib level 3 without the ``zstd`` extra), an int
@@ -89,7 +91,9 @@ def dump(
 
     Writing to a path is atomic: readers see the old file or the new one,
     also if the process is killed mid-write. Like joblib, ``dump`` does not
-    fsync (no protection against power loss).
+    fsync (no protection against power loss). A URL (``"s3://bucket/key"``,
+    ``"memory://..."``) is written through fsspec, as atomically (see
+    docs/persistence.md); ``storage_options`` are its filesystem's options.
 
     ``format="joblib"`` writes joblib's own format instead, for people who
     only have joblib (``joblib.load`` reads it): ``compress=True`` then means
@@ -108,6 +112,13 @@ def dump(
     write = _writer(format)
     if format == "joblib" and compress is True:
         compress = 3  # joblib's meaning: zlib (or the extension's codec) at level 3
+    options = _remote.check_storage_options(storage_options, filename)
+    if _remote.is_url(filename):
+        url: str = filename  # type: ignore[assignment]
+        compression = normalize_compress(compress, url)
+        with _remote.open_for_writing(url, options) as fileobj:
+            write(value, fileobj, compression=compression, protocol=protocol)
+        return [url]
     if _is_path(filename):
         path = os.fspath(filename)  # type: ignore[arg-type]
         if not isinstance(path, str):
@@ -143,8 +154,9 @@ def load(
     ensure_native_byte_order: bool | str = "auto",
     *,
     allowed: Sequence[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> object:
-    """Load an object written by :func:`dump`.
+    """Load an object written by :func:`dump` (from a path, a URL or a file object).
 
     **Without** ``allowed``, loading runs pickle code chosen by whoever wrote
     the file: only load files you trust. With ``allowed`` (``["mypkg.Model"]``:
@@ -159,7 +171,9 @@ def load(
     uncompressed file given by path straight from disk as ``numpy.memmap``
     ("r" read-only, "r+" writes through to the file, "c" copy-on-write).
     For a compressed file it is ignored with a ``UserWarning`` (as joblib),
-    for a file object it is ignored (logged at INFO).
+    for a file object it is ignored (logged at INFO). A file behind a URL
+    cannot be mapped (``ValueError``); ``storage_options`` are its fsspec
+    filesystem's options.
 
     ``ensure_native_byte_order`` ("auto", True, False), as in joblib 1.5+:
     True gives arrays in the host's byte order; "auto" means True for joblib
@@ -177,6 +191,10 @@ def load(
     ``MissingDependencyError`` (codec extra missing), ``UnsafeLoadError`` and
     ``ValueError`` for bad arguments; all but the last two are ``ValueError``s.
     """
+    options = _remote.check_storage_options(storage_options, filename)
+    if _remote.is_url(filename):
+        url: str = filename  # type: ignore[assignment]
+        return _load_url(url, mmap_mode, ensure_native_byte_order, allowed, options)
     if not _is_path(filename) and not callable(getattr(filename, "read", None)):
         raise ValueError(
             "`filename` must be a path or a binary file object opened for reading, "
@@ -193,6 +211,33 @@ def load(
         return fileformat.read_object(filename, mmap_mode=mmap_mode, allowed=allowed)
     except ForeignFileError as error:
         return _load_joblib_file(filename, mmap_mode, allowed, native, start, error)
+
+
+def _load_url(
+    url: str,
+    mmap_mode: str | None,
+    ensure_native_byte_order: bool | str,
+    allowed: Sequence[str] | None,
+    options: dict[str, Any],
+) -> object:
+    if mmap_mode is not None:
+        raise ValueError(
+            f"`mmap_mode` cannot map {url!r}: a file behind a URL is not on a local disk; "
+            "load it without mmap_mode, or copy it to a local path first"
+        )
+    native = check_native_byte_order_argument(ensure_native_byte_order, None)
+    with _remote.open_for_reading(url, options) as remote:
+        try:
+            with (
+                native_byte_order()
+                if ensure_native_byte_order is True
+                else contextlib.nullcontext()
+            ):
+                return fileformat.read_object(
+                    remote.fileobj, allowed=allowed, fetch_ranges=remote.fetch_ranges
+                )
+        except ForeignFileError as error:
+            return _load_joblib_file(remote.fileobj, None, allowed, native, 0, error)
 
 
 def _tell(fileobj: BinaryIO) -> int | None:
@@ -239,23 +284,36 @@ def _load_joblib_file(
     )
 
 
-def inspect(filename: str | os.PathLike[str] | BinaryIO) -> dict[str, object]:
+def inspect(
+    filename: str | os.PathLike[str] | BinaryIO,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, object]:
     """The manifest of a joblite file, read without unpickling: safe on untrusted files.
 
     Keys: ``format_version``, ``codec``, ``level``, ``object_type``,
     ``protocol``, ``pickle`` (its size), ``arrays`` (each one's ``dtype``,
     ``shape``, ``order``, ``nbytes``), ``arrays_nbytes``, ``total_nbytes``
-    (uncompressed payload), plus ``file_size`` when ``filename`` is a path.
+    (uncompressed payload), plus ``file_size`` when ``filename`` is a path
+    or a URL (of which only the header and manifest are fetched).
     Raises like :func:`load` for files that are not valid joblite files.
     """
-    try:
-        manifest = fileformat.read_manifest(filename)
-    except ForeignFileError as error:
-        raise ForeignFileError(
-            f"{error}; inspect reads joblite's manifest only (joblite.load reads joblib files)"
-        ) from None
-    if _is_path(filename):
-        manifest["file_size"] = os.path.getsize(filename)  # type: ignore[arg-type]
+    options = _remote.check_storage_options(storage_options, filename)
+    with contextlib.ExitStack() as stack:
+        source = filename
+        if _remote.is_url(filename):
+            remote = stack.enter_context(_remote.open_for_reading(filename, options))  # type: ignore[arg-type]
+            source = remote.fileobj
+        try:
+            manifest = fileformat.read_manifest(source)
+        except ForeignFileError as error:
+            raise ForeignFileError(
+                f"{error}; inspect reads joblite's manifest only (joblite.load reads joblib files)"
+            ) from None
+        if _remote.is_url(filename):
+            manifest["file_size"] = remote.size
+        elif _is_path(filename):
+            manifest["file_size"] = os.path.getsize(filename)  # type: ignore[arg-type]
     return manifest
 
 

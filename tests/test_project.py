@@ -141,21 +141,7 @@ def _import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 # Cycles known and not yet broken, each with why: the list may only shrink. A
 # cycle that changes (a module joins it or leaves it) fails as a new one.
-KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    (
-        "joblite.memory._access",
-        "joblite.memory._entries",
-        "joblite.memory._eviction",
-        "joblite.memory._journal",
-        "joblite.memory._results",
-        "joblite.memory._settings",
-        "joblite.memory._verbose",
-        "joblite.memory.stores._joblib",
-        "joblite.memory.stores.base",
-    ): "Store mixes in joblib's store methods (stores/_joblib.py), which read cache "
-    "entries (_entries, _eviction, _results) through function-level imports: the store layer "
-    "reaches up into the entry layer",
-}
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 def test_no_import_cycle_in_the_package() -> None:

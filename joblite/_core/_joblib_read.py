@@ -16,10 +16,11 @@ Only the pure-Python unpickler lets a subclass act at BUILD (the C one has no
 hook there), so this reader is as fast as joblib's own, not as joblite's
 format. Every read is checked against what the file has left (a compressed
 stream's reads grow step by step with the data actually decompressed), so a
-crafted size gives ``InvalidFileError`` rather than a big allocation; with
-``allowed``, every global (nested object-array streams too) goes through
-joblite's restricted resolver. Files of joblib < 0.10 (``NDArrayWrapper``
-companion files, the ``ZF`` container) are refused with ``ForeignFileError``.
+crafted size gives ``InvalidFileError`` rather than a big allocation. With
+``allowed``, the stream (nested object-array streams too) is run by joblite's
+restricted interpreter instead (:mod:`._joblib_checked`): the same checks as
+for a joblite file. Files of joblib < 0.10 (``NDArrayWrapper`` companion
+files, the ``ZF`` container) are refused with ``ForeignFileError``.
 
 Example::
 
@@ -40,57 +41,25 @@ import struct
 import sys
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from joblite._core._byteorder import to_native_byte_order
 from joblite._core._joblib_streams import MAX_PREFIX, detect, open_decompressed
-from joblite._core.pickling import find_class_for
+from joblite._core._joblib_wrapper import NumpyArrayWrapper as NumpyArrayWrapper
+from joblite._core._joblib_wrapper import wrapper_class
+from joblite._core.pickling import check_allowed
 from joblite.exceptions import ForeignFileError, InvalidFileError
 
 __all__ = ["NumpyArrayWrapper", "read_joblib"]
 
 logger = logging.getLogger(__name__)
 
-_WRAPPER_MODULES = ("joblib.numpy_pickle", "joblib.numpy_pickle_compat")
-_OLD_WRAPPERS = ("NDArrayWrapper", "ZNDArrayWrapper")
 # Reads of unknown extent (a decompressed stream) grow by this much at a time,
 # so memory follows the data actually present, not a size the file claims.
 _STEP = 16 * 1024 * 1024
 # Errors the stdlib and lz4 decompressors raise on a damaged stream.
 _STREAM_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, RuntimeError)
-
-
-class NumpyArrayWrapper:
-    """What joblib pickles in place of an array (its state names the array's layout).
-
-    The reader replaces each one by the array that follows it in the file.
-    """
-
-    def __init__(
-        self,
-        subclass: type,
-        shape: tuple[int, ...],
-        order: str,
-        dtype: Any,
-        allow_mmap: bool = False,
-        numpy_array_alignment_bytes: int | None = 16,
-    ) -> None:
-        self.__setstate__(
-            {
-                "subclass": subclass,
-                "shape": shape,
-                "order": order,
-                "dtype": dtype,
-                "allow_mmap": allow_mmap,
-                "numpy_array_alignment_bytes": numpy_array_alignment_bytes,
-            }
-        )
-
-    def __setstate__(self, state: object) -> None:
-        if not isinstance(state, dict):
-            raise InvalidFileError(f"corrupt joblib file: an array header is {type(state)}")
-        self.state = state
 
 
 class _Source:
@@ -109,6 +78,11 @@ class _Source:
             if self.codec is None:
                 raise
             raise InvalidFileError(f"corrupt {self.codec} stream in joblib file: {error}") from None
+
+    def budget(self) -> int:
+        """The largest size a restricted load accepts: what the file holds, or
+        for a compressed stream, what it has delivered so far."""
+        return self.position + (self.remaining or 0) + 64
 
     def check(self, size: int, what: str) -> None:
         if self.remaining is not None and size > self.remaining:
@@ -189,29 +163,36 @@ class _Source:
 
 
 class _Reader:
-    """What one load needs besides the stream: how to resolve globals, map, convert."""
+    """What one load needs besides the stream: what ``allowed`` says, how to map, convert."""
 
     def __init__(
         self,
         source: _Source,
-        resolve: Callable[[str, str], Any] | None,
+        patterns: list[str] | None,
         path: str | None,
         mmap_mode: str | None,
         native: bool,
     ) -> None:
         self.source = source
-        self.resolve = resolve
+        self.patterns = patterns  # None: a plain, unrestricted load
         self.path = path
         self.mmap_mode: Any = "r+" if mmap_mode == "w+" else mmap_mode
         self.native = native
+
+    def load_stream(self) -> Any:
+        """The value of the next pickle stream in the source."""
+        if self.patterns is None:
+            return _Unpickler(self).load()
+        from joblite._core._joblib_checked import load_checked
+
+        return load_checked(self)
 
     def array(self, wrapper: NumpyArrayWrapper) -> Any:
         import numpy as np
 
         dtype, shape, order = _layout(wrapper.state)
         if dtype.hasobject:
-            nested = _Unpickler(self)
-            array = nested.load()
+            array = self.load_stream()
             if not isinstance(array, np.ndarray):
                 raise InvalidFileError("corrupt joblib file: an object array is not an array")
             return array
@@ -269,18 +250,7 @@ class _Unpickler(pickle._Unpickler):
         self._reader = reader
 
     def find_class(self, module: str, name: str) -> Any:
-        if module in _WRAPPER_MODULES:
-            if name == "NumpyArrayWrapper":
-                return NumpyArrayWrapper
-            if name in _OLD_WRAPPERS:
-                raise ForeignFileError(
-                    "the file was written by joblib < 0.10 (arrays in companion files), "
-                    "which joblite does not read; load it with joblib.load and dump it again"
-                )
-        resolve = self._reader.resolve
-        if resolve is None:
-            return super().find_class(module, name)
-        return resolve(module, name)
+        return wrapper_class(module, name) or super().find_class(module, name)
 
     def _load_build(self) -> None:
         stack: list[Any] = self.stack  # type: ignore[attr-defined]
@@ -291,9 +261,11 @@ class _Unpickler(pickle._Unpickler):
             stack[-1] = self._reader.array(stack[-1])
 
     def _load_bytearray8(self) -> None:
-        (size,) = struct.unpack("<Q", self._reader.source.read(8))
-        self._reader.source.check(size, "a bytearray")
-        self.append(bytearray(self._reader.source.read(size)))  # type: ignore[attr-defined]
+        # pickle's own allocates the claimed size first. self.read, not the
+        # source: inside a protocol-4+ frame the bytes come from the frame.
+        read = self.read  # type: ignore[attr-defined]
+        (size,) = struct.unpack("<Q", read(8))
+        self.append(bytearray(read(size)))  # type: ignore[attr-defined]
 
     # typeshed types the table's entries for the base class only
     dispatch[pickle.BUILD[0]] = _load_build  # type: ignore[assignment]
@@ -323,19 +295,6 @@ def _check_array_state(target: object, state: object) -> None:
         raise InvalidFileError(
             f"corrupt joblib file: an object array of shape {shape!r} holds {len(items)} items"
         )
-
-
-def _memmap_subclass_as_array(
-    resolve: Callable[[str, str], Any],
-) -> Callable[[str, str], Any]:
-    """joblib records a dumped memmap's class; a restricted load reads it as ndarray."""
-
-    def find_class(module: str, name: str) -> Any:
-        if name == "memmap" and module in ("numpy", "numpy.core.memmap", "numpy._core.memmap"):
-            return resolve("numpy", "ndarray")
-        return resolve(module, name)
-
-    return find_class
 
 
 def read_joblib(
@@ -383,14 +342,14 @@ def _read(
             "load it with joblib.load and dump it again"
         )
     codec = None if kind == "pickle" else kind
-    resolve = None if allowed is None else _memmap_subclass_as_array(find_class_for(allowed))
+    patterns = None if allowed is None else check_allowed(allowed)
     mapping = mmap_mode if codec is None and start == 0 else None
     if codec is None:
-        value = _load(_Reader(_Source(fileobj, end - start, None), resolve, path, mapping, native))
+        value = _load(_Reader(_Source(fileobj, end - start, None), patterns, path, mapping, native))
     else:
         with open_decompressed(fileobj, codec) as stream:
             source = _Source(stream, None, codec)
-            value = _load(_Reader(source, resolve, path, None, native))
+            value = _load(_Reader(source, patterns, path, None, native))
             # Decompress to the end, so a truncated stream or a bad checksum
             # (in the last bytes, after the pickle's STOP) is still an error.
             while source.read_some():
@@ -406,7 +365,7 @@ def _read(
 
 def _load(reader: _Reader) -> object:
     try:
-        return _Unpickler(reader).load()
+        return reader.load_stream()
     except pickle.UnpicklingError as error:
         if type(error) is not pickle.UnpicklingError:
             raise  # UnsafeLoadError: the caller's allowed-list, not the file

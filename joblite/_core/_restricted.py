@@ -40,13 +40,13 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from joblite.exceptions import UnsafeLoadError
+from joblite.exceptions import JobliteError, UnsafeLoadError
 
 from ._restricted_globals import BY_VALUE_LOADER, TRUSTED, allowed_by_name, canonical, resolve
 from ._restricted_numpy import PendingDtype, check_array_state, check_random_state
 from ._restricted_rules import Rule
 
-__all__ = ["BY_VALUE_LOADER", "load_restricted"]
+__all__ = ["BY_VALUE_LOADER", "Interpreter", "load_restricted", "run"]
 
 # Hashing a tuple recurses in C without a depth check: a key of tuples nested
 # 10**6 deep (2 bytes a level) crashes the process. Data nests far less.
@@ -55,14 +55,21 @@ _HASHED_BY_ITEMS = (tuple, frozenset, slice)
 _CONTAINERS = (list, dict, set, OrderedDict, defaultdict, Counter, deque)
 
 
-class _Interpreter:
-    """One restricted load: the stack, the memo and the globals resolved so far."""
+class Interpreter:
+    """One restricted load: the stack, the memo and the globals resolved so far.
 
-    def __init__(self, data: bytes, buffers: Iterable[object], patterns: Sequence[str]) -> None:
-        self._data = data
+    ``stream`` is read opcode by opcode (``read``, ``readline``), never past
+    STOP, so a reader can take raw bytes from it between opcodes (joblib's
+    arrays: see :mod:`._joblib_checked`); ``size`` is how many bytes it holds.
+    """
+
+    def __init__(
+        self, stream: Any, buffers: Iterable[object], patterns: Sequence[str], size: int
+    ) -> None:
+        self._stream = stream
+        self._size = size
         self._buffers = iter(buffers)
         self._patterns = patterns
-        self.budget = len(data) + 64  # the longest collection a stream can spell
         self._stack: list[Any] = []
         self._marks: list[int] = []
         self._memo: dict[int, Any] = {}
@@ -73,6 +80,11 @@ class _Interpreter:
         self._nesting: dict[int, tuple[Any, int]] = {}
 
     # The context rules see -------------------------------------------------
+
+    @property
+    def budget(self) -> int:
+        """The longest collection, or largest size, the stream can spell."""
+        return self._size + 64
 
     def name_of(self, obj: object) -> str:
         entry = self._globals.get(id(obj))
@@ -138,8 +150,7 @@ class _Interpreter:
     # The interpreter ----------------------------------------------------------
 
     def load(self) -> Any:
-        stream = io.BytesIO(self._data)
-        for opcode, arg, _ in pickletools.genops(stream):
+        for opcode, arg, _ in pickletools.genops(self._stream):
             name = opcode.name
             if name == "STOP":
                 return self._pop()
@@ -319,16 +330,16 @@ def _push(value: Any) -> Any:
     return lambda vm, arg: vm._stack.append(value() if callable(value) else value)
 
 
-def _push_arg(vm: _Interpreter, arg: Any) -> None:
+def _push_arg(vm: Interpreter, arg: Any) -> None:
     vm._stack.append(arg)
 
 
-def _global(vm: _Interpreter, arg: Any) -> None:
+def _global(vm: Interpreter, arg: Any) -> None:
     module, _, name = arg.partition(" ")
     vm._stack.append(vm.find_class(module, name))
 
 
-def _stack_global(vm: _Interpreter, arg: Any) -> None:
+def _stack_global(vm: Interpreter, arg: Any) -> None:
     name = vm._pop()
     module = vm._pop()
     if not isinstance(module, str) or not isinstance(name, str):
@@ -336,7 +347,7 @@ def _stack_global(vm: _Interpreter, arg: Any) -> None:
     vm._stack.append(vm.find_class(module, name))
 
 
-def _pop_op(vm: _Interpreter, arg: Any) -> None:
+def _pop_op(vm: Interpreter, arg: Any) -> None:
     if vm._marks and vm._marks[-1] == len(vm._stack):
         vm._marks.pop()
     else:
@@ -344,7 +355,7 @@ def _pop_op(vm: _Interpreter, arg: Any) -> None:
 
 
 def _tuple_n(count: int) -> Any:
-    def step(vm: _Interpreter, arg: Any) -> None:
+    def step(vm: Interpreter, arg: Any) -> None:
         items = [vm._pop() for _ in range(count)]
         items.reverse()
         vm._stack.append(vm.hashable(tuple(items), items))
@@ -352,58 +363,58 @@ def _tuple_n(count: int) -> Any:
     return step
 
 
-def _tuple(vm: _Interpreter, items: list[Any]) -> tuple[Any, ...]:
+def _tuple(vm: Interpreter, items: list[Any]) -> tuple[Any, ...]:
     return vm.hashable(tuple(items), items)  # type: ignore[no-any-return]
 
 
-def _frozenset(vm: _Interpreter, items: list[Any]) -> frozenset[Any]:
+def _frozenset(vm: Interpreter, items: list[Any]) -> frozenset[Any]:
     return vm.hashable(frozenset(items), items)  # type: ignore[no-any-return]
 
 
-def _dict(vm: _Interpreter, arg: Any) -> None:
+def _dict(vm: Interpreter, arg: Any) -> None:
     items = vm._pop_mark()
     if len(items) % 2:
         raise pickle.UnpicklingError("odd number of items for DICT")
     vm._stack.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
 
 
-def _memo_put(vm: _Interpreter, arg: Any) -> None:
+def _memo_put(vm: Interpreter, arg: Any) -> None:
     vm._memo[len(vm._memo) if arg is None else arg] = vm._top()
 
 
-def _memo_get(vm: _Interpreter, arg: Any) -> None:
+def _memo_get(vm: Interpreter, arg: Any) -> None:
     try:
         vm._stack.append(vm._memo[arg])
     except KeyError:
         raise pickle.UnpicklingError(f"memo key {arg} not found") from None
 
 
-def _proto(vm: _Interpreter, arg: Any) -> None:
+def _proto(vm: Interpreter, arg: Any) -> None:
     if not 0 <= arg <= pickle.HIGHEST_PROTOCOL:
         raise pickle.UnpicklingError(f"unsupported pickle protocol: {arg}")
     vm._proto = arg
 
 
-def _next_buffer(vm: _Interpreter, arg: Any) -> None:
+def _next_buffer(vm: Interpreter, arg: Any) -> None:
     try:
         vm._stack.append(next(vm._buffers))
     except StopIteration:
         raise pickle.UnpicklingError("not enough out-of-band buffers") from None
 
 
-def _readonly_buffer(vm: _Interpreter, arg: Any) -> None:
+def _readonly_buffer(vm: Interpreter, arg: Any) -> None:
     view = memoryview(vm._top())
     if not view.readonly:
         vm._stack[-1] = view.toreadonly()
 
 
-def _reduce(vm: _Interpreter, arg: Any) -> None:
+def _reduce(vm: Interpreter, arg: Any) -> None:
     args = vm._pop()
     func = vm._pop()
     vm._stack.append(vm._call(func, args))
 
 
-def _newobj(vm: _Interpreter, arg: Any) -> None:
+def _newobj(vm: Interpreter, arg: Any) -> None:
     args = vm._pop()
     cls = vm._pop()
     if not isinstance(args, tuple):
@@ -411,7 +422,7 @@ def _newobj(vm: _Interpreter, arg: Any) -> None:
     vm._stack.append(vm.new(cls, args, {}))
 
 
-def _newobj_ex(vm: _Interpreter, arg: Any) -> None:
+def _newobj_ex(vm: Interpreter, arg: Any) -> None:
     kwargs = vm._pop()
     args = vm._pop()
     cls = vm._pop()
@@ -420,15 +431,15 @@ def _newobj_ex(vm: _Interpreter, arg: Any) -> None:
     vm._stack.append(vm.new(cls, args, kwargs))
 
 
-def _build(vm: _Interpreter, arg: Any) -> None:
+def _build(vm: Interpreter, arg: Any) -> None:
     vm._build(vm._pop())
 
 
-def _mark(vm: _Interpreter, arg: Any) -> None:
+def _mark(vm: Interpreter, arg: Any) -> None:
     vm._marks.append(len(vm._stack))
 
 
-def _nothing(vm: _Interpreter, arg: Any) -> None:
+def _nothing(vm: Interpreter, arg: Any) -> None:
     pass
 
 
@@ -485,9 +496,14 @@ _STEPS: dict[str, Any] = {
 
 def load_restricted(data: bytes, buffers: Iterable[object], patterns: Sequence[str]) -> Any:
     """Unpickle ``data`` under the rules above; see ``pickling.loads``."""
+    return run(Interpreter(io.BytesIO(data), buffers, patterns, len(data)))
+
+
+def run(interpreter: Interpreter) -> Any:
+    """The value ``interpreter`` loads; a malformed stream raises ``pickle.UnpicklingError``."""
     try:
-        return _Interpreter(data, buffers, patterns).load()
-    except (UnsafeLoadError, pickle.UnpicklingError, EOFError):
+        return interpreter.load()
+    except (JobliteError, pickle.UnpicklingError, EOFError):
         raise
     except (
         ValueError,

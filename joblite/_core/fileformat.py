@@ -77,6 +77,10 @@ ARRAYS_WRITABLE = 1
 _MAX_MANIFEST = 256 * 1024 * 1024
 # Regular files up to this size are read whole in one call (see _read_path).
 SMALL_FILE = 1024 * 1024
+# Sections of a file behind a URL are fetched in ranges of at most RANGE_BYTES,
+# RANGES_AT_ONCE at a time (so at most 64 MiB of fetched bytes are held at once).
+RANGE_BYTES = 8 * 1024 * 1024
+RANGES_AT_ONCE = 8
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 # Built once: json.dumps with options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
@@ -337,6 +341,7 @@ def read_object(
     *,
     mmap_mode: str | None = None,
     allowed: Sequence[str] | None = None,
+    fetch_ranges: _reading.FetchRanges | None = None,
 ) -> object:
     """Load the object stored in a joblite file (a path or a readable binary file).
 
@@ -346,6 +351,8 @@ def read_object(
     INFO) and arrays are loaded in memory. Every section is checksummed,
     except the array data of a memory-mapped load (read lazily by design).
     ``allowed`` restricts unpickling (see :func:`joblite._core.pickling.loads`).
+    ``fetch_ranges`` (a remote file object's ranged reader) fetches the
+    sections of an uncompressed file several ranges at once.
 
     Raises :class:`~joblite.exceptions.InvalidFileError`, ``CorruptFileError``,
     ``UnsupportedVersionError``, ``MissingDependencyError``, ``UnsafeLoadError``,
@@ -357,7 +364,7 @@ def read_object(
         return _read_path(source, mmap_mode, allowed)
     if mmap_mode is not None:
         logger.info("mmap_mode=%r ignored: a file object cannot be memory-mapped", mmap_mode)
-    return _read_from(source, None, None, allowed)
+    return _read_from(source, None, None, allowed, fetch_ranges=fetch_ranges)
 
 
 def _read_path(
@@ -395,6 +402,7 @@ def _read_from(
     mmap_mode: str | None,
     allowed: Sequence[str] | None,
     whole: bytes | None = None,
+    fetch_ranges: _reading.FetchRanges | None = None,
 ) -> object:
     """Load from ``fileobj``; ``whole`` is the entire file when it was read at once."""
     layout = _read_layout(fileobj)
@@ -413,6 +421,14 @@ def _read_from(
             )
         if whole is not None:
             pickle_data, buffers = _reading.split_whole(whole, layout.sections, data_start, end)
+        elif fetch_ranges is not None and available is not None:
+            pickle_data, buffers = _reading.read_raw_ranges(
+                fetch_ranges,
+                layout.sections,
+                data_start,
+                range_bytes=RANGE_BYTES,
+                at_once=RANGES_AT_ONCE,
+            )
         elif path is not None and mmap_mode is not None:
             if mmap_mode in ("r+", "w+") and not layout.arrays_writable:
                 _mark_arrays_writable(path, layout)

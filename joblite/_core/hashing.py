@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import xxhash
 
-from joblite.exceptions import UnpicklableObjectError
+from joblite.exceptions import NestingTooDeepError, UnpicklableObjectError
 
 from ._names import found_by_name
 
@@ -88,6 +88,11 @@ _SORTABLE_KEYS: frozenset[type] = frozenset({str, int, bytes})
 _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
 _PROTOCOL = 5
+# Containers nested deeper than this raise NestingTooDeepError. The C pickler
+# recurses on the C stack once per level, bounded only by the recursion limit:
+# with a raised limit, 10^5 nested tuples overflowed the 8 MB main stack
+# (SIGSEGV) and 5 * 10^4 did not, so the bound is joblite's own, far below.
+_MAX_DEPTH = 5_000
 
 
 def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) -> str:
@@ -114,7 +119,15 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
         )
     if type(obj) in _ATOMIC:
         return one_shot(pickle.dumps(obj, _PROTOCOL))
-    canonical = _canonical(obj, set())
+    active: set[int] = set()
+    try:
+        canonical = _canonical(obj, active)
+    except NestingTooDeepError:
+        raise
+    except RecursionError:
+        # Python's limit came first; the ids still in ``active`` are the
+        # containers the walk was inside when it stopped.
+        raise _too_deep(len(active)) from None
     pool = _POOLS[bool(coerce_mmap)]
     try:
         pickler = pool.pop()
@@ -122,6 +135,8 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
         pickler = _HashPickler(bool(coerce_mmap))
     try:
         pickler.dump(canonical)
+    except NestingTooDeepError:  # from a reducer's own walk
+        raise
     except (ValueError, RecursionError) as error:
         if isinstance(error, ValueError) and "fast mode" not in str(error):
             raise
@@ -156,6 +171,19 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
     if not pickler.memo_enabled:
         pool.append(pickler)
     return digest
+
+
+def _too_deep(depth: int) -> NestingTooDeepError:
+    if depth >= _MAX_DEPTH:
+        reason = f"hash() follows at most {_MAX_DEPTH} levels"
+    else:
+        reason = (
+            f"deeper than Python's recursion limit ({sys.getrecursionlimit()}) lets "
+            f"hash() follow; sys.setrecursionlimit raises that, up to {_MAX_DEPTH} levels"
+        )
+    return NestingTooDeepError(
+        f"cannot hash a value nested more than {depth} levels deep: {reason}"
+    )
 
 
 def _digest(obj: object) -> str:
@@ -207,6 +235,8 @@ def _canonical(obj: Any, active: set[int]) -> Any:
         identity = id(obj)
         if identity in active:
             return _Cycle(len(active))
+        if len(active) >= _MAX_DEPTH:
+            raise _too_deep(len(active))
         active.add(identity)
         out = [item if type(item) in _ATOMIC else _canonical(item, active) for item in obj]
         active.discard(identity)
@@ -222,6 +252,8 @@ def _canonical(obj: Any, active: set[int]) -> Any:
         identity = id(obj)
         if identity in active:
             return _Cycle(len(active))
+        if len(active) >= _MAX_DEPTH:
+            raise _too_deep(len(active))
         active.add(identity)
         items = [
             (
@@ -235,7 +267,14 @@ def _canonical(obj: Any, active: set[int]) -> Any:
         # so re-inserting in sorted order makes the stream canonical.
         return dict(_sorted_items(items, key_types))
     if kind is set or kind is frozenset:
+        # No set can hold a container that leads back to it, so the id only
+        # counts the depth here (no cycle marker can depend on it).
+        if len(active) >= _MAX_DEPTH:
+            raise _too_deep(len(active))
+        identity = id(obj)
+        active.add(identity)
         elements = [(_canonical(e, active), None) for e in obj]
+        active.discard(identity)
         ordered = _sorted_items(elements, set(map(type, obj)))
         return _CanonicalSet([e for e, _ in ordered], kind is frozenset)
     return obj

@@ -38,10 +38,10 @@ from ._names import found_by_name
 __all__ = [
     "ArrayInfo",
     "Pickled",
+    "check_allowed",
     "dump_parts",
     "dumps",
     "dumps_stream",
-    "find_class_for",
     "loads",
     "native_byte_order",
 ]
@@ -238,7 +238,8 @@ def dumps(obj: object, *, protocol: int | None = None) -> tuple[bytes, list[pick
     return pickled.data, pickled.buffers
 
 
-def _check_allowed(allowed: object) -> list[str]:
+def check_allowed(allowed: object) -> list[str]:
+    """``allowed`` as a list of patterns; ``ValueError`` naming it when malformed."""
     if isinstance(allowed, str) or not isinstance(allowed, Iterable):
         raise ValueError(
             "`allowed` must be a sequence of 'module' or 'module.qualname' strings, "
@@ -266,22 +267,6 @@ def _check_allowed(allowed: object) -> list[str]:
 _WARNED: set[str] = set()
 
 
-def find_class_for(allowed: Sequence[str]) -> Callable[[str, str], Any]:
-    """How a load with ``allowed`` resolves globals, for readers with their own unpickler.
-
-    The deny-list, the safe default set and ``allowed`` decide, as in
-    :func:`loads`. Raises ``ValueError`` for a bad ``allowed``, and the
-    resolver raises :class:`~joblite.exceptions.UnsafeLoadError` for a refused global.
-    """
-    patterns = _check_allowed(allowed)
-    from ._restricted_globals import resolve
-
-    def find_class(module: str, name: str) -> Any:
-        return resolve(module, name, patterns)[0]
-
-    return find_class
-
-
 def loads(
     data: bytes | memoryview,
     buffers: Iterable[object] = (),
@@ -301,7 +286,7 @@ def loads(
     """
     if allowed is None:
         return pickle.loads(data, buffers=buffers)
-    patterns = _check_allowed(allowed)
+    patterns = check_allowed(allowed)
     # Imported here: 14 ms (python -X importtime) that plain loads never need.
     from ._restricted import load_restricted
 

@@ -11,6 +11,8 @@ Example::
 
 from __future__ import annotations
 
+# Imported for its effect: hands joblib's store methods the entry operations.
+from . import _joblib_entries  # noqa: F401
 from ._async import AsyncMemorizedFunc as AsyncMemorizedFunc
 from ._entries import EntryInfo as EntryInfo
 from ._eviction import CacheLimits as CacheLimits
@@ -21,6 +23,7 @@ from ._results import NotMemorizedFunc as NotMemorizedFunc
 from ._results import NotMemorizedResult as NotMemorizedResult
 from ._results import expires_after as expires_after
 from .stores import FileStore as FileStore
+from .stores import FsspecStore as FsspecStore
 from .stores import InMemoryStore as InMemoryStore
 from .stores import Store as Store
 from .stores import Store as StoreBackendBase
@@ -32,6 +35,7 @@ __all__ = [
     "CacheLimits",
     "EntryInfo",
     "FileStore",
+    "FsspecStore",
     "InMemoryStore",
     "MemorizedFunc",
     "MemorizedResult",

@@ -27,6 +27,9 @@ from typing import Any
 from .._core.fsutil import TEMP_PREFIX, safe_remove
 from ._entries import FUNCTION_INFO, EntryInfo, cached_functions, scan_entries
 from ._eviction import CacheLimits, evict
+from ._journal import compact
+from .stores.base import Store
+from .stores.fsspec import FsspecStore, is_url
 from .stores.local import PART_SUFFIX, FileStore
 
 __all__ = ["add_parser"]
@@ -86,8 +89,10 @@ def _one_line_errors(
     return run
 
 
-def _open_store(directory: str) -> FileStore:
+def _open_store(directory: str) -> Store:
     """The cache below ``directory``; exits with an error if it does not look like one."""
+    if is_url(directory):
+        return _open_url_store(directory)
     if not os.path.isdir(directory):
         raise SystemExit(f"error: DIR {directory!r} is not a directory")
     nested = os.path.join(directory, "joblib")
@@ -103,6 +108,19 @@ def _open_store(directory: str) -> FileStore:
     return store
 
 
+def _open_url_store(url: str) -> Store:
+    """The cache at an fsspec URL (``s3://bucket/cache``), found as for a directory."""
+    url = url.rstrip("/")
+    for candidate in (f"{url}/joblib", url):
+        store = FsspecStore(candidate)
+        if cached_functions(store):
+            return store
+    raise SystemExit(
+        f"error: DIR {url!r} does not look like a joblite cache: no cached functions "
+        "(<func>/<version>/function.json) below it or its joblib/ prefix; nothing was changed"
+    )
+
+
 def _human_size(size: float) -> str:
     for unit in ("B", "K", "M", "G", "T"):
         if size < 1024 or unit == "T":
@@ -115,7 +133,7 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
-def _function_names(store: FileStore) -> dict[str, str]:
+def _function_names(store: Store) -> dict[str, str]:
     """func_id -> module.qualname of the functions cached on ``store``."""
     names = {}
     for func_id, versions in cached_functions(store).items():
@@ -150,7 +168,7 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _match_function(store: FileStore, wanted: str) -> str:
+def _match_function(store: Store, wanted: str) -> str:
     names = _function_names(store)
     exact = [f for f, n in names.items() if wanted in (n, f)]
     if exact:
@@ -242,7 +260,15 @@ def _gc(args: argparse.Namespace) -> int:
         raise SystemExit("error: give at least one of --max-size, --max-age, --max-items")
     store = _open_store(args.directory)
     removed, kept = evict(store, limits)
-    orphans = _remove_orphans(store)
+    if isinstance(store, FileStore):
+        orphans = _remove_orphans(store)
+    else:  # an object store: no temp objects; merge each version's per-writer journals
+        orphans = 0
+        live: dict[str, set[str]] = defaultdict(set)
+        for e in kept:
+            live[f"{e.func_id}/{e.version}"].add(e.args_hash)
+        for version_dir in live:
+            compact(store, version_dir, live[version_dir], merge=True)
     freed = sum(e.size for e in removed)
     print(
         f"removed {len(removed)} entries ({_human_size(freed)}); kept {len(kept)} entries "

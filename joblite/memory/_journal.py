@@ -12,7 +12,11 @@ those. A torn line (a writer killed mid-append) is skipped. A process keeps
 each journal's folded records and how far it has read, and later reads only
 the bytes appended since (hits append often: re-reading the whole journal
 each time would make every hit with a validation callback cost O(entries)).
-A last line without its newline may be an append still in progress: it is
+A store that cannot append (an object store: see ``stores/fsspec.py``)
+names a writer: each writer then has its own ``journal-<writer>`` object,
+readers merge them (the latest computation's metadata wins, hits add up),
+and compaction merges them into one. A last line without its newline may be
+an append still in progress: it is
 left for the next read. The whole file is read again when it was replaced
 (another identity, e.g. after compaction) or shrank, or when the bytes just
 before the read offset are not the ones read last time. Eviction
@@ -28,6 +32,7 @@ import json
 import json.encoder
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -49,20 +54,36 @@ class JournalRecord:
     last_hit: float = 0.0
 
 
-def _split(entry: str) -> tuple[str, str]:
+def _writer(store: Store) -> str | None:
+    """The store's writer name if it keeps one journal object per writer, else None.
+
+    Object stores cannot append: each writer rewrites its own object
+    (``journal-<writer>``), and readers merge them all.
+    """
+    writer = getattr(store, "journal_writer", None)
+    return writer if isinstance(writer, str) else None
+
+
+def journal_key(store: Store, version_dir: str) -> str:
+    """The key this process appends ``version_dir``'s journal records to."""
+    writer = _writer(store)
+    return f"{version_dir}/{JOURNAL}" if writer is None else f"{version_dir}/{JOURNAL}-{writer}"
+
+
+def _split(store: Store, entry: str) -> tuple[str, str]:
     version_dir, args_hash = entry.rsplit("/", 1)
-    return f"{version_dir}/{JOURNAL}", args_hash
+    return journal_key(store, version_dir), args_hash
 
 
 def append_store(store: Store, entry: str, metadata: dict[str, Any]) -> None:
     """Record that ``entry`` was (re)computed, with its ``metadata``."""
-    key, args_hash = _split(entry)
+    key, args_hash = _split(store, entry)
     store.append(key, _line({"k": args_hash, **metadata}))
 
 
 def append_hits(store: Store, entry: str, hits: int) -> None:
     """Record ``hits`` more hits of ``entry``, now."""
-    key, args_hash = _split(entry)
+    key, args_hash = _split(store, entry)
     store.append(key, _line({"k": args_hash, "hits": hits, "at": time.time()}))
 
 
@@ -202,7 +223,46 @@ def read_journal(store: Store, version_dir: str) -> tuple[dict[str, JournalRecor
     is this process's live copy: look entries up, but iterate over a copy
     (``list(records.items())``), as other threads may fold new lines into it.
     """
-    key = f"{version_dir}/{JOURNAL}"
+    if _writer(store) is not None:
+        return _read_writer_journals(store, version_dir)
+    return _read_one(store, f"{version_dir}/{JOURNAL}")
+
+
+def _journal_keys(store: Store, version_dir: str) -> list[str]:
+    prefix = JOURNAL + "-"
+    return [
+        f"{version_dir}/{name}"
+        for name in store.children(version_dir)
+        if name == JOURNAL or name.startswith(prefix)
+    ]
+
+
+def _read_writer_journals(store: Store, version_dir: str) -> tuple[dict[str, JournalRecord], int]:
+    """Every writer's journal of ``version_dir``, merged (a listing, then the changed ones)."""
+    merged: dict[str, JournalRecord] = {}
+    lines = 0
+    for key in _journal_keys(store, version_dir):
+        records, count = _read_one(store, key)
+        lines += count
+        for args_hash, record in list(records.items()):
+            _merge_into(merged, args_hash, record)
+    return merged, lines
+
+
+def _merge_into(merged: dict[str, JournalRecord], args_hash: str, record: JournalRecord) -> None:
+    # Writers' objects are not ordered among themselves: the latest computation
+    # (its recorded "time") gives the metadata, hits add up.
+    have = merged.get(args_hash)
+    if have is None:
+        merged[args_hash] = JournalRecord(dict(record.metadata), record.hits, record.last_hit)
+        return
+    if float(record.metadata.get("time", 0.0)) > float(have.metadata.get("time", 0.0)):
+        have.metadata = dict(record.metadata)
+    have.hits += record.hits
+    have.last_hit = max(have.last_hit, record.last_hit)
+
+
+def _read_one(store: Store, key: str) -> tuple[dict[str, JournalRecord], int]:
     try:
         st = store.stat(key)
     except KeyError:
@@ -227,15 +287,28 @@ def lookup(store: Store, entry: str) -> JournalRecord:
     return records.get(args_hash) or JournalRecord()
 
 
-def compact(store: Store, version_dir: str, live: set[str]) -> None:
-    """Rewrite the journal keeping only the entries in ``live``, if most lines are dead."""
+def compact(store: Store, version_dir: str, live: set[str], *, merge: bool = False) -> None:
+    """Rewrite the journal keeping only the entries in ``live``, if most lines are dead.
+
+    ``merge``: also when a per-writer store has several journal objects there
+    (``cache gc`` merges them, so readers list and read fewer).
+    """
     records, lines = read_journal(store, version_dir)
     kept = {k: r for k, r in list(records.items()) if k in live}
-    if lines <= 2 * len(kept) + 16:
+    several = merge and _writer(store) is not None and len(_journal_keys(store, version_dir)) > 1
+    if lines <= 2 * len(kept) + 16 and not several:
         return
     out = []
     for args_hash, record in kept.items():
         out.append(json.dumps({"k": args_hash, **record.metadata}))
         if record.hits:
             out.append(json.dumps({"k": args_hash, "hits": record.hits, "at": record.last_hit}))
-    store.write_bytes(f"{version_dir}/{JOURNAL}", ("\n".join(out) + "\n").encode())
+    data = ("\n".join(out) + "\n").encode()
+    if _writer(store) is None:
+        store.write_bytes(f"{version_dir}/{JOURNAL}", data)
+        return
+    # Merged into one new object; the others go (see the module doc on lost records).
+    old = _journal_keys(store, version_dir)
+    store.write_bytes(f"{version_dir}/{JOURNAL}-gc{uuid.uuid4().hex[:12]}", data)
+    for key in old:
+        store.delete(key)

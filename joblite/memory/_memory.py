@@ -24,6 +24,7 @@ from ._results import NotMemorizedFunc
 from ._settings import MMAP_MODES, CacheSettings, check_verbose
 from ._verbose import say_warning
 from .stores.base import Store, get_store_class
+from .stores.fsspec import is_url
 from .stores.local import FileStore
 
 logger = logging.getLogger(__name__)
@@ -37,15 +38,18 @@ class Memory:
     Parameters (joblib's names, defaults and meanings):
 
     - ``location``: a directory (str or ``pathlib.Path``; entries go to its
-      ``joblib`` subfolder, created 0o700 if missing), a :class:`Store`
+      ``joblib`` subfolder, created 0o700 if missing), an fsspec URL
+      (``"s3://bucket/cache"``: see docs/scaling.md), a :class:`Store`
       instance, or None to disable caching (calls go straight through).
-    - ``backend``: the registered store name used for a path (``"local"``).
+    - ``backend``: the registered store name used for a path (``"local"``;
+      ``"fsspec"`` for a URL or a path through fsspec).
     - ``mmap_mode``: None, ``"r+"``, ``"r"``, ``"w+"`` or ``"c"``: load
       numpy arrays in results as memory maps of the entry file.
     - ``compress``: joblib's forms (bool, 0-9, codec name, ``(name, level)``).
     - ``verbose``: 0 is silent; >= 1 logs computations, >= 10 also hits
       (through the ``joblite.memory`` loggers, at INFO level).
-    - ``backend_options``: keyword arguments for the store class.
+    - ``backend_options``: keyword arguments for the store class (for
+      ``"fsspec"``: storage options such as ``endpoint_url``, and ``lease``).
 
     Beyond joblib (keyword-only): ``bytes_limit`` (int or ``"10G"``),
     ``items_limit`` and ``age_limit`` (timedelta, seconds or ``"30d"``) are
@@ -120,8 +124,13 @@ class Memory:
                 "location must be None, a directory path (str or pathlib.Path) or a "
                 f"joblite.memory.Store, got {type(location).__name__}"
             )
+        path = os.fspath(location)
+        if is_url(path):  # never a local directory named "s3:"
+            backend = "fsspec" if backend == "local" else backend
         store_class: type[Any] = get_store_class(backend)
-        directory = os.path.expanduser(os.fspath(location))
+        if backend == "fsspec":
+            return store_class(f"{path.rstrip('/')}/joblib", **options)  # type: ignore[no-any-return]
+        directory = os.path.expanduser(path)
         store: Store = store_class(os.path.join(directory, "joblib"), **options)
         if issubclass(store_class, FileStore):
             _add_gitignore(directory)

@@ -328,3 +328,57 @@ def test_numpy_is_not_imported_by_hashing() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+DEEP_VALUES_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import joblite
+    from joblite.exceptions import NestingTooDeepError
+
+    wrap = {"tuple": lambda v: (v,), "list": lambda v: [v], "dict": lambda v: {"k": v},
+            "frozenset": lambda v: frozenset([v])}
+
+    def nest(kind, depth):
+        value = ()
+        for _ in range(depth):
+            value = wrap[kind](value)
+        return value
+
+    outcome = {}
+    for limit in (1000, 10**7):  # the default, and one raised far above the C stack
+        sys.setrecursionlimit(limit)
+        for kind in ("tuple", "list", "dict", "frozenset"):
+            try:
+                joblite.hash(nest(kind, 3 * 10**5))
+                outcome[f"{kind}@{limit}"] = "hashed"
+            except NestingTooDeepError as error:
+                assert isinstance(error, RecursionError)
+                outcome[f"{kind}@{limit}"] = str(error)
+    outcome["shallow"] = joblite.hash(nest("tuple", 3000)) == joblite.hash(nest("tuple", 3000))
+    print(json.dumps(outcome))
+    """
+)
+
+
+@pytest.mark.slow
+def test_values_nested_too_deep_raise_a_clear_error_instead_of_crashing() -> None:
+    # 10^5 nested tuples already overflowed the C stack inside the pickler
+    # (SIGSEGV) once the recursion limit was raised: run it in a subprocess.
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", DEEP_VALUES_SCRIPT],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    outcome = json.loads(run.stdout)
+    assert outcome.pop("shallow") is True, "3,000 levels hash under a raised limit"
+    for case, message in outcome.items():
+        if case.endswith("@1000"):
+            assert "recursion limit (1000)" in message, case
+        else:
+            assert "follows at most 5000 levels" in message, case
+        assert message.startswith("cannot hash a value nested more than"), case

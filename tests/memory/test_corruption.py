@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from joblite.memory import Memory
+from joblite.memory._journal import journal_key
 
 
 def _truncate(data: bytes) -> bytes:
@@ -79,7 +80,7 @@ def test_missing_or_torn_journal_is_tolerated(memory: Memory) -> None:
     f(1)
     store = memory.store
     assert store is not None
-    journal = f.__cache_key__(1).rsplit("/", 1)[0] + "/journal"
+    journal = journal_key(store, f.__cache_key__(1).rsplit("/", 1)[0])
     store.delete(journal)
     assert f(1) == 1
     info = f.lookup(1)

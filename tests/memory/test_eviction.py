@@ -16,6 +16,8 @@ from joblite.memory import InMemoryStore, Memory, Store
 from joblite.memory._entries import scan_entries
 from joblite.memory._eviction import parse_age
 
+from .conftest import STORE_KINDS, make_store
+
 
 @pytest.mark.parametrize("bad", ["ten", "-1", -5, "5X"])
 def test_bad_bytes_limit_is_refused_naming_it(tmp_path: Path, bad: object) -> None:
@@ -145,11 +147,9 @@ def test_automatic_eviction_counts_what_each_write_stored(
     assert f.check_call_in_cache(29, 20_000)  # type: ignore[attr-defined]
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=STORE_KINDS)
 def store_kind_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Memory:
-    from .conftest import make_store
-
-    return Memory(make_store(request.param, tmp_path), verbose=0, items_limit=10)
+    return Memory(make_store(request.param, tmp_path, request), verbose=0, items_limit=10)
 
 
 def test_bad_limits_raise(tmp_path: Path) -> None:

@@ -340,3 +340,14 @@ def test_load_reads_a_buffer_where_dump_left_it(file_format: str) -> None:
     dump([1, 2], buffer, format=file_format)
     buffer.seek(len(b"header"))
     assert load(buffer) == [1, 2]
+
+
+@pytest.mark.parametrize("allowed", [None, []])
+def test_a_bytearray_inside_a_frame_loads(allowed: list[str] | None) -> None:
+    import joblib
+
+    # joblib frames protocol-5 streams: the bytearray's bytes are in the frame.
+    buffer = io.BytesIO()
+    joblib.dump({"b": bytearray(b"ab"), "a": np.arange(2)}, buffer, protocol=5)
+    buffer.seek(0)
+    assert_same(load(buffer, allowed=allowed), {"b": bytearray(b"ab"), "a": np.arange(2)})

@@ -9,6 +9,11 @@ holds it (three parts name one version's). joblib's writing methods
 (``dump_item``, ``store_metadata``, ``store_cached_func_code``) are left
 out: Memory writes its entries itself.
 
+The methods need the entry layer that sits above the stores (what an entry's
+files are, reading, deleting and evicting entries); rather than import it
+upwards, they use the :class:`EntryOperations` that ``joblite.memory``
+installs when it is imported (:mod:`joblite.memory._joblib_entries`).
+
 Example::
 
     mem = Memory("cache")
@@ -21,16 +26,54 @@ import collections
 import datetime
 import json
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
-if TYPE_CHECKING:
-    from .base import Store
 
-__all__ = ["CacheItemInfo", "JoblibStoreMethods"]
+class _Tree(Protocol):
+    """The part of :class:`~.base.Store` these methods use (base.py mixes them in)."""
+
+    location: str
+
+    def stat(self, key: str) -> Any: ...
+    def children(self, prefix: str) -> list[str]: ...
+    def delete(self, prefix: str) -> bool: ...
+    def read_bytes(self, key: str) -> bytes: ...
+
+
+__all__ = ["CacheItemInfo", "EntryOperations", "JoblibStoreMethods", "install_entry_operations"]
 
 # joblib's record of one cached item (``path`` is the entry's key below the store's location).
 CacheItemInfo = collections.namedtuple("CacheItemInfo", "path size last_access")
+
+
+@dataclass(frozen=True)
+class EntryOperations:
+    """The entry layer's operations these methods use, given by ``joblite.memory``."""
+
+    output_suffix: str  # an entry's result is the key ``entry + output_suffix``
+    function_info: str  # the name of a version directory's function record
+    scan: Callable[[Any], list[Any]]  # entries with .key, .size, .last_access
+    delete: Callable[[Any, str], object]
+    metadata: Callable[[Any, str], dict[str, Any]]
+    load: Callable[[Any, str], Any]  # the value stored under a result key
+    enforce_limits: Callable[[Any, Any, Any, Any], None]
+
+
+_operations: EntryOperations | None = None
+
+
+def install_entry_operations(operations: EntryOperations) -> None:
+    """Called once by ``joblite.memory`` (always imported before a store is used)."""
+    global _operations
+    _operations = operations
+
+
+def _ops() -> EntryOperations:
+    if _operations is None:  # only if joblite.memory was never imported: cannot happen
+        raise RuntimeError("joblite.memory must be imported before joblib's store methods")
+    return _operations
 
 
 def _parts(call_id: Sequence[str], most: int) -> list[str]:
@@ -50,13 +93,12 @@ class JoblibStoreMethods:
     """joblib's ``StoreBackendMixin`` interface on a :class:`Store` (its base class)."""
 
     def _joblib_location(self, parts: Sequence[str]) -> str:
-        store = cast("Store", self)
+        store = cast("_Tree", self)
         return os.path.join(store.location, *parts)
 
     def _entries(self, call_id: Sequence[str]) -> list[str]:
-        store = cast("Store", self)
-        from .._entries import OUTPUT
-
+        store = cast("_Tree", self)
+        output = _ops().output_suffix
         parts = _parts(call_id, 3)
         if len(parts) == 1:
             raise ValueError(f"call_id must name an entry (func_id, args_id), got {call_id!r}")
@@ -68,7 +110,7 @@ class JoblibStoreMethods:
         found = []
         for entry in candidates:
             try:
-                store.stat(entry + OUTPUT)
+                store.stat(entry + output)
             except KeyError:
                 continue
             found.append(entry)
@@ -76,16 +118,14 @@ class JoblibStoreMethods:
 
     def get_items(self) -> list[CacheItemInfo]:
         """Every cached result: ``CacheItemInfo(path, size, last_access: datetime)``."""
-        store = cast("Store", self)
-        from .._entries import scan_entries
-
+        store = cast("_Tree", self)
         return [
             CacheItemInfo(
                 self._joblib_location(e.key.split("/")),
                 e.size,
                 datetime.datetime.fromtimestamp(e.last_access),
             )
-            for e in scan_entries(store)
+            for e in _ops().scan(store)
         ]
 
     def contains_item(self, call_id: Sequence[str]) -> bool:
@@ -93,22 +133,18 @@ class JoblibStoreMethods:
 
     def clear_item(self, call_id: Sequence[str]) -> None:
         """Delete the result of ``call_id`` (``(func_id, args_id)``), if there is one."""
-        store = cast("Store", self)
-        from .._entries import delete_entry
-
+        store = cast("_Tree", self)
         for entry in self._entries(call_id):
-            delete_entry(store, entry)
+            _ops().delete(store, entry)
 
     def get_item_info(self, call_id: Sequence[str]) -> dict[str, str]:
         return {"location": self._joblib_location(_parts(call_id, 3))}
 
     def get_metadata(self, call_id: Sequence[str]) -> dict[str, Any]:
         """The call's metadata (``duration``, ``time``, ``input_args``); ``{}`` if none."""
-        store = cast("Store", self)
-        from .._entries import read_metadata
-
+        store = cast("_Tree", self)
         entries = self._entries(call_id)
-        return read_metadata(store, entries[0]) if entries else {}
+        return _ops().metadata(store, entries[0]) if entries else {}
 
     def load_item(
         self,
@@ -118,22 +154,19 @@ class JoblibStoreMethods:
         metadata: dict[str, Any] | None = None,
     ) -> Any:
         """The stored result of ``call_id``; :class:`KeyError` if there is none."""
-        store = cast("Store", self)
-        from .._entries import OUTPUT
-        from .._results import read_output
-
+        store = cast("_Tree", self)
         entries = self._entries(call_id)
         if not entries:
             raise KeyError(f"no cached result for {call_id!r} (it may have been cleared)")
-        return read_output(store, entries[0] + OUTPUT, None)
+        return _ops().load(store, entries[0] + _ops().output_suffix)
 
     def contains_path(self, call_id: Sequence[str]) -> bool:
-        store = cast("Store", self)
+        store = cast("_Tree", self)
         return bool(store.children("/".join(_parts(call_id, 3))))
 
     def clear_path(self, call_id: Sequence[str]) -> None:
         """Delete everything below ``call_id`` (``[func_id]``: a function's results)."""
-        store = cast("Store", self)
+        store = cast("_Tree", self)
         store.delete("/".join(_parts(call_id, 3)))
 
     def get_cached_func_code(self, call_id: Sequence[str]) -> str:
@@ -141,13 +174,12 @@ class JoblibStoreMethods:
 
         Raises :class:`FileNotFoundError` if none is stored, as joblib does.
         """
-        store = cast("Store", self)
-        from .._entries import FUNCTION_INFO
-
+        store = cast("_Tree", self)
+        info = _ops().function_info
         (func_id,) = _parts(call_id, 1)
         for version in store.children(func_id):
             try:
-                source = json.loads(store.read_bytes(f"{func_id}/{version}/{FUNCTION_INFO}"))
+                source = json.loads(store.read_bytes(f"{func_id}/{version}/{info}"))
             except (KeyError, ValueError):
                 continue
             if isinstance(source, dict) and isinstance(source.get("source"), str):
@@ -159,7 +191,7 @@ class JoblibStoreMethods:
 
     def clear(self) -> None:
         """Delete every entry."""
-        store = cast("Store", self)
+        store = cast("_Tree", self)
         store.delete("")
 
     def enforce_store_limits(
@@ -169,9 +201,5 @@ class JoblibStoreMethods:
         age_limit: datetime.timedelta | None = None,
     ) -> None:
         """Evict least recently used entries until the store fits the limits."""
-        store = cast("Store", self)
-        from .._eviction import CacheLimits, evict
-
-        limits = CacheLimits.parse(bytes_limit, items_limit, age_limit)
-        if limits:
-            evict(store, limits)
+        store = cast("_Tree", self)
+        _ops().enforce_limits(store, bytes_limit, items_limit, age_limit)
