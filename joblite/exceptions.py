@@ -16,6 +16,7 @@ refines, so ``except ValueError`` keeps working for code written for joblib::
     ├── NestingTooDeepError (RecursionError)  hash() of containers nested too deep
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NoDaskClientError (ValueError)        backend="dask" with no distributed.Client
+    ├── NoRayRuntimeError (RuntimeError)      backend="ray" before ray.init()
     ├── TaskTimeoutError (TimeoutError, multiprocessing.TimeoutError)
     │                                         a Parallel task ran past ``timeout``
     ├── WorkerCrashedError (RuntimeError)     a worker process died mid-task
@@ -49,6 +50,7 @@ __all__ = [
     "MissingDependencyError",
     "NestingTooDeepError",
     "NoDaskClientError",
+    "NoRayRuntimeError",
     "StoreBackendError",
     "TaskTimeoutError",
     "UnpicklableObjectError",
@@ -148,6 +150,13 @@ class NoDaskClientError(JobliteError, ValueError):
     """``backend="dask"`` was asked for but no ``distributed.Client`` is active.
 
     A ``ValueError``, as ``distributed.get_client()`` and joblib raise.
+    """
+
+
+class NoRayRuntimeError(JobliteError, RuntimeError):
+    """``backend="ray"`` was asked for but ``ray.init()`` has not run in this process.
+
+    A ``RuntimeError``: the runtime's state is wrong, not an argument.
     """
 
 

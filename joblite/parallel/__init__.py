@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .backends.dask_backend import DaskBackend as DaskBackend
     from .backends.loky_pool import LokyBackend as LokyBackend
     from .backends.multiprocessing_pool import MultiprocessingBackend as MultiprocessingBackend
+    from .backends.ray_backend import RayBackend as RayBackend
     from .backends.threads import ThreadingBackend as ThreadingBackend
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "MultiprocessingBackend",
     "Parallel",
     "ParallelBackendBase",
+    "RayBackend",
     "RemoteTraceback",
     "SequentialBackend",
     "ThreadingBackend",
@@ -68,6 +70,7 @@ _LAZY = {
     "DaskBackend": ".backends.dask_backend",
     "LokyBackend": ".backends.loky_pool",
     "MultiprocessingBackend": ".backends.multiprocessing_pool",
+    "RayBackend": ".backends.ray_backend",
     "SequentialBackend": ".backends.base",
     "ThreadingBackend": ".backends.threads",
 }

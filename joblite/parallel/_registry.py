@@ -59,6 +59,7 @@ class _Registry:
             "loky": _lazy("loky_pool", "LokyBackend"),
             "multiprocessing": _lazy("multiprocessing_pool", "MultiprocessingBackend"),
             "dask": _lazy("dask_backend", "DaskBackend"),
+            "ray": _lazy("ray_backend", "RayBackend"),
         }
         self.aliases = {"threads": "threading", "processes": "loky"}
         self.default = "loky"

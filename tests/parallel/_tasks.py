@@ -15,6 +15,8 @@ from joblite.parallel import Parallel, ParallelBackendBase, delayed
 # Set by the tests' teardown so threads blocked in `block` can finish.
 RELEASE = threading.Event()
 INIT_LOG: list[tuple[str, tuple[int, int]]] = []
+# The session's Ray runtime processes (GCS server, raylet...), set by its fixture.
+RAY_PROCESSES: list[Any] = []
 _ATTEMPTS: dict[str, int] = {}
 # A test changes it in the caller: forked workers see the change, spawned ones do not.
 MARKER = "module default"
@@ -216,3 +218,34 @@ def dask_test_client(processes: bool) -> Iterator[Any]:
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+def array_view_info(array: Any) -> tuple[str, bool, bool]:
+    """Type, writeable, and whether the array owns its memory (False: a view, no copy)."""
+    return (type(array).__name__, bool(array.flags.writeable), bool(array.flags.owndata))
+
+
+def pid_then_block(path: str) -> str:
+    """Write this worker's pid to ``path``, then stay stuck (until killed)."""
+    with open(path, "w") as file:
+        file.write(str(os.getpid()))
+    return block()
+
+
+def crash_unless_marked(path: str) -> str:
+    """Kill the worker the first time (leaving ``path``); succeed when run again."""
+    if not os.path.exists(path):
+        with open(path, "w"):
+            pass
+        os._exit(3)
+    return "ran again"
+
+
+def nested_with_backend(backend: str) -> tuple[list[str], list[int], int]:
+    """A nested call with an explicit backend: its warnings, the pids that ran it, ours."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pids = Parallel(n_jobs=2, backend=backend)(delayed(os.getpid)() for _ in range(3))
+    return [str(w.message) for w in caught], pids, os.getpid()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -29,6 +30,7 @@ from joblite.parallel._memmap import FOLDER_PREFIX, default_temp_folder
 from joblite.parallel.backends import base as backends_base
 from joblite.parallel.backends import loky_pool, multiprocessing_pool
 
+from . import _tasks
 from ._tasks import (
     array_info,
     crash_if,
@@ -295,7 +297,7 @@ def test_inner_max_num_threads_caps_blas_threads(backend: str) -> None:
 
 
 def _helper_pids() -> set[int]:
-    """Long-lived helpers of the process machinery (not workers): trackers, forkserver."""
+    """Long-lived helpers (not workers): trackers, forkserver, the session's Ray runtime."""
     import multiprocessing.forkserver
     import multiprocessing.resource_tracker
 
@@ -309,7 +311,11 @@ def _helper_pids() -> set[int]:
         getattr(loky_tracker._resource_tracker, "_pid", None),
         getattr(getattr(joblib_tracker, "_resource_tracker", None), "_pid", None),
     )
-    return {pid for pid in helpers if pid is not None}
+    ray = set()
+    for process in _tasks.RAY_PROCESSES:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            ray |= {process.pid} | {child.pid for child in process.children(recursive=True)}
+    return {pid for pid in helpers if pid is not None} | ray
 
 
 def _worker_children() -> list[psutil.Process]:

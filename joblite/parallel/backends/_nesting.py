@@ -14,12 +14,17 @@ import warnings
 
 from .._worker_state import WORKER_STATE
 
-__all__ = ["limit_nested_n_jobs", "nested_process_pool_warning"]
+__all__ = ["in_ray_task", "limit_nested_n_jobs", "nested_process_pool_warning"]
 
 
 def _in_loky_worker() -> bool:
     executor = sys.modules.get("loky.process_executor")
     return executor is not None and getattr(executor, "_CURRENT_DEPTH", 0) > 0
+
+
+def in_ray_task() -> bool:
+    """True while this thread runs a batch of the Ray backend (set by its worker side)."""
+    return getattr(WORKER_STATE.thread, "in_ray_task", False)
 
 
 def _in_process_worker() -> bool:
@@ -39,6 +44,10 @@ def nested_process_pool_warning(name: str) -> str | None:
         >>> nested_process_pool_warning("Loky") is None   # in the main process
         True
     """
+    if in_ray_task():
+        # A Ray task holds one of the cluster's CPUs: a pool of its own would
+        # oversubscribe the node, and waiting on more Ray tasks can deadlock.
+        return f"{name}-backed parallel loops cannot be nested below Ray tasks, setting n_jobs=1"
     if _in_process_worker():
         if name == "Loky":
             return (
