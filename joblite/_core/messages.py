@@ -21,10 +21,30 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 from typing import Literal
 
-__all__ = ["emit", "format_time", "short_format_time", "shown_by_logging"]
+__all__ = ["emit", "format_time", "short_format_time", "shown_by_logging", "warn_at_caller"]
+
+# joblite/ itself: frames in files below it are the library's, not the user's.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the first frame outside joblite: the user's call.
+
+    A fixed ``stacklevel`` points into joblite whenever the path to the warning
+    changes (a backend hook, an adapter); the user needs the line of their
+    ``Parallel(...)`` call.
+    """
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 2 is the frame that called this function
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def shown_by_logging(logger: logging.Logger, level: int) -> bool:

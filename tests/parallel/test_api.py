@@ -300,3 +300,14 @@ def test_n_jobs_1_reads_the_input_one_task_at_a_time(backend: str | None) -> Non
 
     assert Parallel(n_jobs=1, backend=backend)(tasks()) == [0, 1, 2, 3]
     assert events == [f"{step} {i}" for i in range(4) for step in ("produce", "run")]
+
+
+def test_a_nested_pool_warning_points_at_the_users_call() -> None:
+    # joblib's warning for an inner process pool forced to n_jobs=1 must name
+    # the line of the user's inner Parallel call, not a line inside joblite.
+    def inner() -> list[int]:
+        return Parallel(n_jobs=2, backend="loky")(delayed(abs)(-i) for i in range(2))
+
+    with pytest.warns(UserWarning, match="cannot be nested below threads") as record:
+        Parallel(n_jobs=2, backend="threading")(delayed(inner)() for _ in range(2))
+    assert {w.filename for w in record} == {__file__}

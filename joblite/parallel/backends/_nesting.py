@@ -10,8 +10,8 @@ inner calls with ``n_jobs=1`` and warns; joblite does the same, word for word.
 from __future__ import annotations
 
 import sys
-import warnings
 
+from ..._core.messages import warn_at_caller
 from .._worker_state import WORKER_STATE
 
 __all__ = ["in_ray_task", "limit_nested_n_jobs", "nested_process_pool_warning"]
@@ -75,5 +75,5 @@ def limit_nested_n_jobs(name: str, n_jobs: int) -> int:
     if message is None:
         return n_jobs
     if n_jobs != 1:
-        warnings.warn(message, UserWarning, stacklevel=4)
+        warn_at_caller(message)
     return 1
