@@ -10,6 +10,7 @@ says which to install and is skipped.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import pathlib
 import time
@@ -59,11 +60,12 @@ def _s3_server() -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _cluster() -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
+def local_cluster() -> Iterator[Any]:
+    """A client of a 2-worker-process LocalCluster, current in this thread (benchmarks too)."""
+    # Untyped: mypy --strict would flag every call into it.
+    distributed: Any = importlib.import_module("distributed")
     with (
-        LocalCluster(
+        distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
             processes=True,
@@ -71,7 +73,7 @@ def _cluster() -> Iterator[Any]:
             # its health checks on a random port: nothing else on 8787 can clash
             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         ) as cluster,
-        Client(cluster, set_as_default=False) as client,
+        distributed.Client(cluster, set_as_default=False) as client,
         client.as_current(),
     ):
         yield client
@@ -98,7 +100,7 @@ def run(workdir: pathlib.Path, size: Size) -> None:
     log.touch()
     distinct = max(4, size.tasks // 2)
     args = [x for x in range(distinct) for _ in range(2)]  # the workers race for each entry
-    with _s3_server() as options, _cluster():
+    with _s3_server() as options, local_cluster():
         url = f"s3://{_BUCKET}/{uuid.uuid4().hex}"
         cached = Memory(url, verbose=0, backend_options=options).cache(simulate, ignore=["log"])
         timings = []
