@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import joblite
 
@@ -65,13 +66,31 @@ def test_inspect_reports_bad_files_clearly(tmp_path: Path) -> None:
     assert "missing.jl" in missing.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs_every_step_and_checks_its_results() -> None:
     out = run_cli("demo", "--size", "small").stdout
-    for step in ("[hashing]", "[persistence]", "[memory]", "[parallel]"):
+    for step in ("[hashing]", "[persistence]", "[memory]", "[parallel]", "[cluster]"):
         assert step in out
     assert "demo finished" in out
     # small really is small: a 256 x 256 float64 array, not the full 128 MiB one
     assert "hash of a 0.5 MiB float64 array" in out
+    # the test extra has dask, s3fs and moto: the cluster step ran and counted its computations
+    assert "8 calls (4 distinct arguments) on 2 dask worker processes" in out
+    assert "4 computations in all" in out
+
+
+def test_demo_cluster_step_is_skipped_without_its_packages() -> None:
+    # As after `pip install -e ".[zstd,lz4]"`: distributed cannot be imported.
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from joblite._demo import run_demo\n"
+        "run_demo(steps='cluster', size='small')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "skipped: needs distributed " in result.stdout
+    assert "demo finished" in result.stdout
 
 
 def test_demo_rejects_an_unknown_size() -> None:

@@ -24,6 +24,7 @@ STEPS: dict[str, str] = {
     "persistence": "joblite._demo._persistence",
     "memory": "joblite._demo._memory",
     "parallel": "joblite._demo._parallel",
+    "cluster": "joblite._demo._cluster",
 }
 
 __all__ = ["SIZES", "STEPS", "Size", "run_demo"]

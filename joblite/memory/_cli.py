@@ -260,10 +260,13 @@ def _gc(args: argparse.Namespace) -> int:
         raise SystemExit("error: give at least one of --max-size, --max-age, --max-items")
     store = _open_store(args.directory)
     removed, kept = evict(store, limits)
+    leftovers = "orphaned temp files"
     if isinstance(store, FileStore):
         orphans = _remove_orphans(store)
     else:  # an object store: no temp objects; merge each version's per-writer journals
         orphans = 0
+        if isinstance(store, FsspecStore):
+            orphans, leftovers = store.remove_stale_locks(), "stale lock objects"
         live: dict[str, set[str]] = defaultdict(set)
         for e in kept:
             live[f"{e.func_id}/{e.version}"].add(e.args_hash)
@@ -272,7 +275,7 @@ def _gc(args: argparse.Namespace) -> int:
     freed = sum(e.size for e in removed)
     print(
         f"removed {len(removed)} entries ({_human_size(freed)}); kept {len(kept)} entries "
-        f"({_human_size(sum(e.size for e in kept))}); removed {orphans} orphaned temp files"
+        f"({_human_size(sum(e.size for e in kept))}); removed {orphans} {leftovers}"
     )
     return 0
 

@@ -155,6 +155,26 @@ def test_a_planted_far_future_lease_expires_like_any_other(s3_url: str) -> None:
         assert json.loads(store.fs.cat_file(path))["owner"] != "x"
 
 
+def test_cache_gc_removes_expired_locks_and_keeps_live_ones(
+    s3_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from joblite.cli import main
+
+    f = Memory(s3_url, verbose=0).cache(double)
+    assert f(1) == 2
+    version_dir = f.__cache_key__(1).rsplit("/", 1)[0]
+    store = FsspecStore(f"{s3_url}/joblib")
+    crashed = store.lock_object_path(f"{version_dir}/crashed.out")
+    store.fs.pipe_file(crashed, json.dumps({"owner": "x", "expires": time.time() - 5}).encode())
+    with store.lock(f"{version_dir}/computing.out"):  # a live holder, renewing its lease
+        live = store.lock_object_path(f"{version_dir}/computing.out")
+        assert main(["cache", "gc", s3_url, "--max-items", "10"]) == 0
+        assert store.fs.exists(live)
+    assert not store.fs.exists(crashed)
+    assert "removed 1 stale lock objects" in capsys.readouterr().out
+    assert f(1) == 2  # the entry itself stays
+
+
 def test_a_large_entry_round_trips_whole(s3_url: str) -> None:
     import numpy as np
 

@@ -299,6 +299,37 @@ class FsspecStore(Store):
         """The base class's per-process lock (threads of one process wait on it, not on S3)."""
         return super().lock(key, timeout=timeout)
 
+    def remove_stale_locks(self) -> int:
+        """Delete the lock objects whose lease expired (crashed holders); live ones stay.
+
+        On S3 a lock is deleted only if unchanged since it was read, so a holder
+        renewing (or a waiter taking it over) meanwhile keeps it. Returns how many
+        went.
+
+        >>> FsspecStore("memory://cache").remove_stale_locks()
+        0
+        """
+        try:
+            found = self.fs.find(self._path(""), withdirs=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        removed = 0
+        for path in found:
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if not (name.startswith(_HIDDEN) and name.endswith(".lock")):
+                continue
+            try:
+                info, expires = _lease_expiry(self.fs, path, self.lease)
+            except FileNotFoundError:  # released meanwhile
+                continue
+            if expires > time.time():
+                continue
+            etag = info.get("ETag") if self._conditional_put else None
+            _delete_if_unchanged(self.fs, path, str(etag) if etag else None)
+            logger.info("removed the expired cache lock %s", path)
+            removed += 1
+        return removed
+
     def lock_object_path(self, key: str) -> str:
         """Where :meth:`lock` keeps the lease for ``key`` (for tests and diagnostics)."""
         return self.lock(key).path
@@ -362,17 +393,9 @@ class LeaseLock:
         """Take the lock if its lease expired; False if it is alive or someone else won."""
         fs = self.store.fs
         try:
-            info = fs.info(self.path)
-            held = json.loads(fs.cat_file(self.path))
-            expires = float(held["expires"])
+            info, expires = _lease_expiry(fs, self.path, self.store.lease)
         except FileNotFoundError:
             return self._try_create()
-        except (ValueError, KeyError, TypeError):
-            expires = _mtime(info) + self.store.lease  # a torn or foreign lock object
-        if not expires <= time.time() + self.store.lease:
-            # No holder renews beyond one lease from now: a planted far-future (or
-            # NaN) expiry must not block every caller forever.
-            expires = _mtime(info) + self.store.lease
         if expires > time.time():
             return False
         logger.warning("taking over the expired cache lock %s", self.path)
@@ -442,15 +465,8 @@ class LeaseLock:
                 threads.__exit__(None, None, None)
 
     def _delete_if_ours(self) -> None:
-        fs = self.store.fs
-        if self._etag is None:  # no conditional requests here (memory://, local...)
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm_file(self.path)
-            return
-        bucket, key, _ = fs.split_path(self.path)
         # Only our lease: after a takeover (we stalled past it) the lock is the new holder's.
-        with contextlib.suppress(OSError):  # FileNotFound, PreconditionFailed
-            fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=self._etag)
+        _delete_if_unchanged(self.store.fs, self.path, self._etag)
 
     def __enter__(self) -> LeaseLock:
         self.acquire()
@@ -458,6 +474,31 @@ class LeaseLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _lease_expiry(fs: Any, path: str, lease: float) -> tuple[dict[str, Any], float]:
+    """The lock object's info and when its lease expires; FileNotFoundError if it is gone."""
+    info = fs.info(path)
+    try:
+        expires = float(json.loads(fs.cat_file(path))["expires"])
+    except (ValueError, KeyError, TypeError):
+        expires = _mtime(info) + lease  # a torn or foreign lock object
+    if not expires <= time.time() + lease:
+        # No holder renews beyond one lease from now: a planted far-future (or
+        # NaN) expiry must not block every caller forever.
+        expires = _mtime(info) + lease
+    return info, expires
+
+
+def _delete_if_unchanged(fs: Any, path: str, etag: str | None) -> None:
+    """Delete ``path``; on S3 (``etag`` given) only while its ETag is still ``etag``."""
+    if etag is None:  # no conditional requests here (memory://, local...)
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(path)
+        return
+    bucket, key, _ = fs.split_path(path)
+    with contextlib.suppress(OSError):  # FileNotFound, PreconditionFailed
+        fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=etag)
 
 
 def _response_etag(response: object) -> str | None:
