@@ -119,6 +119,8 @@ class RayBackend(ExecutorBackend):
         self._max_nbytes: int | None = DEFAULT_MAX_NBYTES
         self._init: tuple[str, Any] | None = None  # (token, ObjectRef of the payload)
         self._remote: Any = None
+        # Tasks force-cancelled by this backend, until their workers are gone.
+        self._killed: list[Any] = []
 
     def _runtime(self) -> Any:
         ray = _import_ray()
@@ -198,17 +200,29 @@ class RayBackend(ExecutorBackend):
         future: Future[Any] = Future()
         # The caller cancels `future` when it no longer wants the result (a
         # timeout, an error elsewhere, a closed generator): stop the task too.
-        future.add_done_callback(lambda done: done.cancelled() and _cancel(ref))
+        future.add_done_callback(lambda done: done.cancelled() and self._kill(ref))
         # Weakly: a future the caller dropped is not kept alive by Ray's.
         future_ref = weakref.ref(future)
         name = _tasks_name(func)
         ref.future().add_done_callback(lambda finished: _settle(finished, future_ref, name))
         return future
 
+    def _kill(self, ref: Any) -> bool:
+        self._killed.append(ref)
+        return _cancel(ref)
+
     def replace_workers(self) -> None:
-        # The caller cancelled the futures of stuck tasks before calling this,
-        # and each cancel killed the worker running its task (see submit_batch).
-        logger.debug("ray backend: stuck tasks were cancelled with force=True")
+        # The caller cancelled the futures of stuck or abandoned tasks before
+        # calling this, and each cancel kills the worker running its task (see
+        # submit_batch). That kill is asynchronous: wait until those tasks have
+        # settled, so that the next call's tasks never land on a dying worker
+        # (they would fail as crashed). Bounded, like loky's shutdown.
+        killed, self._killed = self._killed, []
+        if killed:
+            try:
+                _import_ray().wait(killed, num_returns=len(killed), timeout=_KILL_WAIT)
+            except Exception as exc:  # the runtime shut down meanwhile
+                logger.debug("ray backend: could not wait for cancelled tasks: %r", exc)
 
     def terminate(self) -> None:
         self._store.clear()  # the runtime and its workers belong to the user
@@ -224,6 +238,10 @@ def _call_max_nbytes(parallel: Any) -> int | None:
     from ..._core.units import parse_bytes
 
     return parse_bytes(settings().get("max_nbytes", "1M"), name="max_nbytes")
+
+
+# Seconds replace_workers waits for force-cancelled tasks' workers to be gone.
+_KILL_WAIT = 30.0
 
 
 def _cancel(ref: Any) -> bool:
