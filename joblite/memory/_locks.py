@@ -44,11 +44,12 @@ __all__ = ["DEFAULT_STALE_AFTER", "FileLock", "ThreadLockTable"]
 DEFAULT_STALE_AFTER = 600.0
 
 
-def _backoff() -> Iterator[float]:
-    delay = 0.001
+def backoff(first: float = 0.001, most: float = 0.05) -> Iterator[float]:
+    """Waits between tries for a held lock: doubling from ``first`` up to ``most`` seconds."""
+    delay = first
     while True:
         yield delay
-        delay = min(delay * 2, 0.05)
+        delay = min(delay * 2, most)
 
 
 class FileLock:
@@ -144,7 +145,7 @@ class FileLock:
             self._fd = fd
             self._renamed = False
             return
-        delays = _backoff()
+        delays = backoff()
         while True:
             try:
                 fd = self._open(self._exclusive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
@@ -169,7 +170,7 @@ class FileLock:
 
     def _wait_flock(self, fd: int, start: float) -> None:
         # Polled rather than a blocking flock so that ``timeout`` is honoured.
-        for delay in _backoff():
+        for delay in backoff():
             if self._deadline_passed(start):
                 raise self._timeout_error()
             time.sleep(delay)

@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from ...exceptions import CacheLockTimeoutError, MissingDependencyError
+from .._locks import backoff
 from .base import Store, StoreStat
 
 logger = logging.getLogger(__name__)
@@ -352,13 +353,6 @@ def _mtime(info: dict[str, Any]) -> float:
     return 0.0
 
 
-def _backoff() -> Iterator[float]:
-    delay = 0.02
-    while True:
-        yield delay
-        delay = min(delay * 2, 0.5)
-
-
 class LeaseLock:
     """An exclusive lock across machines: a lock object with an expiring lease.
 
@@ -427,7 +421,7 @@ class LeaseLock:
         self._threads = threads
 
     def _acquire_object(self, start: float) -> None:
-        delays = _backoff()
+        delays = backoff(0.02, 0.5)  # each try is a request
         while not (self._try_create() or self._try_take_over()):
             if self.timeout is not None and time.monotonic() - start >= self.timeout:
                 raise CacheLockTimeoutError(

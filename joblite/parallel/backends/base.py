@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, ClassVar
 
 from .._njobs import cpu_count, normalize_n_jobs
@@ -296,3 +296,14 @@ class SequentialBackend(ExecutorBackend):
         except BaseException as exc:
             future.set_exception(exc)
         return future
+
+
+def settle(future: Future[Any], result: Any, error: BaseException | None) -> None:
+    """Complete ``future`` from a backend's callback thread, unless it was cancelled meanwhile."""
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:  # the caller cancelled it meanwhile
+        pass

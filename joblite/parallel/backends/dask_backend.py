@@ -25,13 +25,13 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
-from concurrent.futures import CancelledError, Future, InvalidStateError
+from concurrent.futures import CancelledError, Future
 from typing import Any, ClassVar
 
 from ...exceptions import MissingDependencyError, NoDaskClientError, WorkerCrashedError
 from .._njobs import normalize_n_jobs
 from .._worker_state import WORKER_STATE
-from .base import ExecutorBackend
+from .base import ExecutorBackend, settle
 
 __all__ = ["DaskBackend"]
 
@@ -211,9 +211,9 @@ class DaskBackend(ExecutorBackend):
         except BaseException as exc:  # the initializer's error, an unpicklable payload...
             error = exc
         else:
-            _set(future, outcome, None)
+            settle(future, outcome, None)
             return
-        _set(future, None, error)
+        settle(future, None, error)
 
     def replace_workers(self) -> None:
         # Called after a task passed its deadline: a dask task cannot be killed.
@@ -223,16 +223,6 @@ class DaskBackend(ExecutorBackend):
 
     def terminate(self) -> None:
         self._active_client = None  # the client and its cluster belong to the user
-
-
-def _set(future: Future[Any], result: Any, error: BaseException | None) -> None:
-    try:
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
-    except InvalidStateError:  # the caller cancelled it meanwhile
-        pass
 
 
 def _batch_name(batch: Any) -> str:

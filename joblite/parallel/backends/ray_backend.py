@@ -25,14 +25,14 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Any, ClassVar
 
 from ...exceptions import MissingDependencyError, NoRayRuntimeError, WorkerCrashedError
 from .._njobs import normalize_n_jobs
 from .._worker_state import WORKER_STATE
 from ._nesting import in_ray_task, limit_nested_n_jobs
-from .base import ExecutorBackend
+from .base import ExecutorBackend, settle
 
 __all__ = ["RayBackend"]
 
@@ -275,13 +275,7 @@ def _settle(ray_future: Future[Any], future_ref: weakref.ref[Future[Any]], name:
         error = exc.cause if isinstance(exc.cause, BaseException) else exc
     except BaseException as exc:  # the runtime shut down, an object was lost...
         error = exc
-    try:
-        if error is None:
-            future.set_result(outcome)
-        else:
-            future.set_exception(error)
-    except InvalidStateError:  # the caller cancelled it meanwhile
-        pass
+    settle(future, outcome, error)
 
 
 def _tasks_name(batch: Any) -> str:
