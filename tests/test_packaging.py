@@ -8,6 +8,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -112,3 +113,37 @@ def test_wheel_installs_and_runs_the_demo(tmp_path: Path) -> None:
     )
     assert demo.returncode == 0, demo.stderr
     assert "demo finished" in demo.stdout
+
+
+def _tracked_files() -> list[str]:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout to know which files are the source")
+    listing = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    return [name for name in listing.split("\0") if name and Path(ROOT, name).is_file()]
+
+
+@pytest.mark.slow
+def test_sdist_holds_the_whole_source(tmp_path: Path) -> None:
+    # A partial test suite (top-level test files without conftest.py or tests/data) is
+    # what setuptools ships by default: an unpacked sdist must be able to run its tests.
+    tracked = _tracked_files()
+    source = tmp_path / "src"
+    for name in tracked:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path)],
+        cwd=source,
+        env=_clean_env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    (sdist,) = tmp_path.glob("joblite-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    expected = {name for name in tracked if not name.startswith((".ci/", ".git"))}
+    assert sorted(expected - names) == []
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
