@@ -76,6 +76,8 @@ def test_trackers_started_for_the_pool_yield_the_cpu_to_its_workers() -> None:
 def test_a_tracker_running_before_the_pool_keeps_its_priority() -> None:
     # The user's multiprocessing code started this one: not joblite's to change.
     seen = _priorities(before="stdlib_tracker.ensure_running()")
-    assert seen["stdlib_tracker"] == seen["caller"]
-    assert seen["loky_tracker"] == max(int(str(seen["caller"])), LOWEST)
+    caller = seen["caller"]
+    assert isinstance(caller, int)
+    assert seen["stdlib_tracker"] == caller
+    assert seen["loky_tracker"] == max(caller, LOWEST)
     assert _exited(seen["trackers"])
