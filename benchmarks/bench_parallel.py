@@ -361,7 +361,7 @@ def _shared_array(report: Report) -> None:
     joblib_case = min((_shared_array_case("joblib") for _ in range(2)), key=_seconds)
     joblite_case = min((_shared_array_case("joblite") for _ in range(2)), key=_seconds)
     array = np.random.default_rng(0).random(200 * 2**20 // 8)
-    limit_s, write_s = _shared_array_limit(array)
+    limit_s, write_s = _shared_array_limit(array, rounds=2 if report.quick else 6)
     memcpy_s = best_time(lambda: memcpy_fresh(array), repeat=5)
     report.compare(
         "8 tasks sharing one 200 MB array, processes",
