@@ -4,7 +4,8 @@ Cases: import time, 100,000 trivial tasks (n_jobs=1, threads, processes), a
 warm pool running 10 tasks, a cold first call, 200 CPU-bound ~10 ms tasks on
 2 workers, and 8 tasks sharing one 200 MB array. Limits: a plain loop, an
 empty warm ``ProcessPoolExecutor.map`` (cold: in a fresh interpreter), a warm
-2-process ``multiprocessing.Pool`` running the same CPU-bound tasks, a memcpy.
+2-process ``multiprocessing.Pool`` running the same CPU-bound tasks, one write
+of the array to shared memory plus the same tasks on a warm pool mapping it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from benchmarks._harness import Report, best_time
-from benchmarks._limits import MEMCPY, memcpy_fresh
+from benchmarks._limits import memcpy_fresh, write_once
 
 N_TRIVIAL = 100_000
 
@@ -34,6 +35,50 @@ def _spin(n: int) -> int:
 
 def array_sum(array: Any, i: int) -> float:
     return float(array[i::8].sum())
+
+
+# The worker side of the shared-array limit: one read-only map per file and process.
+_MAPPED: dict[str, Any] = {}
+
+
+def _mapped_sum(path: str, i: int) -> float:
+    import numpy as np
+
+    if path not in _MAPPED:
+        _MAPPED[path] = np.memmap(path, dtype=np.float64, mode="r")
+    return array_sum(_MAPPED[path], i)
+
+
+def _shared_array_limit(array: Any, rounds: int = 6) -> tuple[float, float]:
+    """The least a shared-memory design does: one write to a fresh file, 8 mapped tasks.
+
+    A warm 2-process pool maps the file (once per process) and runs the same
+    8 tasks. Each round has a pool of its own, shut down after the clock
+    stops, so freeing a finished round's pages (when the last map goes) is
+    never on the clock, as it is not for the libraries (their workers drop
+    the maps of a removed file in the background). Returns the best round
+    and the best write alone.
+    """
+    import os
+    import tempfile
+    import time
+    import uuid
+
+    folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    best, best_write = float("inf"), float("inf")
+    for _ in range(rounds):
+        path = os.path.join(folder, f"bench_{uuid.uuid4().hex}.bin")
+        try:
+            with ProcessPoolExecutor(2) as pool:
+                list(pool.map(trivial, range(4)))  # warm, as the libraries' pools are
+                start = time.perf_counter()
+                write_once(array, path)
+                best_write = min(best_write, time.perf_counter() - start)
+                list(pool.map(_mapped_sum, [path] * 8, range(8)))
+                best = min(best, time.perf_counter() - start)
+        finally:
+            os.unlink(path)
+    return best, best_write
 
 
 def _best_subprocess(code: str, repeat: int = 5) -> float:
@@ -316,14 +361,19 @@ def _shared_array(report: Report) -> None:
     joblib_case = min((_shared_array_case("joblib") for _ in range(2)), key=_seconds)
     joblite_case = min((_shared_array_case("joblite") for _ in range(2)), key=_seconds)
     array = np.random.default_rng(0).random(200 * 2**20 // 8)
+    limit_s, write_s = _shared_array_limit(array, rounds=2 if report.quick else 6)
+    memcpy_s = best_time(lambda: memcpy_fresh(array), repeat=5)
     report.compare(
         "8 tasks sharing one 200 MB array, processes",
         joblib_case["seconds"],
         joblite_case["seconds"],
-        limit_s=best_time(lambda: memcpy_fresh(array), repeat=5),
-        limit=MEMCPY + " (what putting it in shared memory costs at least)",
+        limit_s=limit_s,
+        limit="one write of the array to a fresh file in /dev/shm, then the same 8 tasks "
+        "on a warm 2-process ProcessPoolExecutor mapping it (once per worker)",
         target=2.5,
-        note=f"peak: joblib {_memory_note(joblib_case)}; joblite {_memory_note(joblite_case)}",
+        note=f"peak: joblib {_memory_note(joblib_case)}; joblite {_memory_note(joblite_case)}; "
+        f"of the limit, the write alone: {write_s * 1e3:.1f} ms (a memcpy into a fresh "
+        f"array: {memcpy_s * 1e3:.1f} ms; tmpfs allocates 4 KiB pages one by one)",
     )
 
 

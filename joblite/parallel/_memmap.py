@@ -181,8 +181,10 @@ class ArraySharer:
         if not (array.flags.c_contiguous or array.flags.f_contiguous):
             array = np.ascontiguousarray(array)
         path = os.path.join(self._ensure_folder(), f"{uuid.uuid4().hex}.bin")
-        # A plain write beats mmap-and-copy on tmpfs, and tmpfs serializes
-        # concurrent writers of one file, so one write call it is.
+        # One plain write: for 200 MB on /dev/shm it took 90 ms where mmap-and-copy
+        # took 159 (a fault and a zeroed page per 4 KiB), and splitting it over two
+        # threads, into one file or two, gained nothing (tmpfs allocates the pages
+        # at ~2 GB/s however many write them).
         with open(path, "xb") as file:
             if array.size:
                 file.write(memoryview(array.reshape(-1, order="A")).cast("B"))
