@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
@@ -137,6 +138,63 @@ def test_taking_a_mixed_batch_gives_its_triples_in_order(switch_at: int) -> None
     assert isinstance(taken, list)
     assert [(f, tuple(args), kwargs) for f, args, kwargs in taken] == items[:size]
     assert next(source) is items[size]
+
+
+# Each builds a fresh task (an iterator can be read once).
+_MISFITS: dict[str, Callable[[], Any]] = {
+    "keywords": lambda: (add, (5,), {"y": 1}),
+    "another function": lambda: (add, (5,), {}),
+    "two arguments": lambda: (pow, (5, 2), {}),
+    "a list of arguments": lambda: (square, [5], {}),
+    "an iterator": lambda: iter((add, (5,), {"y": 1})),
+    "a pair": lambda: (square, (5,)),
+    "not a sequence": lambda: 5,
+}
+
+
+def _as_call(task: Any) -> Any:
+    try:
+        function, args, kwargs = task
+    except (TypeError, ValueError):
+        return task
+    return (function, tuple(args), dict(kwargs))
+
+
+@pytest.mark.parametrize("misfit", list(_MISFITS), ids=list(_MISFITS))
+def test_a_task_past_the_first_chunk_that_does_not_fit_keeps_its_call(misfit: str) -> None:
+    # Past the first chunk the batch is packed task by task: the first task
+    # that does not fit, and all after it, must still read as their calls.
+    size = TAKE_CHUNK + 10
+    items: list[Any] = [delayed(square)(i) for i in range(size + 1)]
+    items[TAKE_CHUNK + 3] = _MISFITS[misfit]()
+    expected = [_as_call(item) for item in items[:size]]
+    items[TAKE_CHUNK + 3] = _MISFITS[misfit]()
+    source = iter(items)
+    taken = take_tasks(source, size, pack=True)
+    assert [_as_call(task) for task in taken] == expected
+    assert next(source) is items[size]
+
+
+def test_processes_run_every_kind_of_task_after_a_packed_start() -> None:
+    def kinds() -> list[Any]:
+        items: list[Any] = [delayed(square)(i) for i in range(2 * TAKE_CHUNK)]
+        # Two that fit a packed batch, then each misfit, past the first chunk.
+        fitting = [iter((square, (7,), {})), [square, (8,), {}]]
+        items[TAKE_CHUNK + 1 : TAKE_CHUNK + 1] = fitting
+        for offset, misfit in enumerate(_MISFITS.values()):
+            items.insert(TAKE_CHUNK + 50 * (offset + 1), misfit())
+        return items
+
+    expected = [_as_call(item) for item in kinds()]
+    out = Parallel(n_jobs=2, batch_size=len(expected), on_error="collect")(kinds())
+    for position, (call, result) in enumerate(zip(expected, out, strict=True)):
+        if call in (5, (square, (5,))):
+            assert isinstance(result, TypeError), position
+            assert "(callable, args, kwargs)" in str(result)
+        else:
+            function, args, kwargs = call
+            assert result == function(*args, **kwargs), position
+    assert out[TAKE_CHUNK + 1 : TAKE_CHUNK + 3] == [49, 64]
 
 
 def test_packed_tasks_read_back_as_the_calls_they_stand_for() -> None:
