@@ -34,8 +34,6 @@ def test_one_function_without_kwargs_is_packed() -> None:
     assert pack_tasks(single) == (square, [0, 1, 2, 3], False)
     pairs = [delayed(pow)(i, 2) for i in range(3)]
     assert pack_tasks(pairs) == (pow, [(0, 2), (1, 2), (2, 2)], True)
-    empty_mapping = [(square, (1,), MappingProxyType({}))]
-    assert pack_tasks(empty_mapping) == (square, [1], False)
     # Other argument containers unpack as f(*args) would: a dict gives its keys.
     assert pack_tasks([(square, [1], {}), (square, {2: "a"}, {})]) == (square, [1, 2], False)
     lazy = [(pow, iter((2, 3)), {})]
@@ -50,6 +48,7 @@ def test_one_function_without_kwargs_is_packed() -> None:
         [delayed(square)(1), delayed(add)(2)],  # two functions
         [delayed(square)(1), (square, (2,))],  # not a triple
         [delayed(square)(1), 3],  # no len()
+        [(square, (1,), MappingProxyType({}))],  # keywords not in a dict: left to the call
     ],
 )
 def test_anything_else_is_left_as_triples(tasks: list[Any]) -> None:
@@ -195,6 +194,29 @@ def test_processes_run_every_kind_of_task_after_a_packed_start() -> None:
             function, args, kwargs = call
             assert result == function(*args, **kwargs), position
     assert out[TAKE_CHUNK + 1 : TAKE_CHUNK + 3] == [49, 64]
+
+
+class NotAMapping:
+    """Passed as a task's keywords: comparing it fails the comparison's caller."""
+
+    def __eq__(self, other: object) -> bool:
+        raise AssertionError("compared")
+
+    __ne__ = __eq__
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_packing_runs_no_code_of_the_tasks_objects() -> None:
+    # Keywords that are not a mapping fail their own task, as in a plain loop,
+    # however far into the batch they come.
+    for position in (3, TAKE_CHUNK + 3):
+        items: list[Any] = [delayed(square)(i) for i in range(TAKE_CHUNK + 10)]
+        items[position] = (square, (5,), NotAMapping())
+        out = Parallel(n_jobs=2, batch_size=len(items), on_error="collect")(items)
+        assert isinstance(out[position], TypeError)
+        assert "must be a mapping" in str(out[position])
+        del out[position]
+        assert out == [i * i for i in range(TAKE_CHUNK + 10) if i != position]
 
 
 def test_packed_tasks_read_back_as_the_calls_they_stand_for() -> None:
