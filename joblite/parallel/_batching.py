@@ -346,13 +346,13 @@ def _take_fitting(
 
     A task fits when it unpacks to ``(function, args, kwargs)`` with ``args``
     a tuple (of one value unless ``star``) and ``kwargs`` an empty dict: exact
-    types, so no code of the task's own objects (``__eq__``, ``__len__``)
-    runs before the task does. Returns
-    ``()``, or the first task that does not fit, as its triple when it
-    unpacked (an iterator item cannot be read twice). A Python loop with these
-    checks costs ~90 ns a task beside the generator's ~160 (100,000
-    ``delayed(f)(i)``, 2-core EPYC); :func:`pack_tasks`' C-level passes over
-    each chunk cost ~190.
+    types, so no code of the task's own objects (``__eq__``, ``__len__``) runs
+    before the task does. Returns ``()``, or the first task that does not fit,
+    as its triple when it unpacked (an iterator item cannot be read twice).
+
+    This loop costs ~1,100 instructions (~90 ns) a task, against ~2,000 for
+    :func:`pack_tasks`' C-level passes over each chunk and ~2,400 for building
+    ``delayed(f)(i)`` itself (callgrind, 100,000 trivial tasks).
     """
     append = values.append
     for task in islice(tasks, count):
