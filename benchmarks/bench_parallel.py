@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -227,44 +228,72 @@ def _pool_map(pool: Any, n_tasks: int) -> Callable[[], object]:
     return lambda: list(pool.map(trivial, range(n_tasks), chunksize=chunksize))
 
 
+def _rotating_rounds(cases: list[Callable[[], object]], rounds: int) -> list[list[float]]:
+    """Each case's wall time in every round, rounds rotating the order of the cases.
+
+    Every case sees the same machine load (a shared VM's CPU speed drifts by
+    10-20% within a minute), and no case always runs right after another.
+    """
+    times: list[list[float]] = [[] for _ in cases]
+    for round_number in range(rounds):
+        for offset in range(len(cases)):
+            index = (offset + round_number) % len(cases)
+            times[index].append(best_time(cases[index], repeat=1))
+    return times
+
+
 def _trivial_tasks(report: Report, jl: Any, n_tasks: int) -> None:
     import joblib
 
     def trivial_case(module: Any, **kwargs: Any) -> Callable[[], object]:
         return lambda: module.Parallel(**kwargs)(module.delayed(trivial)(i) for i in range(n_tasks))
 
+    def plain_loop() -> object:
+        return [trivial(i) for i in range(n_tasks)]
+
+    in_caller: list[tuple[str, dict[str, Any], float, Callable[[], object] | None, str]] = [
+        ("n_jobs=1", {"n_jobs": 1}, 4, plain_loop, "a plain loop"),
+        ("threads, n_jobs=2", {"n_jobs": 2, "backend": "threading"}, 10, None, ""),
+    ]
+    for label, kwargs, target, limit_fn, limit in in_caller:
+        repeat = 5 if label == "n_jobs=1" else 2
+        joblib_fn, joblite_fn = trivial_case(joblib, **kwargs), trivial_case(jl, **kwargs)
+        joblib_fn(), joblite_fn()  # warm both pools
+        report.compare(
+            f"{n_tasks:,} trivial tasks, {label}",
+            best_time(joblib_fn, repeat=repeat),
+            best_time(joblite_fn, repeat=repeat),
+            limit_s=None if limit_fn is None else best_time(limit_fn, repeat=repeat),
+            limit=limit,
+            target=target,
+        )
     with ProcessPoolExecutor(2) as executor:
-        cases: list[tuple[str, dict[str, Any], float, Callable[[], object] | None, str]] = [
-            (
-                "n_jobs=1",
-                {"n_jobs": 1},
-                4,
-                lambda: [trivial(i) for i in range(n_tasks)],
-                "a plain loop",
-            ),
-            ("threads, n_jobs=2", {"n_jobs": 2, "backend": "threading"}, 10, None, ""),
-            (
-                "processes, n_jobs=2",
-                {"n_jobs": 2, "backend": "loky"},
-                8,
-                _pool_map(executor, n_tasks),
-                "an empty map on a warm 2-process ProcessPoolExecutor, 16 chunks",
-            ),
+        processes = {"n_jobs": 2, "backend": "loky"}
+        cases = [
+            trivial_case(joblib, **processes),
+            trivial_case(jl, **processes),
+            _pool_map(executor, n_tasks),
+            # What the caller pays before any library work: reading the input.
+            lambda: deque((jl.delayed(trivial)(i) for i in range(n_tasks)), maxlen=0),
         ]
-        for label, kwargs, target, limit_fn, limit in cases:
-            repeat = 5 if label == "n_jobs=1" else 2
-            joblib_fn, joblite_fn = trivial_case(joblib, **kwargs), trivial_case(jl, **kwargs)
-            joblib_fn(), joblite_fn()  # warm both pools
-            if limit_fn is not None:
-                limit_fn()
-            report.compare(
-                f"{n_tasks:,} trivial tasks, {label}",
-                best_time(joblib_fn, repeat=repeat),
-                best_time(joblite_fn, repeat=repeat),
-                limit_s=None if limit_fn is None else best_time(limit_fn, repeat=repeat),
-                limit=limit,
-                target=target,
-            )
+        for case in cases:
+            case()  # warm the pools
+        times = _rotating_rounds(cases, 3 if report.quick else 9)
+    joblib_s, joblite_s, limit_s, input_s = (min(t) for t in times)
+    medians = [sorted(t)[len(t) // 2] for t in times]
+    report.compare(
+        f"{n_tasks:,} trivial tasks, processes, n_jobs=2",
+        joblib_s,
+        joblite_s,
+        limit_s=limit_s,
+        limit="an empty map on a warm 2-process ProcessPoolExecutor, 16 chunks",
+        target=8,
+        note=f"best of {len(times[0])} rotating rounds; medians: joblib "
+        f"{medians[0] * 1e3:.1f} ms, joblite {medians[1] * 1e3:.1f} ms, limit "
+        f"{medians[2] * 1e3:.1f} ms; reading the input alone ({n_tasks:,} "
+        f"delayed(trivial)(i) in the caller, which every run of the row pays): "
+        f"{input_s * 1e3:.1f} ms",
+    )
 
 
 def _warm_pool(report: Report, jl: Any) -> None:
@@ -312,13 +341,7 @@ def _cpu_bound(report: Report, jl: Any) -> None:
             lambda: _two_processes(n, n_tasks),
             lambda: [_spin(n) for _ in range(n_tasks)],
         ]
-        # Rounds rotate so every case sees the same machine load (a shared VM's
-        # CPU speed drifts by 10-20% within a minute); best of 3 rounds each.
-        times: list[list[float]] = [[] for _ in cases]
-        for round_number in range(3):
-            for offset in range(len(cases)):
-                index = (offset + round_number) % len(cases)
-                times[index].append(best_time(cases[index], repeat=1))
+        times = _rotating_rounds(cases, 3)  # best of 3 rounds each
         pool.close()
         pool.join()
     joblib_s, joblite_s, pool_s, processes_s, loop_s = (min(t) for t in times)

@@ -113,8 +113,8 @@ def _importable_by_reference(obj: Any) -> bool:
 class _Pickler(pickle.Pickler):
     """The C pickler with array buffers out-of-band and cloudpickle as a fallback."""
 
-    def __init__(self, file: io.BytesIO, protocol: int) -> None:
-        self.out_of_band = protocol >= 5
+    def __init__(self, file: io.BytesIO, protocol: int, *, out_of_band: bool = True) -> None:
+        self.out_of_band = out_of_band and protocol >= 5
         super().__init__(
             file, protocol, buffer_callback=self._on_buffer if self.out_of_band else None
         )
@@ -297,10 +297,11 @@ class _StreamPickler(_Pickler):
     """:class:`_Pickler` writing one self-contained stream: arrays stay in-band."""
 
     def __init__(self, file: io.BytesIO, reducer: Callable[[Any], Any] | None) -> None:
-        super().__init__(file, DEFAULT_PROTOCOL)
-        # numpy's own protocol-5 reduce then hands its buffer to _on_buffer,
-        # which keeps it in the stream: the reader gets writable arrays.
-        self.out_of_band = False
+        # No buffer callback: numpy's own protocol-5 reduce then writes its
+        # buffer in the stream (the reader gets writable arrays), and the
+        # pickler is no reference cycle through a bound method, so it is freed
+        # at once instead of by the garbage collector (one per batch sent).
+        super().__init__(file, DEFAULT_PROTOCOL, out_of_band=False)
         self.reducer = reducer
 
     def reducer_override(self, obj: Any) -> Any:

@@ -48,6 +48,10 @@ __all__ = ["DispatchLoop"]
 logger = logging.getLogger("joblite.parallel")
 
 
+def _nothing() -> None:
+    pass
+
+
 def _task_name(batch: Batch, position: int = 0) -> str:
     index = batch.start + position
     try:
@@ -389,4 +393,7 @@ class DispatchLoop:
                 self.sharer.close()
             if self.progress is not None:
                 self.progress.close()
-            self.on_close()
+            # The callback usually refers to this loop: dropping it ends that
+            # cycle, so the call's objects are freed now, not by the collector.
+            on_close, self.on_close = self.on_close, _nothing
+            on_close()

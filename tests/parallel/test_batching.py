@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
@@ -33,8 +34,6 @@ def test_one_function_without_kwargs_is_packed() -> None:
     assert pack_tasks(single) == (square, [0, 1, 2, 3], False)
     pairs = [delayed(pow)(i, 2) for i in range(3)]
     assert pack_tasks(pairs) == (pow, [(0, 2), (1, 2), (2, 2)], True)
-    empty_mapping = [(square, (1,), MappingProxyType({}))]
-    assert pack_tasks(empty_mapping) == (square, [1], False)
     # Other argument containers unpack as f(*args) would: a dict gives its keys.
     assert pack_tasks([(square, [1], {}), (square, {2: "a"}, {})]) == (square, [1, 2], False)
     lazy = [(pow, iter((2, 3)), {})]
@@ -49,6 +48,7 @@ def test_one_function_without_kwargs_is_packed() -> None:
         [delayed(square)(1), delayed(add)(2)],  # two functions
         [delayed(square)(1), (square, (2,))],  # not a triple
         [delayed(square)(1), 3],  # no len()
+        [(square, (1,), MappingProxyType({}))],  # keywords not in a dict: left to the call
     ],
 )
 def test_anything_else_is_left_as_triples(tasks: list[Any]) -> None:
@@ -137,6 +137,86 @@ def test_taking_a_mixed_batch_gives_its_triples_in_order(switch_at: int) -> None
     assert isinstance(taken, list)
     assert [(f, tuple(args), kwargs) for f, args, kwargs in taken] == items[:size]
     assert next(source) is items[size]
+
+
+# Each builds a fresh task (an iterator can be read once).
+_MISFITS: dict[str, Callable[[], Any]] = {
+    "keywords": lambda: (add, (5,), {"y": 1}),
+    "another function": lambda: (add, (5,), {}),
+    "two arguments": lambda: (pow, (5, 2), {}),
+    "a list of arguments": lambda: (square, [5], {}),
+    "an iterator": lambda: iter((add, (5,), {"y": 1})),
+    "a pair": lambda: (square, (5,)),
+    "not a sequence": lambda: 5,
+}
+
+
+def _as_call(task: Any) -> Any:
+    try:
+        function, args, kwargs = task
+    except (TypeError, ValueError):
+        return task
+    return (function, tuple(args), dict(kwargs))
+
+
+@pytest.mark.parametrize("misfit", list(_MISFITS), ids=list(_MISFITS))
+def test_a_task_past_the_first_chunk_that_does_not_fit_keeps_its_call(misfit: str) -> None:
+    # Past the first chunk the batch is packed task by task: the first task
+    # that does not fit, and all after it, must still read as their calls.
+    size = TAKE_CHUNK + 10
+    items: list[Any] = [delayed(square)(i) for i in range(size + 1)]
+    items[TAKE_CHUNK + 3] = _MISFITS[misfit]()
+    expected = [_as_call(item) for item in items[:size]]
+    items[TAKE_CHUNK + 3] = _MISFITS[misfit]()
+    source = iter(items)
+    taken = take_tasks(source, size, pack=True)
+    assert [_as_call(task) for task in taken] == expected
+    assert next(source) is items[size]
+
+
+def test_processes_run_every_kind_of_task_after_a_packed_start() -> None:
+    def kinds() -> list[Any]:
+        items: list[Any] = [delayed(square)(i) for i in range(2 * TAKE_CHUNK)]
+        # Two that fit a packed batch, then each misfit, past the first chunk.
+        fitting = [iter((square, (7,), {})), [square, (8,), {}]]
+        items[TAKE_CHUNK + 1 : TAKE_CHUNK + 1] = fitting
+        for offset, misfit in enumerate(_MISFITS.values()):
+            items.insert(TAKE_CHUNK + 50 * (offset + 1), misfit())
+        return items
+
+    expected = [_as_call(item) for item in kinds()]
+    out = Parallel(n_jobs=2, batch_size=len(expected), on_error="collect")(kinds())
+    for position, (call, result) in enumerate(zip(expected, out, strict=True)):
+        if call in (5, (square, (5,))):
+            assert isinstance(result, TypeError), position
+            assert "(callable, args, kwargs)" in str(result)
+        else:
+            function, args, kwargs = call
+            assert result == function(*args, **kwargs), position
+    assert out[TAKE_CHUNK + 1 : TAKE_CHUNK + 3] == [49, 64]
+
+
+class NotAMapping:
+    """Passed as a task's keywords: comparing it fails the comparison's caller."""
+
+    def __eq__(self, other: object) -> bool:
+        raise AssertionError("compared")
+
+    __ne__ = __eq__
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_packing_runs_no_code_of_the_tasks_objects() -> None:
+    # Keywords that are not a mapping fail their own task, as in a plain loop,
+    # however far into the batch they come.
+    for position in (3, TAKE_CHUNK + 3):
+        items: list[Any] = [delayed(square)(i) for i in range(TAKE_CHUNK + 10)]
+        items[position] = (square, (5,), NotAMapping())
+        out = Parallel(n_jobs=2, batch_size=len(items), on_error="collect")(items)
+        assert isinstance(out[position], TypeError)
+        assert "must be a mapping" in str(out[position])
+        del out[position]
+        assert out == [i * i for i in range(TAKE_CHUNK + 10) if i != position]
 
 
 def test_packed_tasks_read_back_as_the_calls_they_stand_for() -> None:

@@ -362,3 +362,18 @@ def test_big_endian_arrays_keep_their_byte_order(
         assert back.dtype.str == ">f8"
         np.testing.assert_array_equal(back, array)
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("return_as", ["list", "generator"])
+def test_a_call_leaves_nothing_for_the_garbage_collector(backend: str, return_as: str) -> None:
+    # Cycles would hold each call's batches and payloads until a collection,
+    # and a collection walking the call's big result lists costs milliseconds.
+    with Parallel(n_jobs=2, backend=backend, return_as=return_as, batch_size=50) as parallel:
+        list(parallel(delayed(square)(i) for i in range(10)))  # workers started
+        gc.collect()
+        gc.disable()
+        try:
+            assert list(parallel(delayed(square)(i) for i in range(1000)))[-1] == 999**2
+            assert gc.collect() == 0
+        finally:
+            gc.enable()

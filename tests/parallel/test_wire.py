@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from joblite.parallel._wire import decode_batch, encode_batch
@@ -36,3 +38,16 @@ def test_the_reducer_decides_how_arrays_travel() -> None:
     [(_, (replaced, kept), _)] = decode_batch(payload)[0]
     assert replaced == (1000,)
     assert kept.tolist() == [1.0, 1.0]
+
+
+def test_a_payload_is_freed_as_soon_as_it_is_encoded() -> None:
+    # A pickler in a reference cycle would keep its stream (the whole
+    # payload, arrays included) alive until the garbage collector runs.
+    gc.collect()
+    gc.disable()
+    try:
+        payload = encode_batch([(len, (np.ones(100_000),), {})], 0, True)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert len(payload) > 800_000
