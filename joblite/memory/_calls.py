@@ -247,28 +247,32 @@ class CallMachinery(VerboseReports):
             if stored:
                 return self._stored_value(entry, value), metadata
             return value, None
-        with contextlib.ExitStack() as stack:
-            try:
-                lock = stack.enter_context(
-                    settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout)
-                )
-            except CacheLockTimeoutError:
-                raise
-            except OSError as exc:  # read-only mount, another user's directory, planted link
-                logger.warning(
-                    "[Memory] cannot write to the cache in %s (%s); %s computes uncached",
-                    settings.store.location,
-                    exc,
-                    self._identity.name,
-                )
-                return self._run_uncached(args, kwargs), None
+        try:
+            lock = settings.store.lock(entry + OUTPUT, timeout=settings.lock_timeout)
+            lock.__enter__()
+        except CacheLockTimeoutError:
+            raise
+        except OSError as exc:  # read-only mount, another user's directory, planted link
+            logger.warning(
+                "[Memory] cannot write to the cache in %s (%s); %s computes uncached",
+                settings.store.location,
+                exc,
+                self._identity.name,
+            )
+            return self._run_uncached(args, kwargs), None
+        # A plain try around the lock, not contextlib.ExitStack (a miss makes one).
+        try:
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
-            if not stale:
-                validity, value = self._load(entry)
-                if validity is VALID:
-                    return value, None
-            value, metadata, stored = self._run_and_store(entry, values, args, kwargs, lock)
+            validity, value = (STALE, None) if stale else self._load(entry)
+            if validity is not VALID:
+                value, metadata, stored = self._run_and_store(entry, values, args, kwargs, lock)
+        except BaseException as exc:
+            lock.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        lock.__exit__(None, None, None)
+        if validity is VALID:
+            return value, None
         if stored:
             return self._stored_value(entry, value), metadata
         return value, None
