@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,12 @@ def test_a_store_keeps_no_descriptor_beyond_its_cache_directory(tmp_path: Path) 
     del store, lock, out
     gc.collect()
     assert open_here() == []
+
+
+@pytest.mark.parametrize("prefix", ["..", "f/..", ".", "f//g"])
+def test_a_listing_never_steps_out_of_the_store(tmp_path: Path, prefix: str) -> None:
+    (tmp_path / "outside.txt").write_bytes(b"x")
+    store = FileStore(tmp_path / "joblib")
+    store.write_bytes("f/g/e.out", b"x")
+    with pytest.raises(ValueError, match=re.escape("none '', '.' or '..'")):
+        store.children(prefix)

@@ -36,9 +36,11 @@ from ...exceptions import UnsafeCachePathError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRIVATE", "DirectoryWalker", "make_private_dirs"]
+__all__ = ["BAD_NAMES", "PRIVATE", "DirectoryWalker", "make_private_dirs"]
 
 PRIVATE = 0o700
+# Names that are no step down: a key or a walk holding one is refused.
+BAD_NAMES = frozenset({"", ".", ".."})
 _O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
 _O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _OPEN_DIR = os.O_RDONLY | _O_DIRECTORY
@@ -98,6 +100,8 @@ class DirectoryWalker:
         place of one is replaced by a directory; without, a link raises
         :class:`UnsafeCachePathError`.
         """
+        if not BAD_NAMES.isdisjoint(names):  # "." or ".." would lead out of the way
+            raise ValueError(f"directory names, none '', '.' or '..': {list(names)!r}")
         parent = self._root(create=create)
         if parent is None:
             return None

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO, cast
 from ..._core.fsutil import TEMP_PREFIX, atomic_write_at, open_no_follow
 from ...exceptions import UnsafeCachePathError
 from .._locks import DEFAULT_STALE_AFTER, FileLock
-from ._dirs import DirectoryWalker, make_private_dirs
+from ._dirs import BAD_NAMES, DirectoryWalker, make_private_dirs
 from .base import Store, StoreStat
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ PART_SUFFIX = ".part"
 _HIDDEN = "."
 # What creating a directory fails with on a read-only mount or a directory of another user.
 _NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
-_BAD_NAMES = frozenset({"", ".", ".."})
 
 
 class FileStore(Store):
@@ -182,9 +181,10 @@ class FileStore(Store):
 
     def _listing(self, prefix: str) -> list[os.DirEntry[str]]:
         """The entries below ``prefix`` that are neither hidden nor links."""
+        names = _names(prefix) if prefix else []
         try:
-            dir_fd = self._dirs.open(prefix.split("/") if prefix else (), create=False)
-        except (NotADirectoryError, UnsafeCachePathError, ValueError):
+            dir_fd = self._dirs.open(names, create=False)
+        except (NotADirectoryError, UnsafeCachePathError):
             return []
         if dir_fd is None:
             return []
@@ -249,7 +249,7 @@ class FileStore(Store):
 
 def _names(key: str) -> list[str]:
     names = key.split("/")
-    if not _BAD_NAMES.isdisjoint(names):
+    if not BAD_NAMES.isdisjoint(names):
         raise ValueError(f"a store key is /-separated names, none '', '.' or '..': {key!r}")
     return names
 
