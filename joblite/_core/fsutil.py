@@ -20,6 +20,7 @@ import os
 import shutil
 import stat
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +31,7 @@ __all__ = [
     "O_NOFOLLOW",
     "TEMP_PREFIX",
     "atomic_write",
+    "atomic_write_at",
     "atomic_write_bytes",
     "fsync_directory",
     "open_no_follow",
@@ -69,7 +71,9 @@ def fsync_directory(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def open_no_follow(path: str, flags: int, *, replace_planted: bool = False) -> int:
+def open_no_follow(
+    path: str, flags: int, *, replace_planted: bool = False, dir_fd: int | None = None
+) -> int:
     """``os.open`` (mode 0o600) that never reaches another file through a link at ``path``.
 
     A symbolic link there fails to open (``O_NOFOLLOW``: :class:`OSError`
@@ -78,28 +82,29 @@ def open_no_follow(path: str, flags: int, *, replace_planted: bool = False) -> i
     refused with :class:`OSError` ``EMLINK``. Files joblite writes are
     always single-linked regular files, so either means one was planted:
     ``replace_planted=True`` (with ``O_CREAT`` in ``flags``) then removes it,
-    not its target, and opens a fresh file.
+    not its target, and opens a fresh file. ``dir_fd``: ``path`` is relative
+    to this open directory (as in ``os.open``).
 
     Example::
 
         fd = open_no_follow("cache/f/journal", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     """
     try:
-        return _open_single_link(path, flags)
+        return _open_single_link(path, flags, dir_fd)
     except OSError as exc:
         # ENXIO: a FIFO without a reader, opened for writing without blocking.
         if not replace_planted or exc.errno not in (errno.ELOOP, errno.EMLINK, errno.ENXIO):
             raise
     logger.warning("removing %s: a link or special file planted in its place", path)
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    return _open_single_link(path, flags)
+        os.unlink(path, dir_fd=dir_fd)
+    return _open_single_link(path, flags, dir_fd)
 
 
-def _open_single_link(path: str, flags: int) -> int:
+def _open_single_link(path: str, flags: int, dir_fd: int | None) -> int:
     # O_NONBLOCK: a FIFO planted at ``path`` must fail the checks, not hang the
     # open; on the regular files that pass them it changes nothing.
-    fd = os.open(path, flags | O_NOFOLLOW | _O_NONBLOCK, 0o600)
+    fd = os.open(path, flags | O_NOFOLLOW | _O_NONBLOCK, 0o600, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
     except BaseException:
@@ -131,16 +136,7 @@ def atomic_write(
         target = Path(os.path.realpath(path))
     else:
         target = Path(path)
-    try:
-        existing = os.stat(target, follow_symlinks=follow_symlinks)
-    except FileNotFoundError:
-        mode = 0o666 & ~_UMASK  # what a plain open() would give a new file
-    else:
-        if stat.S_ISDIR(existing.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", str(path))
-        # A replaced link's own mode (0o777) says nothing about the file's.
-        link = stat.S_ISLNK(existing.st_mode)
-        mode = 0o666 & ~_UMASK if link else stat.S_IMODE(existing.st_mode)
+    mode = _replacement_mode(str(path), target, follow_symlinks=follow_symlinks)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
     except FileNotFoundError:
@@ -159,6 +155,61 @@ def atomic_write(
         raise
     if fsync:
         fsync_directory(target.parent)
+
+
+def _replacement_mode(
+    path: str, target: str | os.PathLike[str], *, follow_symlinks: bool, dir_fd: int | None = None
+) -> int:
+    """The mode for a file replacing ``target``: its own, or a plain ``open()``'s for a new file.
+
+    :class:`IsADirectoryError` (naming ``path``) if ``target`` is a directory.
+    """
+    try:
+        existing = os.stat(target, follow_symlinks=follow_symlinks, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
+    if stat.S_ISDIR(existing.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", path)
+    # A replaced link's own mode (0o777) says nothing about the file's.
+    if stat.S_ISLNK(existing.st_mode):
+        return 0o666 & ~_UMASK
+    return stat.S_IMODE(existing.st_mode)
+
+
+@contextlib.contextmanager
+def atomic_write_at(dir_fd: int, name: str, *, fsync: bool = False) -> Iterator[BinaryIO]:
+    """:func:`atomic_write` of ``name`` in the open directory ``dir_fd``; links are replaced.
+
+    The temp file is created, and renamed over ``name``, relative to
+    ``dir_fd``: a link planted on the way to the directory, before or
+    during the write, cannot send the file elsewhere, and a link at
+    ``name`` itself is replaced, never written through. The caller keeps
+    ``dir_fd`` open and closes it.
+
+    Example::
+
+        fd = os.open("cache/f", os.O_RDONLY | os.O_DIRECTORY)
+        with atomic_write_at(fd, "function.json") as f:
+            f.write(b"{}")
+    """
+    mode = _replacement_mode(name, name, follow_symlinks=False, dir_fd=dir_fd)
+    # O_EXCL on a random name: never an existing file, nor a link's target.
+    tmp_name = f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}"
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name, dir_fd=dir_fd)
+        raise
+    if fsync:
+        os.fsync(dir_fd)
 
 
 def _chmod_open_file(fd: int, name: str, mode: int) -> None:

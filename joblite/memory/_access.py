@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import pickle
 import threading
 import time
@@ -99,26 +100,46 @@ class HotValues:
             self._used = 0
 
 
+class _Counts:
+    """One entry's hits in this process: numbered by an atomic counter, so a hit takes no lock."""
+
+    __slots__ = ("due", "numbers", "written")
+
+    def __init__(self, due: float) -> None:
+        # ``next(numbers)`` is atomic (a C iterator, under the GIL): every hit
+        # takes one number; ``written`` numbers have been written (or used up).
+        self.numbers = itertools.count()
+        self.written = 0
+        self.due = due  # monotonic time of the next write
+
+
 class AccessTracker:
     """Counts hits per entry and appends them to the journal in batches."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._mutex = threading.Lock()
-        # entry -> (hits not yet written, monotonic time of the last write)
-        self._pending: dict[str, tuple[int, float]] = {}
+        self._pending: dict[str, _Counts] = {}
         _TRACKERS.add(self)
 
     def hit(self, entry: str) -> None:
         now = time.monotonic()
+        counts = self._pending.get(entry)
+        if counts is not None and now < counts.due:
+            next(counts.numbers)
+            return
         with self._mutex:
-            pending, flushed_at = self._pending.get(entry, (0, -_FLUSH_INTERVAL))
-            pending += 1
-            if now - flushed_at < _FLUSH_INTERVAL:
-                self._pending[entry] = (pending, flushed_at)
+            counts = self._pending.get(entry)
+            if counts is None:
+                counts = self._pending[entry] = _Counts(now)
+            # Every hit numbered so far, this one included; another thread's
+            # write may have taken them already.
+            upto = next(counts.numbers) + 1
+            hits = upto - counts.written
+            if hits <= 0:
                 return
-            self._pending[entry] = (0, now)
-        self._write(entry, pending)
+            counts.written, counts.due = upto, now + _FLUSH_INTERVAL
+        self._write(entry, hits)
 
     def _write(self, entry: str, hits: int) -> None:
         # Best effort: a count that cannot be written (disk full) only costs
@@ -132,10 +153,15 @@ class AccessTracker:
 
     def flush(self) -> None:
         """Write every pending count now (``lookup`` and interpreter exit call this)."""
+        pending = {}
         with self._mutex:
-            pending = {k: n for k, (n, _) in self._pending.items() if n}
             now = time.monotonic()
-            self._pending = {k: (0, now) for k in self._pending}
+            for entry, counts in self._pending.items():
+                # This number is no hit: used up, not written.
+                taken = next(counts.numbers)
+                if taken > counts.written:
+                    pending[entry] = taken - counts.written
+                counts.written, counts.due = taken + 1, now + _FLUSH_INTERVAL
         for key, amount in pending.items():
             self._write(key, amount)
 

@@ -75,10 +75,18 @@ def _split(store: Store, entry: str) -> tuple[str, str]:
     return journal_key(store, version_dir), args_hash
 
 
-def append_store(store: Store, entry: str, metadata: dict[str, Any]) -> None:
-    """Record that ``entry`` was (re)computed, with its ``metadata``."""
+def append_store(store: Store, entry: str, metadata: dict[str, Any], lock: object = None) -> None:
+    """Record that ``entry`` was (re)computed, with its ``metadata``.
+
+    ``lock``: the store's lock for ``entry``, if the caller holds it (see
+    ``Store.append_locked``).
+    """
     key, args_hash = _split(store, entry)
-    store.append(key, _line({"k": args_hash, **metadata}))
+    line = _line({"k": args_hash, **metadata})
+    if lock is None:
+        store.append(key, line)
+    else:
+        store.append_locked(key, line, lock)
 
 
 def append_hits(store: Store, entry: str, hits: int) -> None:

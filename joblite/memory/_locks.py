@@ -28,7 +28,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .._core.fsutil import O_NOFOLLOW, open_no_follow
 from ..exceptions import CacheLockTimeoutError
@@ -57,6 +57,10 @@ class FileLock:
 
     Raises :class:`~joblite.exceptions.CacheLockTimeoutError` when it cannot be
     taken within ``timeout`` seconds (``None`` waits as long as the holder lives).
+    With ``directory`` (a callable returning a new descriptor of the
+    directory holding ``path``, held from acquiring to releasing), every
+    operation on the file runs relative to that descriptor, by its name, so
+    no link planted on the way to it can redirect the lock's file.
     """
 
     def __init__(
@@ -66,14 +70,22 @@ class FileLock:
         timeout: float | None = None,
         stale_after: float = DEFAULT_STALE_AFTER,
         use_flock: bool | None = None,
+        directory: Callable[[], int] | None = None,
     ) -> None:
         self.path = path
+        self._directory = directory
+        # What the file operations are given: the name in the held directory, or the path.
+        self._name = os.path.basename(path) if directory is not None else path
+        # The directory the lock's file is in while held (None: ``path`` is a plain path).
+        self.dir_fd: int | None = None
+        # (device, inode, size) of the locked file when the lock was taken.
+        self._held: tuple[int, int, int] | None = None
         self.timeout = timeout
         self.stale_after = stale_after
         self.use_flock = fcntl is not None if use_flock is None else use_flock
         self._fd: int | None = None
         self._renamed = False
-        self._exclusive_path = path + ".lock"
+        self._exclusive_path = self._name + ".lock"
 
     def fileno(self) -> int:
         """The descriptor of the locked file; :class:`RuntimeError` if the lock is not held."""
@@ -85,17 +97,19 @@ class FileLock:
         """The size of the locked file if it is still named ``path``, else None.
 
         None also when the lock is not held or not an flock: the caller must
-        then not write into :meth:`fileno`.
+        then not write into :meth:`fileno`. (Its size is the one it had when
+        the lock was taken: no one else writes a locked file.)
         """
-        if self._fd is None or not self.use_flock or path != self.path:
+        held = self._held
+        if self._fd is None or held is None or path != self.path:
             return None
         try:
-            held, named = os.fstat(self._fd), os.lstat(path)
+            named = os.stat(self._name, dir_fd=self.dir_fd, follow_symlinks=False)
         except FileNotFoundError:
-            return None  # a previous holder already renamed it to its final name
-        if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
+            return None  # removed since (``cache gc`` of a computation over an hour long)
+        if (held[0], held[1]) != (named.st_dev, named.st_ino):
             return None
-        return held.st_size
+        return held[2]
 
     def mark_renamed(self) -> None:
         """Tell the lock its holder renamed the locked file away (release removes nothing)."""
@@ -111,23 +125,38 @@ class FileLock:
         )
 
     def _open(self, path: str, flags: int) -> int:
+        if self.dir_fd is not None:  # the directory is there: its walk made it
+            return self._open_file(path, flags)
         try:
             return self._open_file(path, flags)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             return self._open_file(path, flags)
 
-    @staticmethod
-    def _open_file(path: str, flags: int) -> int:
+    def _open_file(self, path: str, flags: int) -> int:
         if flags & os.O_EXCL:  # O_CREAT | O_EXCL never follows a link: it fails on any
-            return os.open(path, flags | O_NOFOLLOW, 0o600)
-        return open_no_follow(path, flags, replace_planted=True)
+            return os.open(path, flags | O_NOFOLLOW, 0o600, dir_fd=self.dir_fd)
+        return open_no_follow(path, flags, replace_planted=True, dir_fd=self.dir_fd)
 
     def acquire(self) -> None:
+        if self._directory is not None and self.dir_fd is None:
+            self.dir_fd = self._directory()
+        try:
+            self._acquire()
+        except BaseException:
+            self._close_directory()
+            raise
+
+    def _close_directory(self) -> None:
+        dir_fd, self.dir_fd = self.dir_fd, None
+        if dir_fd is not None and self._directory is not None:
+            os.close(dir_fd)
+
+    def _acquire(self) -> None:
         start = time.monotonic()
         if self.use_flock:
             while True:
-                fd = self._open(self.path, os.O_RDWR | os.O_CREAT)
+                fd = self._open(self._name, os.O_RDWR | os.O_CREAT)
                 try:
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -160,12 +189,13 @@ class FileLock:
             return
 
     def _names_file(self, fd: int) -> bool:
-        """Whether ``self.path`` still names the file open as ``fd``."""
+        """Whether ``self.path`` still names the file open as ``fd`` (then noted as held)."""
         try:
-            named = os.lstat(self.path)
+            named = os.stat(self._name, dir_fd=self.dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             return False
         held = os.fstat(fd)
+        self._held = (held.st_dev, held.st_ino, held.st_size)
         return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
     def _wait_flock(self, fd: int, start: float) -> None:
@@ -182,26 +212,30 @@ class FileLock:
 
     def _break_if_stale(self) -> None:
         try:
-            age = time.time() - os.lstat(self._exclusive_path).st_mtime
+            st = os.stat(self._exclusive_path, dir_fd=self.dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             return
-        if age > self.stale_after:
+        if time.time() - st.st_mtime > self.stale_after:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._exclusive_path)
+                os.unlink(self._exclusive_path, dir_fd=self.dir_fd)
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        if self.use_flock and not self._renamed:
-            # Removed while still locked, so a waiter can tell it went away (see acquire).
-            with contextlib.suppress(OSError):
-                if self._names_file(fd):
-                    os.unlink(self.path)
-        os.close(fd)
-        if not self.use_flock:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._exclusive_path)
+        try:
+            if self.use_flock and not self._renamed:
+                # Removed while still locked, so a waiter can tell it went away (see acquire).
+                with contextlib.suppress(OSError):
+                    if self._names_file(fd):
+                        os.unlink(self._name, dir_fd=self.dir_fd)
+            os.close(fd)
+            if not self.use_flock:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._exclusive_path, dir_fd=self.dir_fd)
+        finally:
+            self._held = None
+            self._close_directory()
 
     def __enter__(self) -> FileLock:
         self.acquire()

@@ -75,6 +75,17 @@ def test_append(store: Store) -> None:
     assert store.read_bytes("v/journal") == b"one\ntwo\n"
 
 
+def test_append_under_a_key_lock(store: Store) -> None:
+    # What a miss does: the entry, then its journal line, under the entry's lock.
+    store.append("f/v/journal", b"one\n")
+    with store.lock("f/v/e.out") as lock:
+        with store.open_write("f/v/e.out", lock=lock) as f:
+            f.write(b"value")
+        store.append_locked("f/v/journal", b"two\n", lock)
+    assert store.read_bytes("f/v/journal") == b"one\ntwo\n"
+    assert store.read_bytes("f/v/e.out") == b"value"
+
+
 def test_thread_lock_is_exclusive(store: Store) -> None:
     import threading
 

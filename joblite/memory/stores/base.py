@@ -91,6 +91,14 @@ class Store(JoblibStoreMethods, abc.ABC):
     def delete(self, prefix: str) -> bool:
         """Delete ``prefix`` and everything below it; return False if nothing was there."""
 
+    def append_locked(self, key: str, data: bytes, lock: object) -> None:
+        """:meth:`append`, by a caller holding ``lock`` (from :meth:`lock`) for a key beside it.
+
+        A store may use the lock to append more cheaply (FileStore appends in
+        the directory the lock holds open); the default just appends.
+        """
+        self.append(key, data)
+
     def read_bytes(self, key: str) -> bytes:
         """The whole content of ``key``; raise :class:`KeyError` if it does not exist."""
         with self.open_read(key) as f:

@@ -8,10 +8,13 @@ loading an entry runs pickle code, so a cache other users can write to
 would let them run code as you.
 
 The store never acts outside its directory through a link planted in it:
-before writing or deleting below the root it ``lstat``s each directory on
-the way and refuses a symbolic link (:class:`UnsafeCachePathError`); files
-are opened with ``O_NOFOLLOW`` and refused when hard-linked; listings skip
-links; a deletion also checks that the resolved path is inside the root.
+every create, rename and deletion runs relative to a directory descriptor
+opened by walking down from the root with ``O_NOFOLLOW`` (see
+:mod:`._dirs`), so a directory swapped for a link, before or during the
+operation, cannot redirect it; a link found on the way is refused
+(:class:`UnsafeCachePathError`) or, on a write, replaced by a directory.
+Files are opened with ``O_NOFOLLOW`` and refused when hard-linked; listings
+skip links; trees are removed with the fd-based ``shutil.rmtree``.
 A read-only cache still serves hits: only writes fail (and the caller
 returns its value uncached).
 
@@ -25,18 +28,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import shutil
 import stat
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from ..._core.fsutil import TEMP_PREFIX, atomic_write, fsync_directory, open_no_follow
+from ..._core.fsutil import TEMP_PREFIX, atomic_write_at, open_no_follow
 from ...exceptions import UnsafeCachePathError
 from .._locks import DEFAULT_STALE_AFTER, FileLock
+from ._dirs import BAD_NAMES, DirectoryWalker, make_private_dirs
 from .base import Store, StoreStat
 
 logger = logging.getLogger(__name__)
@@ -46,12 +52,10 @@ __all__ = ["PART_SUFFIX", "FileStore"]
 # Suffix of the hidden lock-and-write files (``.<name>.part``) next to keys.
 PART_SUFFIX = ".part"
 
-_PRIVATE = 0o700
 # Names starting with a dot (temp files, deleted trees) are not keys.
 _HIDDEN = "."
 # What creating a directory fails with on a read-only mount or a directory of another user.
 _NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
-_BAD_NAMES = frozenset({"", ".", ".."})
 
 
 class FileStore(Store):
@@ -81,9 +85,9 @@ class FileStore(Store):
         self.stale_lock_after = stale_lock_after
         self._root = self.location + os.sep
         # The root itself may be a link the user made; only links below it are refused.
-        self._root_is_link = os.path.islink(self.location)
+        self._dirs = DirectoryWalker(self.location, root_is_link=os.path.islink(self.location))
         try:
-            _make_private_dirs(self.location)
+            make_private_dirs(self.location)
         except OSError as exc:
             if exc.errno not in _NOT_WRITABLE:
                 raise
@@ -96,34 +100,20 @@ class FileStore(Store):
     def local_path(self, key: str) -> str:
         return self._root + key
 
-    def _checked_path(self, key: str, *, create: bool = False, is_dir: bool = False) -> str:
-        """The path of ``key`` once no directory on its way (``key`` too if ``is_dir``) is a link.
+    def _directory(self, key: str) -> tuple[int | None, str]:
+        """``(descriptor of the directory holding key, key's last name)``; the caller closes it.
 
-        With ``create``, missing directories are made and a link planted in
-        place of one is replaced by a directory; without, a link raises
-        :class:`UnsafeCachePathError`. A key with an empty, ``.`` or ``..``
-        component raises :class:`ValueError`.
+        The descriptor is None if a directory on the way is missing. Raises
+        :class:`ValueError` for a key with an empty, ``.`` or ``..``
+        component, :class:`UnsafeCachePathError` for a link on the way.
         """
-        names = key.split("/")
-        if not _BAD_NAMES.isdisjoint(names):
-            raise ValueError(f"a store key is /-separated names, none '', '.' or '..': {key!r}")
-        if not (self._root_is_link or _check_directory(self.location, create=False)):
-            if not create:
-                return self._root + key
-            _make_private_dirs(self.location)  # removed since (e.g. by rm -r): make it again
-        directory = self.location
-        for name in names if is_dir else names[:-1]:
-            directory = f"{directory}{os.sep}{name}"
-            if not _check_directory(directory, create=create, replace_link=create):
-                break  # missing: there is nothing below it to go through
-        return self._root + key
+        names = _names(key)
+        return self._dirs.open(names[:-1], create=False), names[-1]
 
-    def _check_inside(self, path: str) -> None:
-        """Refuse to delete ``path`` unless its resolved directory is inside the resolved root."""
-        root = os.path.realpath(self.location)
-        parent = os.path.realpath(os.path.dirname(path))
-        if parent != root and not parent.startswith(root + os.sep):
-            raise UnsafeCachePathError(path, f"resolves outside the cache {self.location!r}")
+    def _made_directory(self, key: str) -> tuple[int, str]:
+        """:meth:`_directory`, making missing directories and replacing links on the way."""
+        names = _names(key)
+        return self._dirs.make(names[:-1]), names[-1]
 
     def open_read(self, key: str) -> BinaryIO:
         try:
@@ -139,20 +129,44 @@ class FileStore(Store):
     def open_write(
         self, key: str, *, lock: object = None
     ) -> contextlib.AbstractContextManager[BinaryIO]:
-        if isinstance(lock, FileLock):
-            # The lock's directories were checked when it was taken.
-            path = self._root + key
-            leftover = lock.held_file_size(_part_path(path))
+        if isinstance(lock, FileLock) and lock.dir_fd is not None:
+            # Written into the lock's file, in the directory the lock holds open.
+            name = key.rpartition("/")[2]
+            leftover = lock.held_file_size(_part_path(self._root + key))
             if leftover is not None:
-                return _WriteThroughLock(lock, path, leftover, fsync=self.fsync)
-        path = self._checked_path(key, create=True)
-        # A link at ``path`` itself is replaced, never written through.
-        return atomic_write(path, fsync=self.fsync, follow_symlinks=False)
+                return _WriteThroughLock(lock, name, leftover, fsync=self.fsync)
+        return self._atomic_write(key)
+
+    @contextlib.contextmanager
+    def _atomic_write(self, key: str) -> Iterator[BinaryIO]:
+        dir_fd, name = self._made_directory(key)
+        try:
+            # A link at ``name`` itself is replaced, never written through.
+            with atomic_write_at(dir_fd, name, fsync=self.fsync) as f:
+                yield f
+        finally:
+            os.close(dir_fd)
 
     def append(self, key: str, data: bytes) -> None:
-        path = self._checked_path(key, create=True)
+        dir_fd, name = self._made_directory(key)
+        try:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            fd = open_no_follow(name, flags, replace_planted=True, dir_fd=dir_fd)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dir_fd)
+
+    def append_locked(self, key: str, data: bytes, lock: object) -> None:
+        if not (isinstance(lock, FileLock) and lock.dir_fd is not None):
+            self.append(key, data)
+            return
+        # ``key`` is in the locked entry's directory, already open: no walk.
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        fd = open_no_follow(path, flags, replace_planted=True)
+        name = key.rpartition("/")[2]
+        fd = open_no_follow(name, flags, replace_planted=True, dir_fd=lock.dir_fd)
         try:
             os.write(fd, data)
         finally:
@@ -167,12 +181,18 @@ class FileStore(Store):
 
     def _listing(self, prefix: str) -> list[os.DirEntry[str]]:
         """The entries below ``prefix`` that are neither hidden nor links."""
+        names = _names(prefix) if prefix else []
         try:
-            top = self._checked_path(prefix, is_dir=True) if prefix else self.location
-            with os.scandir(top) as found:
-                return [e for e in found if not e.name.startswith(_HIDDEN) and not e.is_symlink()]
-        except (FileNotFoundError, NotADirectoryError, UnsafeCachePathError):
+            dir_fd = self._dirs.open(names, create=False)
+        except (NotADirectoryError, UnsafeCachePathError):
             return []
+        if dir_fd is None:
+            return []
+        try:
+            with os.scandir(dir_fd) as found:
+                return [e for e in found if not e.name.startswith(_HIDDEN) and not e.is_symlink()]
+        finally:
+            os.close(dir_fd)
 
     def children(self, prefix: str) -> list[str]:
         return sorted(e.name for e in self._listing(prefix))
@@ -194,36 +214,89 @@ class FileStore(Store):
             for name in names:
                 self.delete(name)
             return bool(names)
-        path = self._checked_path(prefix)
-        self._check_inside(path)
-        try:
-            os.unlink(path)  # a link is removed itself, never followed
-            return True
-        except (FileNotFoundError, NotADirectoryError):
+        dir_fd, name = self._directory(prefix)
+        if dir_fd is None:
             return False
-        except (IsADirectoryError, PermissionError):
-            if not os.path.isdir(path):
-                raise
-        # Rename first so readers stop seeing the tree at once, even if the
-        # removal below races with a writer adding files to it.
-        trash = os.path.join(os.path.dirname(path), f"{TEMP_PREFIX}del-{uuid.uuid4().hex}")
         try:
-            os.rename(path, trash)
-        except FileNotFoundError:
-            return False
-        # rmtree removes links inside the tree without following them (on this
-        # platform's fd-based rmtree, shutil.rmtree.avoids_symlink_attacks).
-        shutil.rmtree(trash, ignore_errors=True)
-        return True
+            return _delete_in(dir_fd, name)
+        finally:
+            os.close(dir_fd)
 
     def lock(self, key: str, *, timeout: float | None = None) -> FileLock:
         """A lock for writing ``key`` across threads and processes.
 
         It is held on a hidden ``.<name>.part`` file next to ``key``, which
-        :meth:`open_write` then fills and renames to ``key``.
+        :meth:`open_write` then fills and renames to ``key``. The lock holds
+        the directory open while it is held (see :class:`FileLock`).
         """
-        path = self._checked_path(key, create=True)
-        return FileLock(_part_path(path), timeout=timeout, stale_after=self.stale_lock_after)
+        names = _names(key)[:-1]
+        return FileLock(
+            _part_path(self._root + key),
+            timeout=timeout,
+            stale_after=self.stale_lock_after,
+            directory=functools.partial(self._dirs.make, names),
+        )
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state["_dirs"] = None  # open descriptors do not travel: opened anew
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._dirs = DirectoryWalker(self.location, root_is_link=os.path.islink(self.location))
+
+
+def _names(key: str) -> list[str]:
+    names = key.split("/")
+    if not BAD_NAMES.isdisjoint(names):
+        raise ValueError(f"a store key is /-separated names, none '', '.' or '..': {key!r}")
+    return names
+
+
+def _delete_in(dir_fd: int, name: str) -> bool:
+    """Delete the file or tree ``name`` in the open directory ``dir_fd``."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)  # a link is removed itself, never followed
+        return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (IsADirectoryError, PermissionError):
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            raise
+    # Rename first so readers stop seeing the tree at once, even if the
+    # removal below races with a writer adding files to it.
+    trash = f"{TEMP_PREFIX}del-{uuid.uuid4().hex}"
+    try:
+        os.rename(name, trash, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    _remove_tree(dir_fd, trash)
+    return True
+
+
+def _remove_tree(dir_fd: int, name: str) -> None:
+    """Remove the tree ``name`` in ``dir_fd``, best effort, links inside unlinked, not followed.
+
+    ``shutil.rmtree(name, dir_fd=...)`` from Python 3.11 on; ``os.fwalk``
+    (fd-relative, never following links) does the same on 3.10.
+    """
+    if sys.version_info >= (3, 11):
+        shutil.rmtree(name, ignore_errors=True, dir_fd=dir_fd)
+        return
+    with contextlib.suppress(OSError):
+        for _, dirnames, filenames, fd in os.fwalk(name, topdown=False, dir_fd=dir_fd):
+            for entry in filenames:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry, dir_fd=fd)
+            for entry in dirnames:  # links to directories are listed here too
+                with contextlib.suppress(OSError):
+                    if stat.S_ISLNK(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
+                        os.unlink(entry, dir_fd=fd)
+                    else:
+                        os.rmdir(entry, dir_fd=fd)
+        os.rmdir(name, dir_fd=dir_fd)
 
 
 class _WriteThroughLock:
@@ -237,9 +310,10 @@ class _WriteThroughLock:
 
     mode = "wb"
 
-    def __init__(self, lock: FileLock, path: str, leftover: int, *, fsync: bool) -> None:
-        self._lock, self._path, self._fsync = lock, path, fsync
+    def __init__(self, lock: FileLock, name: str, leftover: int, *, fsync: bool) -> None:
+        self._lock, self._name, self._fsync = lock, name, fsync
         self._fd = lock.fileno()
+        self._dir_fd = lock.dir_fd
         self._leftover = leftover
 
     def __enter__(self) -> BinaryIO:
@@ -255,13 +329,15 @@ class _WriteThroughLock:
         try:
             if self._fsync:
                 os.fsync(self._fd)
-            os.rename(self._lock.path, self._path)
+            dir_fd = self._dir_fd
+            part = _part_name(self._name)
+            os.rename(part, self._name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             self._discard()
             raise
         self._lock.mark_renamed()
         if self._fsync:
-            fsync_directory(os.path.dirname(self._path))
+            os.fsync(self._dir_fd)  # type: ignore[arg-type]  # a lock holding its directory
 
     def _discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -295,44 +371,12 @@ class _WriteThroughLock:
         pass
 
 
+def _part_name(name: str) -> str:
+    """The hidden lock-and-write file of the entry file ``name``."""
+    return f".{name}{PART_SUFFIX}"
+
+
 def _part_path(path: str) -> str:
     # Keys use "/" even where os.sep differs (Windows paths mix both).
     cut = max(path.rfind("/"), path.rfind(os.sep)) + 1
     return f"{path[:cut]}.{path[cut:]}{PART_SUFFIX}"
-
-
-def _check_directory(path: str, *, create: bool, replace_link: bool = False) -> bool:
-    """Whether ``path`` is a directory, made 0o700 if missing with ``create``.
-
-    A symbolic link there raises :class:`UnsafeCachePathError`, or with
-    ``replace_link`` is removed (the link only: its target is untouched) and
-    replaced by a directory.
-    """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        if not create:
-            return False
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path, _PRIVATE)
-        st = os.lstat(path)  # what is there now, made by us or by a racing writer
-    if stat.S_ISLNK(st.st_mode):
-        if not replace_link:
-            raise UnsafeCachePathError(
-                path, "a symbolic link inside the cache directory; refusing to act through it"
-            )
-        logger.warning("replacing %s, a symbolic link planted in the cache, by a directory", path)
-        os.unlink(path)
-        return _check_directory(path, create=True)
-    return True
-
-
-def _make_private_dirs(path: str) -> None:
-    """``os.makedirs`` giving 0o700 to every directory it creates (not just the leaf)."""
-    if os.path.isdir(path):
-        return
-    parent = os.path.dirname(path)
-    if parent and parent != path:
-        _make_private_dirs(parent)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, _PRIVATE)
