@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 import xxhash
 
+from joblite._core import _filters
 from joblite._core._sections import (
     FRAME,
     HASH_PIECE,
@@ -360,8 +361,14 @@ def _decompress(codec: Codec, compressed: bytes, nbytes: int, what: str) -> byte
     return raw
 
 
-def _decompress_into(codec: Codec, compressed: bytes, destination: memoryview, what: str) -> None:
-    destination[:] = _decompress(codec, compressed, destination.nbytes, what)
+def _decompress_into(
+    codec: Codec, compressed: bytes, destination: memoryview, what: str, filter_name: str | None
+) -> None:
+    raw = _decompress(codec, compressed, destination.nbytes, what)
+    if filter_name is None:
+        destination[:] = raw
+    else:  # same size as the destination: _decompress checked it
+        _filters.decode_into(filter_name, raw, destination)
 
 
 def read_compressed(
@@ -382,6 +389,7 @@ def read_compressed(
     pipeline = Pipeline(thread_count(len(chunk_list)) if sized else 1)
     try:
         for index, start, length in chunk_list:
+            section = sections[index]
             what = section_name(index)
             header = read_exact(fileobj, FRAME.size, what=f"{what} frame header")
             compressed_size, raw_size, expected = FRAME.unpack(header)
@@ -395,10 +403,14 @@ def read_compressed(
                 raise CorruptFileError(f"corrupt joblite file: the {what} checksum does not match")
             if sized:
                 destination = allocated[index][1][start : start + length]
-                for _ in pipeline.submit(_decompress_into, codec, compressed, destination, what):
+                for _ in pipeline.submit(
+                    _decompress_into, codec, compressed, destination, what, section.filter
+                ):
                     pass
             else:
-                collected[index] += _decompress(codec, compressed, length, what)
+                chunk = bytearray(length)
+                _decompress_into(codec, compressed, memoryview(chunk), what, section.filter)
+                collected[index] += chunk
         for _ in pipeline.drain():
             pass
     finally:

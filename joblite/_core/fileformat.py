@@ -69,7 +69,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAGIC = b"\x89JOBLITE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this joblite reads and writes
+# What a file needs: version 1 unless an array is filtered (see _filters).
+BASE_VERSION = 1
+FILTERS_VERSION = 2
 ALIGNMENT = 64
 CHUNK_SIZE = 8 * 1024 * 1024
 _HEADER = struct.Struct("<8sHHIQQ")
@@ -144,7 +147,7 @@ def write_object(
         for info in pickled.arrays
     ]
     manifest: dict[str, object] = {
-        "format_version": FORMAT_VERSION,
+        "format_version": BASE_VERSION,
         "object_type": _type_name(obj),
         "protocol": pickled.protocol,
         "codec": compression.codec,
@@ -162,6 +165,13 @@ def write_object(
         Section(view, info) for view, info in zip(views, [None, *pickled.arrays], strict=True)
     ]
     if codec is not None:
+        _sections.choose_filters(sections, codec, compression.level)
+        if any(section.filter is not None for section in sections):
+            # Version 2 only when a filter is used: other files stay readable by
+            # joblite releases that know version 1 alone.
+            manifest["format_version"] = FILTERS_VERSION
+            for entry, section in zip(entries[1:], sections[1:], strict=True):
+                entry["filter"] = section.filter
         fileobj.write(_encode_head(manifest))
         _sections.write_compressed(fileobj, sections, codec, compression.level, CHUNK_SIZE)
     else:
@@ -211,7 +221,7 @@ def _plain_small_file(obj: object, data: bytes, protocol: int) -> bytes:
     checksum = _sections.section_checksum(memoryview(data))
     object_type = _ENCODER.encode(_type_name(obj)).encode()
     manifest = _PLAIN_MANIFEST % (
-        FORMAT_VERSION,
+        BASE_VERSION,
         object_type,
         protocol,
         nbytes,
@@ -219,7 +229,7 @@ def _plain_small_file(obj: object, data: bytes, protocol: int) -> bytes:
         nbytes,
         nbytes,
     )
-    header_start = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0, len(manifest), 0)[:24]
+    header_start = _HEADER.pack(MAGIC, BASE_VERSION, 0, 0, len(manifest), 0)[:24]
     manifest_checksum = _sections.checksum(header_start + manifest)
     head = header_start + struct.pack("<Q", manifest_checksum) + manifest
     return head + bytes(_align(len(head)) - len(head)) + data
@@ -266,7 +276,8 @@ def _write_uncompressed(
 def _encode_head(manifest: dict[str, object]) -> bytes:
     """The header and the manifest, ready to write."""
     manifest_bytes = _ENCODER.encode(manifest).encode()
-    header_start = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0, len(manifest_bytes), 0)[:24]
+    version = int(manifest["format_version"])  # type: ignore[call-overload]
+    header_start = _HEADER.pack(MAGIC, version, 0, 0, len(manifest_bytes), 0)[:24]
     manifest_checksum = _sections.checksum(header_start + manifest_bytes)
     return header_start + struct.pack("<Q", manifest_checksum) + manifest_bytes
 
@@ -299,6 +310,8 @@ def _read_layout(fileobj: BinaryIO) -> Layout:
     if _sections.checksum(head[:24] + manifest_bytes) != expected:
         raise CorruptFileError("corrupt joblite file: the manifest checksum does not match")
     layout = parse_manifest(manifest_bytes, _HEADER.size + manifest_length)
+    if layout.manifest["format_version"] != version:
+        raise CorruptFileError("corrupt joblite file: the header and manifest versions differ")
     layout.arrays_writable = bool(flags & ARRAYS_WRITABLE)
     if layout.arrays_writable:
         for section in layout.sections[1:]:
