@@ -20,8 +20,9 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -373,8 +374,14 @@ def _decompress_into(
 
 def read_compressed(
     fileobj: BinaryIO, sections: list[Section], codec: Codec, chunk_size: int, *, sized: bool
-) -> tuple[Any, list[Any]]:
-    """Read, verify and decompress every frame, in parallel.
+) -> Generator[Any, None, None]:
+    """Read, verify and decompress every frame, in parallel; yield each section when done.
+
+    Sections come in file order (the pickle stream first), each as soon as its
+    last chunk is decompressed, while later chunks go on on threads: the caller
+    unpickles meanwhile, pulling arrays as the pickle stream asks for them
+    (a 100-tree RandomForest: ~0.13 s of unpickling no longer waits for all of
+    the decompression). Close the generator when done: that ends its threads.
 
     ``sized``: the caller checked the declared sizes against the file's size
     and the codec's maximum expansion, so chunks are decompressed into
@@ -384,12 +391,28 @@ def read_compressed(
     import numpy as np
 
     allocated = [_allocate(section) for section in sections] if sized else []
-    collected = [bytearray() for _ in sections]
+    collected = [bytearray() for _ in sections] if not sized else []
     chunk_list = list(chunks(sections, chunk_size))
+    # Chunks still to decompress in each section, and the section of each task in flight.
+    remaining = [-(-section.nbytes // chunk_size) for section in sections]
+    in_flight: collections.deque[int] = collections.deque()
+    done = 0  # sections already yielded
     pipeline = Pipeline(thread_count(len(chunk_list)) if sized else 1)
+
+    def finished(results: Iterator[None]) -> None:
+        for _ in results:
+            remaining[in_flight.popleft()] -= 1
+
+    def section(index: int) -> Any:
+        if sized:
+            return allocated[index][0]
+        return np.frombuffer(collected[index], dtype=np.uint8)
+
     try:
         for index, start, length in chunk_list:
-            section = sections[index]
+            while done < index and remaining[done] == 0:  # every chunk of it read and done
+                yield section(done)
+                done += 1
             what = section_name(index)
             header = read_exact(fileobj, FRAME.size, what=f"{what} frame header")
             compressed_size, raw_size, expected = FRAME.unpack(header)
@@ -401,22 +424,21 @@ def read_compressed(
             hasher.update(compressed)
             if hasher.intdigest() != expected:
                 raise CorruptFileError(f"corrupt joblite file: the {what} checksum does not match")
+            filter_name = sections[index].filter
             if sized:
                 destination = allocated[index][1][start : start + length]
-                for _ in pipeline.submit(
-                    _decompress_into, codec, compressed, destination, what, section.filter
-                ):
-                    pass
-            else:
+            else:  # one thread: decoded inline, before submit's results are consumed
                 chunk = bytearray(length)
-                _decompress_into(codec, compressed, memoryview(chunk), what, section.filter)
+                destination = memoryview(chunk)
+            in_flight.append(index)
+            finished(
+                pipeline.submit(_decompress_into, codec, compressed, destination, what, filter_name)
+            )
+            if not sized:
                 collected[index] += chunk
-        for _ in pipeline.drain():
-            pass
+        finished(pipeline.drain())
+        while done < len(sections):
+            yield section(done)
+            done += 1
     finally:
         pipeline.close()
-    if sized:
-        holders = [holder for holder, _ in allocated]
-    else:
-        holders = [np.frombuffer(buffer, dtype=np.uint8) for buffer in collected]
-    return holders[0], holders[1:]

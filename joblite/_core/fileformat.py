@@ -40,7 +40,7 @@ import pickle
 import stat
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Sequence
 from typing import Any, BinaryIO
 
 from joblite._core import _reading, _sections
@@ -464,20 +464,45 @@ def _read_from(
         codec = get_codec_for_file(layout.codec)
         if available is not None:
             _check_compressed_sizes(layout, codec, available)
-        pickle_data, buffers = _reading.read_compressed(
-            fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
+        return _load_compressed(
+            _reading.read_compressed(
+                fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
+            ),
+            allowed,
+            path,
+            mmap_mode,
         )
+    return _unpickle(pickle_data, buffers, allowed)
+
+
+def _load_compressed(
+    sections: Generator[Any, None, None],
+    allowed: Sequence[str] | None,
+    path: str | None,
+    mmap_mode: str | None,
+) -> object:
+    """Unpickle while later sections still decompress; every frame is verified all the same."""
     try:
-        value = loads(pickle_data, buffers, allowed=allowed)
+        pickle_data = next(sections)
+        value = _unpickle(pickle_data, sections, allowed)
+        for _ in sections:  # sections the pickle stream never asked for: checked too
+            pass
+    finally:
+        sections.close()
+    if mmap_mode is not None:  # as joblib: asked for, not done
+        warnings.warn(f"mmap_mode={mmap_mode!r} ignored: {path} is compressed", stacklevel=6)
+    return value
+
+
+def _unpickle(pickle_data: Any, buffers: Iterable[Any], allowed: Sequence[str] | None) -> object:
+    try:
+        return loads(pickle_data, buffers, allowed=allowed)
     except pickle.UnpicklingError as error:
         if type(error) is not pickle.UnpicklingError:
             raise  # UnsafeLoadError: the caller's allowed-list, not the file
         raise InvalidFileError(f"the pickle stream could not be read: {error}") from error
     except EOFError as error:
         raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
-    if layout.codec is not None and mmap_mode is not None:  # as joblib: asked for, not done
-        warnings.warn(f"mmap_mode={mmap_mode!r} ignored: {path} is compressed", stacklevel=5)
-    return value
 
 
 def _bytes_left(fileobj: BinaryIO) -> int | None:
