@@ -4,8 +4,8 @@ Split out of :mod:`joblite._core.fileformat`, which parses the layout and
 checks declared sizes against what the file can hold; this module moves the
 bytes: split out of a small file read whole, ``pread`` straight into fresh
 arrays on threads (hashing each block while it is in cache) for paths,
-``readinto`` for file objects, ``numpy.memmap`` for mapped loads, and
-threaded, bounded decompression of compressed files.
+``readinto`` for file objects and ``numpy.memmap`` for mapped loads
+(compressed files: :mod:`joblite._core._compressed`).
 
 Destinations are ``numpy.empty`` buffers, whose pages are touched only as
 data lands, so memory grows with the bytes really read or decompressed; a
@@ -20,34 +20,28 @@ Example::
 
 from __future__ import annotations
 
-import collections
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import xxhash
 
-from joblite._core import _filters
 from joblite._core._sections import (
-    FRAME,
     HASH_PIECE,
     Pipeline,
     Section,
     checksum,
-    chunks,
     combine_digests,
     pieces,
     section_checksum,
-    thread_count,
     thread_count_for,
 )
-from joblite._core.codecs import Codec
-from joblite.exceptions import CorruptFileError, MissingDependencyError
+from joblite.exceptions import CorruptFileError
 
 __all__ = [
+    "allocate",
     "map_raw",
-    "read_compressed",
     "read_exact",
     "read_raw",
     "read_raw_at",
@@ -101,7 +95,7 @@ def _truncated(what: str, nbytes: int, done: int) -> CorruptFileError:
     )
 
 
-def _allocate(section: Section) -> tuple[Any, memoryview]:
+def allocate(section: Section) -> tuple[Any, memoryview]:
     """A destination for a section's bytes; untouched pages cost no memory until written."""
     import numpy as np
 
@@ -164,7 +158,7 @@ def read_raw_at(fd: int, sections: list[Section], data_start: int) -> tuple[Any,
     try:
         for index, section in enumerate(sections):
             assert section.offset is not None
-            holder, view = _allocate(section)
+            holder, view = allocate(section)
             start = data_start + section.offset
             digests: list[int] = []
             for piece in pieces(section.nbytes):
@@ -232,7 +226,7 @@ def read_raw_ranges(
     to ``range_bytes`` are fetched together, copied into fresh buffers and
     hashed piece by piece; each section's checksum is verified at the end.
     """
-    allocated = [_allocate(section) for section in sections]
+    allocated = [allocate(section) for section in sections]
     digests: list[list[int]] = [[] for _ in sections]
     ranges = _plan_ranges(sections, data_start, range_bytes)
     for batch in range(0, len(ranges), at_once):
@@ -273,7 +267,7 @@ def read_raw(
         _skip(fileobj, target - position, "padding")
         digests = []
         if sized:
-            holder, view = _allocate(section)
+            holder, view = allocate(section)
             for start in pieces(section.nbytes):
                 digests.append(_readinto_piece(fileobj, view[start : start + HASH_PIECE], what))
         else:
@@ -320,7 +314,7 @@ def map_raw(
     pickle_section = sections[0]
     assert pickle_section.offset is not None
     fileobj.seek(data_start + pickle_section.offset)
-    holder, view = _allocate(pickle_section)
+    holder, view = allocate(pickle_section)
     digests = [
         _readinto_piece(fileobj, view[start : start + HASH_PIECE], "pickle stream")
         for start in pieces(pickle_section.nbytes)
@@ -346,99 +340,3 @@ def map_raw(
             )
         )
     return holder, buffers
-
-
-def _decompress(codec: Codec, compressed: bytes, nbytes: int, what: str) -> bytes:
-    """One chunk's raw bytes: exactly ``nbytes`` of them, never more produced."""
-    bounded: Callable[[bytes, int], bytes] | None = getattr(codec, "decompress_bounded", None)
-    try:
-        raw = codec.decompress(compressed) if bounded is None else bounded(compressed, nbytes)
-    except MissingDependencyError:
-        raise
-    except Exception as error:  # each codec has its own error type
-        raise CorruptFileError(f"corrupt joblite file: cannot decompress the {what}") from error
-    if len(raw) != nbytes:
-        raise CorruptFileError(f"corrupt joblite file: a chunk of the {what} has the wrong size")
-    return raw
-
-
-def _decompress_into(
-    codec: Codec, compressed: bytes, destination: memoryview, what: str, filter_name: str | None
-) -> None:
-    raw = _decompress(codec, compressed, destination.nbytes, what)
-    if filter_name is None:
-        destination[:] = raw
-    else:  # same size as the destination: _decompress checked it
-        _filters.decode_into(filter_name, raw, destination)
-
-
-def read_compressed(
-    fileobj: BinaryIO, sections: list[Section], codec: Codec, chunk_size: int, *, sized: bool
-) -> Generator[Any, None, None]:
-    """Read, verify and decompress every frame, in parallel; yield each section when done.
-
-    Sections come in file order (the pickle stream first), each as soon as its
-    last chunk is decompressed, while later chunks go on on threads: the caller
-    unpickles meanwhile, pulling arrays as the pickle stream asks for them
-    (a 100-tree RandomForest: ~0.13 s of unpickling no longer waits for all of
-    the decompression). Close the generator when done: that ends its threads.
-
-    ``sized``: the caller checked the declared sizes against the file's size
-    and the codec's maximum expansion, so chunks are decompressed into
-    preallocated buffers on threads; otherwise each section is collected as
-    its chunks decompress.
-    """
-    import numpy as np
-
-    allocated = [_allocate(section) for section in sections] if sized else []
-    collected = [bytearray() for _ in sections] if not sized else []
-    chunk_list = list(chunks(sections, chunk_size))
-    # Chunks still to decompress in each section, and the section of each task in flight.
-    remaining = [-(-section.nbytes // chunk_size) for section in sections]
-    in_flight: collections.deque[int] = collections.deque()
-    done = 0  # sections already yielded
-    pipeline = Pipeline(thread_count(len(chunk_list)) if sized else 1)
-
-    def finished(results: Iterator[None]) -> None:
-        for _ in results:
-            remaining[in_flight.popleft()] -= 1
-
-    def section(index: int) -> Any:
-        if sized:
-            return allocated[index][0]
-        return np.frombuffer(collected[index], dtype=np.uint8)
-
-    try:
-        for index, start, length in chunk_list:
-            while done < index and remaining[done] == 0:  # every chunk of it read and done
-                yield section(done)
-                done += 1
-            what = section_name(index)
-            header = read_exact(fileobj, FRAME.size, what=f"{what} frame header")
-            compressed_size, raw_size, expected = FRAME.unpack(header)
-            # A corrupt size must not make us read (and allocate) gigabytes.
-            if raw_size != length or compressed_size > length + length // 8 + 65536:
-                raise CorruptFileError(f"corrupt joblite file: bad frame sizes in the {what}")
-            compressed = read_exact(fileobj, compressed_size, what=what)
-            hasher = xxhash.xxh3_64(header[:8])
-            hasher.update(compressed)
-            if hasher.intdigest() != expected:
-                raise CorruptFileError(f"corrupt joblite file: the {what} checksum does not match")
-            filter_name = sections[index].filter
-            if sized:
-                destination = allocated[index][1][start : start + length]
-            else:  # one thread: decoded inline, before submit's results are consumed
-                chunk = bytearray(length)
-                destination = memoryview(chunk)
-            in_flight.append(index)
-            finished(
-                pipeline.submit(_decompress_into, codec, compressed, destination, what, filter_name)
-            )
-            if not sized:
-                collected[index] += chunk
-        finished(pipeline.drain())
-        while done < len(sections):
-            yield section(done)
-            done += 1
-    finally:
-        pipeline.close()

@@ -1,4 +1,4 @@
-"""joblite's own container format (version 1): header, manifest, pickle, arrays.
+"""joblite's own container format (versions 1 and 2): header, manifest, pickle, arrays.
 
 Layout, all integers little-endian::
 
@@ -19,6 +19,11 @@ Layout, all integers little-endian::
               a frame ``u32 compressed size, u32 raw size, u64 xxh3_64 of
               (sizes + compressed bytes)`` + the compressed bytes; chunks are
               (de)compressed in parallel threads and streamed.
+
+Version 2 adds a ``filter`` to each array entry of a compressed file's
+manifest (:mod:`joblite._core._filters`: each chunk was filtered before
+compression); it is written only when an array is filtered, so other files
+stay version 1 for readers that know no other.
 
 Example::
 
@@ -44,9 +49,10 @@ from collections.abc import Generator, Iterable, Sequence
 from typing import Any, BinaryIO
 
 from joblite._core import _reading, _sections
+from joblite._core._compressed import check_compressed_sizes, get_codec_for_file, read_compressed
 from joblite._core._manifest import Layout, check_array_sizes, parse_manifest
 from joblite._core._reading import read_exact
-from joblite._core._sections import FRAME, Section
+from joblite._core._sections import Section
 from joblite._core.arguments import MMAP_MODES
 from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
 from joblite._core.pickling import dump_parts, loads
@@ -123,7 +129,7 @@ def write_object(
     compression: Compression = UNCOMPRESSED,
     protocol: int | None = None,
 ) -> None:
-    """Serialize ``obj`` into the writable binary ``fileobj`` in format version 1.
+    """Serialize ``obj`` into the writable binary ``fileobj`` (format version 1, or 2 if filtered).
 
     Arrays' bytes are written straight from their memory. Raises what pickling
     raises for unpicklable objects (before anything is written), and
@@ -463,9 +469,9 @@ def _read_from(
     else:
         codec = get_codec_for_file(layout.codec)
         if available is not None:
-            _check_compressed_sizes(layout, codec, available)
+            check_compressed_sizes(layout, codec, available)
         return _load_compressed(
-            _reading.read_compressed(
+            read_compressed(
                 fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
             ),
             allowed,
@@ -522,32 +528,3 @@ def _bytes_left(fileobj: BinaryIO) -> int | None:
     except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
         pass
     return None
-
-
-def _check_compressed_sizes(layout: Layout, codec: Any, available: int) -> None:
-    """Refuse declared sizes that ``available`` compressed bytes cannot hold.
-
-    Every chunk takes at least a frame header, and no codec expands past its
-    ``max_ratio`` (a registered codec without one is only held to the frames).
-    """
-    frames = sum(-(-section.nbytes // layout.chunk_size) for section in layout.sections)
-    raw = sum(section.nbytes for section in layout.sections)
-    max_ratio = getattr(codec, "max_ratio", None)
-    payload = available - frames * FRAME.size
-    if payload < 0 or (max_ratio is not None and raw > payload * max_ratio):
-        raise CorruptFileError(
-            f"truncated or corrupt joblite file: the manifest declares {raw} bytes in {frames} "
-            "chunks, "
-            f"more than the {available} compressed bytes left can hold"
-        )
-
-
-def get_codec_for_file(name: str) -> Any:
-    """The codec a file names: a missing extra raises MissingDependencyError."""
-    try:
-        return get_codec(name)
-    except ValueError:
-        raise InvalidFileError(
-            f"the file is compressed with the unknown codec {name!r}; "
-            "register it with joblite.register_compressor before loading"
-        ) from None
