@@ -1,4 +1,5 @@
-"""dump/load: joblite vs joblib on a big array, a cached result and small values.
+"""dump/load: joblite vs joblib on a big array, a cached result, small values and
+compressed files (the issue's model mix and a scikit-learn RandomForest).
 
 The big-array and cached-result rows run twice: on disk (a directory in the
 working directory) and on tmpfs (/dev/shm), each beside its physical limit: one

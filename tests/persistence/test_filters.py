@@ -13,7 +13,7 @@ from joblite._core import _filters, fileformat
 from joblite._core._sections import checksum
 from joblite._core.codecs import get_codec
 from joblite.exceptions import CorruptFileError
-from joblite.persistence import dump, inspect, load
+from joblite.persistence import dump, format_manifest, inspect, load
 
 from .helpers import ALL_CODECS, assert_same, rewrite_manifest
 
@@ -124,6 +124,15 @@ def test_inspect_names_each_arrays_filter() -> None:
     assert [entry["filter"] for entry in manifest["arrays"]] == [
         expected for _, expected in MIX.values()
     ]
+
+
+def test_the_command_line_rendering_names_each_arrays_filter() -> None:
+    buffer = io.BytesIO()
+    dump({"codes": MIX["codes"][0], "rounded": MIX["rounded"][0]}, buffer, compress=True)
+    lines = format_manifest(inspect(io.BytesIO(buffer.getvalue()))).splitlines()
+    assert lines[0] == "joblite file, format version 2"
+    assert lines[5].endswith("filter shuffle4")  # [0] codes
+    assert "filter" not in lines[6]  # [1] rounded: stored as it is
 
 
 @pytest.mark.parametrize(
