@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import zlib
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,34 @@ def test_each_array_of_the_mix_gets_the_filter_that_measures_best(name: str) -> 
     if expected is not None:  # and it does make the array smaller
         plain = len(codec.compress(view, 3))
         assert len(codec.compress(_filters.encode(expected, view), 3)) < plain
+
+
+class _CountingCodec:
+    """zlib level 1, counting the bytes it is given."""
+
+    name = "counting"
+    extensions: tuple[str, ...] = ()
+    default_level = 1
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def compress(self, data: bytes | memoryview, level: int) -> bytes:
+        self.seen += memoryview(data).nbytes
+        return zlib.compress(data, level)
+
+    def decompress(self, data: bytes | memoryview) -> bytes:
+        return zlib.decompress(data)
+
+
+@pytest.mark.parametrize("nbytes", [64 * 1024, 200_000, 256 * 1024, 700_000, 3 << 20, 100 << 20])
+def test_the_trial_compresses_at_most_three_eighths_of_an_array(nbytes: int) -> None:
+    codec = _CountingCodec()
+    array = np.zeros(nbytes // 8, dtype=np.int64)  # integers: three ways (none, shuffle, delta)
+    _filters.choose(codec, 1, memoryview(array).cast("B"), "i", 8)
+    assert 0 < codec.seen <= 3 * nbytes / 8
+    if nbytes >= 1 << 20:
+        assert codec.seen < nbytes / 10
 
 
 def test_only_numeric_arrays_of_2_4_8_byte_elements_are_candidates() -> None:
