@@ -2,14 +2,15 @@
 
 Each is the least work any library could do for the row: one ``write`` of the
 buffer, one ``readinto`` a fresh array, a ``memcpy`` into a fresh array, one
-``mmap``, pickling plus one write, the codec alone. They are timed in the same
-run, on the same file system, as the two libraries.
+``mmap``, pickling plus one write. They are timed in the same run, on the
+same file system, as the two libraries. (The codec alone, the limit of a
+compressed file, is in ``bench_persistence``: it follows the filters joblite
+chose for that file.)
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,6 @@ MEMCPY = "one memcpy of the array into a fresh array"
 MMAP = "one read-only numpy.memmap of the file"
 PICKLE_WRITE = "pickle.dumps + one write to a new file"
 READ_UNPICKLE = "one read of the file + pickle.loads"
-ZSTD_COMPRESS = "zstd level 3 of the arrays' bytes on every core, in memory"
-ZSTD_DECOMPRESS = "zstd decompression of those frames, in memory"
 
 
 def write_once(buffer: Any, path: str | Path) -> None:
@@ -70,18 +69,3 @@ def pickle_write(value: object, path: str | Path) -> None:
 def read_unpickle(path: str | Path) -> object:
     with open(path, "rb") as file:
         return pickle.loads(file.read())
-
-
-def zstd_compress(arrays: Sequence[Any]) -> list[bytes]:
-    """Each array's bytes as one zstd level-3 frame, compressed on every core."""
-    import zstandard
-
-    compressor = zstandard.ZstdCompressor(level=3, threads=-1)
-    return [compressor.compress(memoryview(array).cast("B")) for array in arrays]
-
-
-def zstd_decompress(frames: Sequence[bytes]) -> list[bytes]:
-    import zstandard
-
-    decompressor = zstandard.ZstdDecompressor()
-    return [decompressor.decompress(frame) for frame in frames]

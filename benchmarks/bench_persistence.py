@@ -1,4 +1,5 @@
-"""dump/load: joblite vs joblib on a big array, a cached result and small values.
+"""dump/load: joblite vs joblib on a big array, a cached result, small values and
+compressed files (the issue's model mix and a scikit-learn RandomForest).
 
 The big-array and cached-result rows run twice: on disk (a directory in the
 working directory) and on tmpfs (/dev/shm), each beside its physical limit: one
@@ -17,12 +18,14 @@ page-cache pages are slow to get).
 
 from __future__ import annotations
 
+import collections
 import gc
 import importlib.util
 import itertools
 import os
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,21 +40,20 @@ from benchmarks._limits import (
     READ_UNPICKLE,
     READINTO,
     WRITE,
-    ZSTD_COMPRESS,
-    ZSTD_DECOMPRESS,
     mmap_file,
     pickle_write,
     read_unpickle,
     readinto_fresh,
     write_once,
-    zstd_compress,
-    zstd_decompress,
 )
 
 # Sizes from the issue; --quick divides them by QUICK_DIVISOR (a smoke test).
 ARRAY_ELEMENTS = 128 * 1024 * 1024  # 1 GiB of float64
 RESULT_ELEMENTS = 12_500_000  # 100 MB of float64: a big cached result
-MODEL_ELEMENTS = 12_500_000  # 100 MB per float64/int64 array: ~500 MB in all
+MODEL_ELEMENTS = 9_000_000  # 56 bytes each in the mix: ~500 MB in all
+FOREST_SAMPLES = 60_000  # deep trees of ~22,000 nodes: ~210 MB in 200 arrays
+FOREST_TREES = 100
+CHUNK = 8 * 1024 * 1024  # joblite's compressed chunk (fileformat.CHUNK_SIZE)
 QUICK_DIVISOR = 64
 _names = itertools.count()
 
@@ -61,15 +63,19 @@ def _size(report: Report, elements: int) -> int:
 
 
 def _model(rng: np.random.Generator, n: int) -> dict[str, Any]:
-    """~40 n bytes of compressible arrays, like a fitted model, plus 10,000 small objects."""
+    """The issue's mix: ~56 n bytes of compressible arrays plus 10,000 small objects."""
     dense = np.zeros(n)
     nonzero = rng.choice(n, n // 20, replace=False)
     dense[nonzero] = rng.normal(size=nonzero.size)
+    t = np.arange(2 * n, dtype=np.float32)
     return {
-        "coef": np.round(rng.normal(size=2 * n), 3),  # quantized weights, 200 MB
-        "indices": np.cumsum(rng.integers(0, 5, n)),  # sorted sparse indices, 100 MB
-        "codes": rng.integers(0, 16, 2 * n, dtype=np.int32),  # categorical codes, 100 MB
-        "sparse_dense": dense,  # mostly zeros, 100 MB
+        "coef": np.round(rng.normal(size=2 * n), 3),  # rounded measurements, 16 n bytes
+        "indices": np.cumsum(rng.integers(0, 5, n)),  # sorted sparse indices, 8 n
+        "codes": rng.integers(0, 16, 2 * n, dtype=np.int32),  # labels, 8 n
+        "sparse_dense": dense,  # mostly zeros, 8 n
+        # a smooth float32 signal (two tones, so not trivially periodic), 8 n
+        "signal": (np.sin(t / 500) * 10 + np.sin(t / 37)).astype(np.float32),
+        "repeated": np.repeat(rng.normal(size=n // 100), 100),  # repeated values, 8 n
         "features": [
             {"name": f"feature_{i}", "index": i, "scale": float(i) / 7, "tags": ("num", i % 3)}
             for i in range(10_000)
@@ -116,8 +122,9 @@ def _compare(
     target: float | None = None,
     limit_target: float | None = None,
     gib: float = 0.0,
+    extra_note: str = "",
 ) -> None:
-    """Compare the median rounds; the note has the best rounds (and GiB/s)."""
+    """Compare the median rounds; the note has the best rounds (and GiB/s), then ``extra_note``."""
     joblib_times, joblite_times = times[0], times[1]
     limit_times = times[2] if len(times) > 2 else None
     best = f"best {min(joblib_times):.3g} s vs {min(joblite_times):.3g} s"
@@ -135,7 +142,7 @@ def _compare(
         where=where,
         target=target,
         limit_target=limit_target,
-        note=f"{best}; {len(joblib_times)} rounds each",
+        note=f"{best}; {len(joblib_times)} rounds each" + (f"; {extra_note}" if extra_note else ""),
     )
 
 
@@ -291,53 +298,184 @@ def _bench_small_value(report: Report, directory: Path, name: str, value: object
     )
 
 
-def _bench_model(report: Report, directory: Path, rng: np.random.Generator) -> None:
+def _codec_frames(
+    model_file: Path, arrays: list[memoryview], level: int
+) -> list[tuple[str | None, bytes]]:
+    """Each array's bytes as zstd frames of 8 MiB chunks, filtered as ``model_file`` says.
+
+    The codec alone, with joblite's settings, in memory, on every core: the limit of a
+    compressed dump. Returns ``(filter, frame)`` pairs for :func:`_decode_frames`.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import zstandard
+
+    from joblite._core import _filters
+    from joblite._core._sections import thread_count
+    from joblite.persistence import inspect
+
+    entries = inspect(model_file)["arrays"]
+    work = []
+    for view, entry in zip(arrays, entries, strict=True):
+        for start in range(0, view.nbytes, CHUNK):
+            work.append((entry.get("filter"), view[start : start + CHUNK]))
+    local = threading.local()
+
+    def compress(item: tuple[str | None, memoryview]) -> tuple[str | None, bytes]:
+        name, chunk = item
+        if not hasattr(local, "compressor"):
+            local.compressor = zstandard.ZstdCompressor(level=level)
+        raw = chunk if name is None else _filters.encode(name, chunk)
+        return name, local.compressor.compress(raw)
+
+    with ThreadPoolExecutor(thread_count(len(work))) as pool:
+        return list(pool.map(compress, work))
+
+
+def _decode_frames(frames: list[tuple[str | None, bytes]]) -> None:
+    """Decompress (and unfilter) every frame into fresh memory, on every core."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import zstandard
+
+    from joblite._core import _filters
+    from joblite._core._sections import thread_count
+
+    local = threading.local()
+
+    def decompress(item: tuple[str | None, bytes]) -> None:
+        name, frame = item
+        if not hasattr(local, "decompressor"):
+            local.decompressor = zstandard.ZstdDecompressor()
+        raw = local.decompressor.decompress(frame)
+        out = np.empty(len(raw), dtype=np.uint8)
+        if name is None:
+            out[:] = np.frombuffer(raw, dtype=np.uint8)
+        else:
+            _filters.decode_into(name, raw, memoryview(out))
+
+    with ThreadPoolExecutor(thread_count(len(frames))) as pool:
+        list(pool.map(decompress, frames))
+
+
+def _random_forest(report: Report) -> Any:
+    """A RandomForestClassifier of deep trees: ~200 MB in 200 small arrays (~50 MB quick)."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    samples = 15_000 if report.quick else FOREST_SAMPLES
+    features, labels = make_classification(
+        n_samples=samples,
+        n_features=10,
+        n_informative=6,
+        n_classes=4,
+        flip_y=0.2,  # label noise: deep trees, as a real forest grown without max_depth
+        random_state=0,
+    )
+    forest = RandomForestClassifier(n_estimators=FOREST_TREES, n_jobs=2, random_state=0)
+    return forest.fit(features, labels)
+
+
+def _compressed_rows(
+    report: Report,
+    directory: Path,
+    name: str,
+    value: object,
+    *,
+    repeat: int,
+) -> None:
+    """dump (joblib compress=3, joblite compress=True) and load of ``value``, beside the codec.
+
+    Ratios are of the bytes joblite serializes (its manifest's total_nbytes) to each file.
+    """
     import joblib
 
     import joblite.persistence as persistence
+    from joblite._core.pickling import dump_parts
+
+    # The very bytes joblite compresses: every array's buffer, as its pickler hands it out.
+    arrays = [buffer.raw() for buffer in dump_parts(value).buffers]
 
     old_file, new_file = directory / "joblib.pkl", directory / "joblite.jl"
+    times = _interleaved(
+        lambda: joblib.dump(value, old_file, compress=3),
+        lambda: persistence.dump(value, new_file, compress=True),
+        repeat=repeat,
+    )
+    manifest = persistence.inspect(new_file)
+    raw = manifest["total_nbytes"]
+    joblib_size, joblite_size = old_file.stat().st_size, new_file.stat().st_size
+    filters = collections.Counter(entry.get("filter") or "none" for entry in manifest["arrays"])
+    limit_s: list[float] = []
+    decode_s: list[float] = []
+    codec_note = ""
+    if manifest["codec"] == "zstd":  # joblite's codec for compress=True, when installed
+        frames: list[tuple[str | None, bytes]] = []
+        for _ in range(repeat):
+            frames.clear()
+            limit_s.append(
+                _timed(lambda: frames.extend(_codec_frames(new_file, arrays, manifest["level"])))
+            )
+            decode_s.append(_timed(lambda: _decode_frames(frames)))
+        stored = sum(len(frame) for _, frame in frames)
+        array_bytes = sum(view.nbytes for view in arrays)
+        codec_note = f"; the arrays alone through the codec: {array_bytes / stored:.2f}x"
+    joblib_ratio, joblite_ratio = raw / joblib_size, raw / joblite_size
+    label = f"zstd level {manifest['level']}, filtered as joblite chose, 8 MiB chunks"
+    _compare(
+        report,
+        f"dump {name}, compress (joblib 3, joblite True)",
+        [times[0], times[1], *([limit_s] if limit_s else [])],
+        where="disk",
+        limit=f"{label}, on every core, in memory" if limit_s else "",
+        target=5.0,
+        extra_note=(
+            f"ratio joblib {joblib_ratio:.2f}x ({joblib_size / 1e6:.1f} MB) vs "
+            f"joblite {joblite_ratio:.2f}x ({joblite_size / 1e6:.1f} MB)"
+            + ("" if joblite_ratio >= joblib_ratio else " RATIO WORSE")
+            + codec_note
+            + "; filters "
+            + ", ".join(f"{key} {count}" for key, count in sorted(filters.items()))
+        ),
+    )
+    times = _interleaved(
+        lambda: joblib.load(old_file),
+        lambda: persistence.load(new_file),
+        repeat=repeat + 2,
+    )
+    _compare(
+        report,
+        f"load {name}, compressed",
+        [times[0], times[1], *([decode_s] if decode_s else [])],
+        where="disk",
+        limit="decompressing and unfiltering those frames, on every core, in memory"
+        if decode_s
+        else "",
+        target=2.0,
+    )
+    old_file.unlink()
+    new_file.unlink()
+
+
+def _bench_model(report: Report, directory: Path, rng: np.random.Generator) -> None:
     model = _model(rng, _size(report, MODEL_ELEMENTS))
     arrays = [value for value in model.values() if isinstance(value, np.ndarray)]
     raw = sum(array.nbytes for array in arrays)
     # joblib's zlib-3 takes many seconds here: one round each keeps the area short.
-    joblib_s = _timed(lambda: joblib.dump(model, old_file, compress=3))
-    joblite_s = _timed(lambda: persistence.dump(model, new_file, compress=True))
-    joblib_size, joblite_size = old_file.stat().st_size, new_file.stat().st_size
-    compress_s = decompress_s = None
-    codec_note = ""
-    if importlib.util.find_spec("zstandard") is not None:  # joblite's codec for compress=True
-        frames: list[bytes] = []
-        compress_s = _timed(lambda: frames.extend(zstd_compress(arrays)))
-        decompress_s = _timed(lambda: zstd_decompress(frames))
-        codec_note = f"; the arrays alone, zstd-3: {raw / sum(map(len, frames)):.2f}x"
-    joblib_ratio, joblite_ratio = raw / joblib_size, raw / joblite_size
-    report.compare(
-        f"dump {raw / 1e6:.0f} MB model, compress (joblib 3, joblite True)",
-        joblib_s,
-        joblite_s,
-        limit_s=compress_s,
-        limit=ZSTD_COMPRESS if compress_s is not None else "",
-        where="disk",
-        target=5.0,
-        note=(
-            f"ratio joblib {joblib_ratio:.2f}x ({joblib_size / 1e6:.0f} MB) vs "
-            f"joblite {joblite_ratio:.2f}x ({joblite_size / 1e6:.0f} MB)"
-            + ("" if joblite_ratio >= joblib_ratio else " RATIO WORSE")
-            + codec_note
-        ),
-    )
-    joblib_s = _timed(lambda: joblib.load(old_file))
-    joblite_s = _timed(lambda: persistence.load(new_file))
-    report.compare(
-        f"load {raw / 1e6:.0f} MB model, compressed",
-        joblib_s,
-        joblite_s,
-        limit_s=decompress_s,
-        limit=ZSTD_DECOMPRESS if decompress_s is not None else "",
-        where="disk",
-        target=2.0,
-    )
+    _compressed_rows(report, directory, f"{raw / 1e6:.0f} MB model mix", model, repeat=1)
+
+
+def _bench_forest(report: Report, directory: Path) -> None:
+    if importlib.util.find_spec("sklearn") is None:
+        print("      (no scikit-learn: the RandomForest rows are skipped)", flush=True)
+        return
+    forest = _random_forest(report)
+    states = [tree.tree_.__getstate__() for tree in forest.estimators_]
+    arrays = [state[key] for state in states for key in ("nodes", "values")]
+    raw = sum(array.nbytes for array in arrays)
+    trees = len(forest.estimators_)
+    name = f"RandomForest, {trees} trees, {raw / 1e6:.0f} MB in {len(arrays)} arrays"
+    _compressed_rows(report, directory, name, forest, repeat=3)
 
 
 def run(report: Report) -> None:
@@ -351,3 +489,4 @@ def run(report: Report) -> None:
     # On disk only: zstd and zlib spend their time on the CPU, not the file system.
     with tempfile.TemporaryDirectory(prefix="bench-persistence-", dir=os.getcwd()) as tmp:
         _bench_model(report, Path(tmp), rng)
+        _bench_forest(report, Path(tmp))

@@ -354,9 +354,11 @@ def format_manifest(manifest: dict[str, Any], *, max_arrays: int = 20) -> str:
         dtype = array.get("dtype")
         if isinstance(dtype, list):  # a structured dtype's fields: [name, format, (shape)]
             dtype = "{" + ", ".join(f"{field[0]}: {field[1]}" for field in dtype) + "}"
+        filter_name = array.get("filter")
         lines.append(
             f"    [{index}] {dtype!s:<12} {shape:<20} order {array.get('order')}  "
             f"{_format_size(int(array.get('nbytes', 0)))}"
+            + (f"  filter {filter_name}" if filter_name else "")
         )
     if len(arrays) > max_arrays:
         lines.append(f"    ... and {len(arrays) - max_arrays} more")

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from joblite._core._filters import FILTERS
 from joblite._core._sections import Section
 from joblite.exceptions import CorruptFileError
 
@@ -142,9 +143,21 @@ def _section(entry: dict[str, Any], array: object, uncompressed: bool) -> Sectio
     return Section(None, array, nbytes, offset, checksum)
 
 
+def _filter(entry: dict[str, Any], version: int, uncompressed: bool) -> str | None:
+    """An array's filter: format version 2 and a compressed file only, from a closed set."""
+    name = entry.get("filter")
+    if name is None:
+        return None
+    if version < 2 or uncompressed:
+        raise ValueError("'filter' needs format version 2 and a codec")
+    if name not in FILTERS:
+        raise ValueError(f"unknown filter {name!r}")
+    return str(name)
+
+
 def _layout(value: object, manifest_end: int) -> Layout:
     manifest = _object(value, "the manifest")
-    _size(manifest, "format_version")
+    version = _size(manifest, "format_version")
     _field(manifest, "object_type", str)
     _size(manifest, "protocol")
     _size(manifest, "level")
@@ -160,7 +173,9 @@ def _layout(value: object, manifest_end: int) -> Layout:
         order = _field(entry, "order", str)
         if order not in ("C", "F"):
             raise ValueError(f"'order' must be 'C' or 'F', got {order!r}")
-        sections.append(_section(entry, (shape, order), uncompressed))
+        section = _section(entry, (shape, order), uncompressed)
+        section.filter = _filter(entry, version, uncompressed)
+        sections.append(section)
     if _size(manifest, "arrays_nbytes") != sum(s.nbytes for s in sections[1:]):
         raise ValueError("'arrays_nbytes' is not the sum of the arrays' sizes")
     if _size(manifest, "total_nbytes") != sum(s.nbytes for s in sections):

@@ -4,8 +4,8 @@ Split out of :mod:`joblite._core.fileformat`, which parses the layout and
 checks declared sizes against what the file can hold; this module moves the
 bytes: split out of a small file read whole, ``pread`` straight into fresh
 arrays on threads (hashing each block while it is in cache) for paths,
-``readinto`` for file objects, ``numpy.memmap`` for mapped loads, and
-threaded, bounded decompression of compressed files.
+``readinto`` for file objects and ``numpy.memmap`` for mapped loads
+(compressed files: :mod:`joblite._core._compressed`).
 
 Destinations are ``numpy.empty`` buffers, whose pages are touched only as
 data lands, so memory grows with the bytes really read or decompressed; a
@@ -28,24 +28,20 @@ from typing import Any, BinaryIO
 import xxhash
 
 from joblite._core._sections import (
-    FRAME,
     HASH_PIECE,
     Pipeline,
     Section,
     checksum,
-    chunks,
     combine_digests,
     pieces,
     section_checksum,
-    thread_count,
     thread_count_for,
 )
-from joblite._core.codecs import Codec
-from joblite.exceptions import CorruptFileError, MissingDependencyError
+from joblite.exceptions import CorruptFileError
 
 __all__ = [
+    "allocate",
     "map_raw",
-    "read_compressed",
     "read_exact",
     "read_raw",
     "read_raw_at",
@@ -99,7 +95,7 @@ def _truncated(what: str, nbytes: int, done: int) -> CorruptFileError:
     )
 
 
-def _allocate(section: Section) -> tuple[Any, memoryview]:
+def allocate(section: Section) -> tuple[Any, memoryview]:
     """A destination for a section's bytes; untouched pages cost no memory until written."""
     import numpy as np
 
@@ -162,7 +158,7 @@ def read_raw_at(fd: int, sections: list[Section], data_start: int) -> tuple[Any,
     try:
         for index, section in enumerate(sections):
             assert section.offset is not None
-            holder, view = _allocate(section)
+            holder, view = allocate(section)
             start = data_start + section.offset
             digests: list[int] = []
             for piece in pieces(section.nbytes):
@@ -230,7 +226,7 @@ def read_raw_ranges(
     to ``range_bytes`` are fetched together, copied into fresh buffers and
     hashed piece by piece; each section's checksum is verified at the end.
     """
-    allocated = [_allocate(section) for section in sections]
+    allocated = [allocate(section) for section in sections]
     digests: list[list[int]] = [[] for _ in sections]
     ranges = _plan_ranges(sections, data_start, range_bytes)
     for batch in range(0, len(ranges), at_once):
@@ -271,7 +267,7 @@ def read_raw(
         _skip(fileobj, target - position, "padding")
         digests = []
         if sized:
-            holder, view = _allocate(section)
+            holder, view = allocate(section)
             for start in pieces(section.nbytes):
                 digests.append(_readinto_piece(fileobj, view[start : start + HASH_PIECE], what))
         else:
@@ -318,7 +314,7 @@ def map_raw(
     pickle_section = sections[0]
     assert pickle_section.offset is not None
     fileobj.seek(data_start + pickle_section.offset)
-    holder, view = _allocate(pickle_section)
+    holder, view = allocate(pickle_section)
     digests = [
         _readinto_piece(fileobj, view[start : start + HASH_PIECE], "pickle stream")
         for start in pieces(pickle_section.nbytes)
@@ -344,67 +340,3 @@ def map_raw(
             )
         )
     return holder, buffers
-
-
-def _decompress(codec: Codec, compressed: bytes, nbytes: int, what: str) -> bytes:
-    """One chunk's raw bytes: exactly ``nbytes`` of them, never more produced."""
-    bounded: Callable[[bytes, int], bytes] | None = getattr(codec, "decompress_bounded", None)
-    try:
-        raw = codec.decompress(compressed) if bounded is None else bounded(compressed, nbytes)
-    except MissingDependencyError:
-        raise
-    except Exception as error:  # each codec has its own error type
-        raise CorruptFileError(f"corrupt joblite file: cannot decompress the {what}") from error
-    if len(raw) != nbytes:
-        raise CorruptFileError(f"corrupt joblite file: a chunk of the {what} has the wrong size")
-    return raw
-
-
-def _decompress_into(codec: Codec, compressed: bytes, destination: memoryview, what: str) -> None:
-    destination[:] = _decompress(codec, compressed, destination.nbytes, what)
-
-
-def read_compressed(
-    fileobj: BinaryIO, sections: list[Section], codec: Codec, chunk_size: int, *, sized: bool
-) -> tuple[Any, list[Any]]:
-    """Read, verify and decompress every frame, in parallel.
-
-    ``sized``: the caller checked the declared sizes against the file's size
-    and the codec's maximum expansion, so chunks are decompressed into
-    preallocated buffers on threads; otherwise each section is collected as
-    its chunks decompress.
-    """
-    import numpy as np
-
-    allocated = [_allocate(section) for section in sections] if sized else []
-    collected = [bytearray() for _ in sections]
-    chunk_list = list(chunks(sections, chunk_size))
-    pipeline = Pipeline(thread_count(len(chunk_list)) if sized else 1)
-    try:
-        for index, start, length in chunk_list:
-            what = section_name(index)
-            header = read_exact(fileobj, FRAME.size, what=f"{what} frame header")
-            compressed_size, raw_size, expected = FRAME.unpack(header)
-            # A corrupt size must not make us read (and allocate) gigabytes.
-            if raw_size != length or compressed_size > length + length // 8 + 65536:
-                raise CorruptFileError(f"corrupt joblite file: bad frame sizes in the {what}")
-            compressed = read_exact(fileobj, compressed_size, what=what)
-            hasher = xxhash.xxh3_64(header[:8])
-            hasher.update(compressed)
-            if hasher.intdigest() != expected:
-                raise CorruptFileError(f"corrupt joblite file: the {what} checksum does not match")
-            if sized:
-                destination = allocated[index][1][start : start + length]
-                for _ in pipeline.submit(_decompress_into, codec, compressed, destination, what):
-                    pass
-            else:
-                collected[index] += _decompress(codec, compressed, length, what)
-        for _ in pipeline.drain():
-            pass
-    finally:
-        pipeline.close()
-    if sized:
-        holders = [holder for holder, _ in allocated]
-    else:
-        holders = [np.frombuffer(buffer, dtype=np.uint8) for buffer in collected]
-    return holders[0], holders[1:]

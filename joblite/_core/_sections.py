@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 import xxhash
 
+from joblite._core import _filters
 from joblite._core.codecs import Codec
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Section:
     nbytes: int = -1
     offset: int | None = None  # uncompressed files only
     checksum: int | None = None  # uncompressed files only
+    filter: str | None = None  # compressed files only: see joblite._core._filters
 
     def __post_init__(self) -> None:
         if self.nbytes < 0 and self.view is not None:
@@ -207,8 +209,11 @@ class Pipeline:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _compress_frame(codec: Codec, level: int, chunk: memoryview) -> tuple[bytes, bytes]:
-    compressed = codec.compress(chunk, level)
+def _compress_frame(
+    codec: Codec, level: int, chunk: memoryview, filter_name: str | None
+) -> tuple[bytes, bytes]:
+    raw = chunk if filter_name is None else _filters.encode(filter_name, chunk)
+    compressed = codec.compress(raw, level)
     sizes = struct.pack("<II", len(compressed), chunk.nbytes)
     hasher = xxhash.xxh3_64(sizes)
     hasher.update(compressed)
@@ -216,18 +221,47 @@ def _compress_frame(codec: Codec, level: int, chunk: memoryview) -> tuple[bytes,
     return sizes + struct.pack("<Q", digest), compressed
 
 
+def _choose_filter(codec: Codec, level: int, section: Section) -> str | None:
+    dtype: Any = getattr(section.array, "dtype", None)
+    if dtype is None or section.view is None:  # the pickle stream
+        return None
+    return _filters.choose(codec, level, section.view, dtype.kind, dtype.itemsize)
+
+
+def choose_filters(sections: list[Section], codec: Codec, level: int) -> None:
+    """Set each array section's filter (see :func:`joblite._core._filters.choose`), on threads."""
+    trials = [s for s in sections if s.nbytes >= _filters.MIN_FILTERED and s.array is not None]
+    pipeline = Pipeline(thread_count(len(trials)))
+    try:
+        chosen: list[str | None] = []
+        for section in trials:
+            chosen += pipeline.submit(_choose_filter, codec, level, section)
+        chosen += pipeline.drain()
+    finally:
+        pipeline.close()
+    for section, name in zip(trials, chosen, strict=True):
+        section.filter = name
+
+
 def write_compressed(
     fileobj: BinaryIO, sections: list[Section], codec: Codec, level: int, chunk_size: int
 ) -> None:
-    """Compress every section in ``chunk_size`` chunks on threads; write frames in order."""
+    """Compress every section in ``chunk_size`` chunks on threads; write frames in order.
+
+    Each chunk is filtered first by its section's ``filter`` (None: as it is).
+    """
     chunk_list = list(chunks(sections, chunk_size))
     pipeline = Pipeline(thread_count(len(chunk_list)))
     try:
         for index, start, length in chunk_list:
-            view = sections[index].view
-            assert view is not None
+            section = sections[index]
+            assert section.view is not None
             for header, compressed in pipeline.submit(
-                _compress_frame, codec, level, view[start : start + length]
+                _compress_frame,
+                codec,
+                level,
+                section.view[start : start + length],
+                section.filter,
             ):
                 fileobj.write(header)
                 fileobj.write(compressed)

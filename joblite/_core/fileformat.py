@@ -1,4 +1,4 @@
-"""joblite's own container format (version 1): header, manifest, pickle, arrays.
+"""joblite's own container format (versions 1 and 2): header, manifest, pickle, arrays.
 
 Layout, all integers little-endian::
 
@@ -20,6 +20,11 @@ Layout, all integers little-endian::
               (sizes + compressed bytes)`` + the compressed bytes; chunks are
               (de)compressed in parallel threads and streamed.
 
+Version 2 adds a ``filter`` to each array entry of a compressed file's
+manifest (:mod:`joblite._core._filters`: each chunk was filtered before
+compression); it is written only when an array is filtered, so other files
+stay version 1 for readers that know no other.
+
 Example::
 
     >>> import io
@@ -40,13 +45,14 @@ import pickle
 import stat
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Sequence
 from typing import Any, BinaryIO
 
 from joblite._core import _reading, _sections
+from joblite._core._compressed import check_compressed_sizes, get_codec_for_file, read_compressed
 from joblite._core._manifest import Layout, check_array_sizes, parse_manifest
 from joblite._core._reading import read_exact
-from joblite._core._sections import FRAME, Section
+from joblite._core._sections import Section
 from joblite._core.arguments import MMAP_MODES
 from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
 from joblite._core.pickling import dump_parts, loads
@@ -69,7 +75,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAGIC = b"\x89JOBLITE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this joblite reads and writes
+# What a file needs: version 1 unless an array is filtered (see _filters).
+BASE_VERSION = 1
+FILTERS_VERSION = 2
 ALIGNMENT = 64
 CHUNK_SIZE = 8 * 1024 * 1024
 _HEADER = struct.Struct("<8sHHIQQ")
@@ -120,7 +129,7 @@ def write_object(
     compression: Compression = UNCOMPRESSED,
     protocol: int | None = None,
 ) -> None:
-    """Serialize ``obj`` into the writable binary ``fileobj`` in format version 1.
+    """Serialize ``obj`` into the writable binary ``fileobj`` (format version 1, or 2 if filtered).
 
     Arrays' bytes are written straight from their memory. Raises what pickling
     raises for unpicklable objects (before anything is written), and
@@ -144,7 +153,7 @@ def write_object(
         for info in pickled.arrays
     ]
     manifest: dict[str, object] = {
-        "format_version": FORMAT_VERSION,
+        "format_version": BASE_VERSION,
         "object_type": _type_name(obj),
         "protocol": pickled.protocol,
         "codec": compression.codec,
@@ -162,6 +171,13 @@ def write_object(
         Section(view, info) for view, info in zip(views, [None, *pickled.arrays], strict=True)
     ]
     if codec is not None:
+        _sections.choose_filters(sections, codec, compression.level)
+        if any(section.filter is not None for section in sections):
+            # Version 2 only when a filter is used: other files stay readable by
+            # joblite releases that know version 1 alone.
+            manifest["format_version"] = FILTERS_VERSION
+            for entry, section in zip(entries[1:], sections[1:], strict=True):
+                entry["filter"] = section.filter
         fileobj.write(_encode_head(manifest))
         _sections.write_compressed(fileobj, sections, codec, compression.level, CHUNK_SIZE)
     else:
@@ -211,7 +227,7 @@ def _plain_small_file(obj: object, data: bytes, protocol: int) -> bytes:
     checksum = _sections.section_checksum(memoryview(data))
     object_type = _ENCODER.encode(_type_name(obj)).encode()
     manifest = _PLAIN_MANIFEST % (
-        FORMAT_VERSION,
+        BASE_VERSION,
         object_type,
         protocol,
         nbytes,
@@ -219,7 +235,7 @@ def _plain_small_file(obj: object, data: bytes, protocol: int) -> bytes:
         nbytes,
         nbytes,
     )
-    header_start = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0, len(manifest), 0)[:24]
+    header_start = _HEADER.pack(MAGIC, BASE_VERSION, 0, 0, len(manifest), 0)[:24]
     manifest_checksum = _sections.checksum(header_start + manifest)
     head = header_start + struct.pack("<Q", manifest_checksum) + manifest
     return head + bytes(_align(len(head)) - len(head)) + data
@@ -266,7 +282,8 @@ def _write_uncompressed(
 def _encode_head(manifest: dict[str, object]) -> bytes:
     """The header and the manifest, ready to write."""
     manifest_bytes = _ENCODER.encode(manifest).encode()
-    header_start = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0, len(manifest_bytes), 0)[:24]
+    version = int(manifest["format_version"])  # type: ignore[call-overload]
+    header_start = _HEADER.pack(MAGIC, version, 0, 0, len(manifest_bytes), 0)[:24]
     manifest_checksum = _sections.checksum(header_start + manifest_bytes)
     return header_start + struct.pack("<Q", manifest_checksum) + manifest_bytes
 
@@ -299,6 +316,8 @@ def _read_layout(fileobj: BinaryIO) -> Layout:
     if _sections.checksum(head[:24] + manifest_bytes) != expected:
         raise CorruptFileError("corrupt joblite file: the manifest checksum does not match")
     layout = parse_manifest(manifest_bytes, _HEADER.size + manifest_length)
+    if layout.manifest["format_version"] != version:
+        raise CorruptFileError("corrupt joblite file: the header and manifest versions differ")
     layout.arrays_writable = bool(flags & ARRAYS_WRITABLE)
     if layout.arrays_writable:
         for section in layout.sections[1:]:
@@ -450,21 +469,46 @@ def _read_from(
     else:
         codec = get_codec_for_file(layout.codec)
         if available is not None:
-            _check_compressed_sizes(layout, codec, available)
-        pickle_data, buffers = _reading.read_compressed(
-            fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
+            check_compressed_sizes(layout, codec, available)
+        return _load_compressed(
+            read_compressed(
+                fileobj, layout.sections, codec, layout.chunk_size, sized=available is not None
+            ),
+            allowed,
+            path,
+            mmap_mode,
         )
+    return _unpickle(pickle_data, buffers, allowed)
+
+
+def _load_compressed(
+    sections: Generator[Any, None, None],
+    allowed: Sequence[str] | None,
+    path: str | None,
+    mmap_mode: str | None,
+) -> object:
+    """Unpickle while later sections still decompress; every frame is verified all the same."""
     try:
-        value = loads(pickle_data, buffers, allowed=allowed)
+        pickle_data = next(sections)
+        value = _unpickle(pickle_data, sections, allowed)
+        for _ in sections:  # sections the pickle stream never asked for: checked too
+            pass
+    finally:
+        sections.close()
+    if mmap_mode is not None:  # as joblib: asked for, not done
+        warnings.warn(f"mmap_mode={mmap_mode!r} ignored: {path} is compressed", stacklevel=6)
+    return value
+
+
+def _unpickle(pickle_data: Any, buffers: Iterable[Any], allowed: Sequence[str] | None) -> object:
+    try:
+        return loads(pickle_data, buffers, allowed=allowed)
     except pickle.UnpicklingError as error:
         if type(error) is not pickle.UnpicklingError:
             raise  # UnsafeLoadError: the caller's allowed-list, not the file
         raise InvalidFileError(f"the pickle stream could not be read: {error}") from error
     except EOFError as error:
         raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
-    if layout.codec is not None and mmap_mode is not None:  # as joblib: asked for, not done
-        warnings.warn(f"mmap_mode={mmap_mode!r} ignored: {path} is compressed", stacklevel=5)
-    return value
 
 
 def _bytes_left(fileobj: BinaryIO) -> int | None:
@@ -484,32 +528,3 @@ def _bytes_left(fileobj: BinaryIO) -> int | None:
     except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
         pass
     return None
-
-
-def _check_compressed_sizes(layout: Layout, codec: Any, available: int) -> None:
-    """Refuse declared sizes that ``available`` compressed bytes cannot hold.
-
-    Every chunk takes at least a frame header, and no codec expands past its
-    ``max_ratio`` (a registered codec without one is only held to the frames).
-    """
-    frames = sum(-(-section.nbytes // layout.chunk_size) for section in layout.sections)
-    raw = sum(section.nbytes for section in layout.sections)
-    max_ratio = getattr(codec, "max_ratio", None)
-    payload = available - frames * FRAME.size
-    if payload < 0 or (max_ratio is not None and raw > payload * max_ratio):
-        raise CorruptFileError(
-            f"truncated or corrupt joblite file: the manifest declares {raw} bytes in {frames} "
-            "chunks, "
-            f"more than the {available} compressed bytes left can hold"
-        )
-
-
-def get_codec_for_file(name: str) -> Any:
-    """The codec a file names: a missing extra raises MissingDependencyError."""
-    try:
-        return get_codec(name)
-    except ValueError:
-        raise InvalidFileError(
-            f"the file is compressed with the unknown codec {name!r}; "
-            "register it with joblite.register_compressor before loading"
-        ) from None

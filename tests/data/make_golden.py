@@ -1,9 +1,10 @@
-"""Regenerate the format-version-1 golden files (run once per format version).
+"""Regenerate the golden files of format versions 1 and 2 (run once per format version).
 
     python tests/data/make_golden.py
 
-The committed outputs must never change for version 1: ``test_golden.py``
-checks that today's joblite still loads them to ``expected_value()``.
+The committed outputs must never change: ``test_golden.py`` checks that
+today's joblite still loads them to ``expected_value()`` (version 1) and
+``expected_value_v2()`` (version 2: filtered arrays).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 GOLDEN = {"golden_v1.jl": 0, "golden_v1_zlib.jl": ("zlib", 6)}
+GOLDEN_V2 = {"golden_v2_filters.jl": ("zlib", 6)}
 
 
 def expected_value() -> dict[str, Any]:
@@ -38,12 +40,23 @@ def expected_value() -> dict[str, Any]:
     }
 
 
+def expected_value_v2() -> dict[str, Any]:
+    """Arrays big enough to be filtered (version 2): delta8, shuffle4 and one unfiltered."""
+    return {
+        "sorted_indices": np.cumsum(np.arange(20_000) % 5),  # delta8
+        "signal": np.sin(np.arange(16_384) / 500).astype(np.float32),  # shuffle4
+        "small": np.arange(10, dtype=np.int16),  # too small to filter
+        "text": "golden v2",
+    }
+
+
 def main() -> None:
     from joblite.persistence import dump, inspect
 
-    for name, compress in GOLDEN.items():
+    for name, compress in [*GOLDEN.items(), *GOLDEN_V2.items()]:
         path = HERE / name
-        dump(expected_value(), path, compress=compress)
+        value = expected_value_v2() if name in GOLDEN_V2 else expected_value()
+        dump(value, path, compress=compress)
         manifest = inspect(path)
         (HERE / f"{name}.manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         print(f"wrote {path} ({path.stat().st_size} bytes)")

@@ -72,7 +72,8 @@ def rewrite_manifest(data: bytes, change: Any) -> bytes:
     manifest_end, manifest = file_layout(data)
     change(manifest)
     manifest_bytes = json.dumps(manifest).encode()
-    head = HEADER.pack(fileformat.MAGIC, 1, 0, 0, len(manifest_bytes), 0)[:24]
+    version = manifest.get("format_version", 1)
+    head = HEADER.pack(fileformat.MAGIC, version, 0, 0, len(manifest_bytes), 0)[:24]
     header = head + struct.pack("<Q", checksum(head + manifest_bytes))
     rest = data[manifest_end:]
     if manifest["codec"] is None:  # keep the aligned data start where it was

@@ -1,4 +1,4 @@
-"""Files written in format version 1 keep loading, to the same value, forever."""
+"""Files written in format versions 1 and 2 keep loading, to the same value, forever."""
 
 from __future__ import annotations
 
@@ -31,23 +31,35 @@ def _make_golden() -> ModuleType:
 
 
 MAKE_GOLDEN = _make_golden()
+ALL_GOLDEN = {**MAKE_GOLDEN.GOLDEN, **MAKE_GOLDEN.GOLDEN_V2}
 
 
-@pytest.mark.parametrize("name", sorted(MAKE_GOLDEN.GOLDEN))
+def _expected(name: str) -> Any:
+    if name in MAKE_GOLDEN.GOLDEN_V2:
+        return MAKE_GOLDEN.expected_value_v2()
+    return MAKE_GOLDEN.expected_value()
+
+
+@pytest.mark.parametrize("name", sorted(ALL_GOLDEN))
 @pytest.mark.parametrize("mmap_mode", [None, "r"])
 def test_golden_file_loads_to_the_expected_value(name: str, mmap_mode: str | None) -> None:
     with warnings.catch_warnings():
         # mmap_mode on the compressed golden file warns; that is tested in test_mmap.py
         warnings.simplefilter("ignore", UserWarning)
         loaded = load(DATA / name, mmap_mode=mmap_mode, allowed=[])  # builtins + numpy only
-    assert_same(loaded, MAKE_GOLDEN.expected_value())
+    assert_same(loaded, _expected(name))
 
 
-@pytest.mark.parametrize("name", sorted(MAKE_GOLDEN.GOLDEN))
+@pytest.mark.parametrize("name", sorted(ALL_GOLDEN))
 def test_golden_manifest_is_unchanged(name: str) -> None:
     expected: dict[str, Any] = json.loads((DATA / f"{name}.manifest.json").read_text())
     assert inspect(DATA / name) == expected
-    assert expected["format_version"] == 1
+    assert expected["format_version"] == (2 if name in MAKE_GOLDEN.GOLDEN_V2 else 1)
+
+
+def test_the_version_2_golden_file_holds_filtered_arrays() -> None:
+    filters = [entry["filter"] for entry in inspect(DATA / "golden_v2_filters.jl")["arrays"]]
+    assert filters == ["delta8", "shuffle4", None]
 
 
 def _numpy_pickles_datetime_dtypes_like_the_golden_writer() -> bool:
@@ -62,11 +74,11 @@ def _numpy_pickles_datetime_dtypes_like_the_golden_writer() -> bool:
     not _numpy_pickles_datetime_dtypes_like_the_golden_writer(),
     reason="this numpy pickles datetime64 dtypes differently from the golden files' writer",
 )
-@pytest.mark.parametrize("name", sorted(MAKE_GOLDEN.GOLDEN))
+@pytest.mark.parametrize("name", sorted(ALL_GOLDEN))
 def test_writing_the_golden_value_reproduces_the_file(name: str, tmp_path: pathlib.Path) -> None:
-    # The writer's fast paths must not drift from format version 1, byte for byte.
+    # The writer's fast paths must not drift from formats 1 and 2, byte for byte.
     path = tmp_path / name
-    dump(MAKE_GOLDEN.expected_value(), path, compress=MAKE_GOLDEN.GOLDEN[name])
+    dump(_expected(name), path, compress=ALL_GOLDEN[name])
     assert path.read_bytes() == (DATA / name).read_bytes()
 
 
