@@ -167,8 +167,7 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
         digest = hasher.hexdigest()
     chunks.clear()
     buffers.clear()
-    if not pickler.memo_enabled:
-        pickler.depths = None
+    if pickler.reusable:
         pool.append(pickler)
     return digest
 
@@ -282,7 +281,8 @@ class _HashPickler(pickle.Pickler):
         self.chunks: list[bytes] = sink.chunks
         self.buffers: list[Any] = []
         self.coerce_mmap = coerce_mmap
-        self.memo_enabled = memo
+        # A pickler with a memo, or with depths left from a count, is not pooled.
+        self.reusable = not memo
         # No memo: a value is written the same way wherever it appears, so
         # equal objects hash equal whether or not they are the same object.
         self.fast = not memo
@@ -297,6 +297,7 @@ class _HashPickler(pickle.Pickler):
             if _recursion_limit() <= SAFE_RECURSION_LIMIT:
                 return self._reduce(obj)
             depths = self.depths = {}
+            self.reusable = False
         depth = depths.pop(id(obj), 0)
         reduced = self._reduce(obj)
         if type(reduced) is tuple:
