@@ -35,6 +35,9 @@ import xxhash
 
 from joblite.exceptions import NestingTooDeepError, UnpicklableObjectError
 
+from ._hash_depth import MAX_DEPTH as _MAX_DEPTH
+from ._hash_depth import SAFE_RECURSION_LIMIT, note_children
+from ._hash_depth import too_deep as _too_deep
 from ._names import found_by_name
 
 __all__ = ["HASH_NAMES", "hash"]
@@ -88,11 +91,7 @@ _SORTABLE_KEYS: frozenset[type] = frozenset({str, int, bytes})
 _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
 _PROTOCOL = 5
-# Containers nested deeper than this raise NestingTooDeepError. The C pickler
-# recurses on the C stack once per level, bounded only by the recursion limit:
-# with a raised limit, 10^5 nested tuples overflowed the 8 MB main stack
-# (SIGSEGV) and 5 * 10^4 did not, so the bound is joblite's own, far below.
-_MAX_DEPTH = 5_000
+_recursion_limit = sys.getrecursionlimit
 
 
 def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) -> str:
@@ -168,22 +167,9 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
         digest = hasher.hexdigest()
     chunks.clear()
     buffers.clear()
-    if not pickler.memo_enabled:
+    if pickler.reusable:
         pool.append(pickler)
     return digest
-
-
-def _too_deep(depth: int) -> NestingTooDeepError:
-    if depth >= _MAX_DEPTH:
-        reason = f"hash() follows at most {_MAX_DEPTH} levels"
-    else:
-        reason = (
-            f"deeper than Python's recursion limit ({sys.getrecursionlimit()}) lets "
-            f"hash() follow; sys.setrecursionlimit raises that, up to {_MAX_DEPTH} levels"
-        )
-    return NestingTooDeepError(
-        f"cannot hash a value nested more than {depth} levels deep: {reason}"
-    )
 
 
 def _digest(obj: object) -> str:
@@ -295,12 +281,30 @@ class _HashPickler(pickle.Pickler):
         self.chunks: list[bytes] = sink.chunks
         self.buffers: list[Any] = []
         self.coerce_mmap = coerce_mmap
-        self.memo_enabled = memo
+        # A pickler with a memo, or with depths left from a count, is not pooled.
+        self.reusable = not memo
         # No memo: a value is written the same way wherever it appears, so
         # equal objects hash equal whether or not they are the same object.
         self.fast = not memo
+        # Set when the recursion limit is raised so far that the C stack could
+        # run out before RecursionError: then the nesting of reductions is
+        # counted here (``_hash_depth``), by the id of each object to reduce.
+        self.depths: dict[int, int] | None = None
 
     def reducer_override(self, obj: Any) -> Any:
+        depths = self.depths
+        if depths is None:
+            if _recursion_limit() <= SAFE_RECURSION_LIMIT:
+                return self._reduce(obj)
+            depths = self.depths = {}
+            self.reusable = False
+        depth = depths.pop(id(obj), 0)
+        reduced = self._reduce(obj)
+        if type(reduced) is tuple:
+            note_children(depths, reduced, depth)
+        return reduced
+
+    def _reduce(self, obj: Any) -> Any:
         reducer = _REDUCERS.get(type(obj))
         if reducer is not None:
             return reducer(self, obj)
