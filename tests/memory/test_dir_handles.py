@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from joblite.exceptions import CacheError
 from joblite.memory import FileStore, Memory
 from joblite.memory.stores import local
 
@@ -110,3 +111,14 @@ def test_a_listing_never_steps_out_of_the_store(tmp_path: Path, prefix: str) -> 
     store.write_bytes("f/g/e.out", b"x")
     with pytest.raises(ValueError, match=re.escape("none '', '.' or '..'")):
         store.children(prefix)
+
+
+def test_a_platform_without_directory_handles_gets_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows has no dir_fd support: the cache must say so, not fail mid-call.
+    monkeypatch.setattr(os, "supports_dir_fd", os.supports_dir_fd - {os.open, os.unlink})
+    with pytest.raises(CacheError, match=r"directory handle.*\(open, unlink\).*location=None"):
+        Memory(tmp_path / "cache", verbose=0)
+    assert not (tmp_path / "cache").exists()
+    assert Memory(None, verbose=0).cache(square)(3) == 9  # no location: no files, works

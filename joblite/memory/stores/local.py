@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from ..._core.fsutil import TEMP_PREFIX, atomic_write_at, open_no_follow
-from ...exceptions import UnsafeCachePathError
+from ...exceptions import CacheError, UnsafeCachePathError
 from .._locks import DEFAULT_STALE_AFTER, FileLock
 from ._dirs import BAD_NAMES, DirectoryWalker, make_private_dirs
 from .base import Store, StoreStat
@@ -58,13 +58,32 @@ _HIDDEN = "."
 _NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
+# What the store does relative to directory handles (docs/memory.md, *Threat model*):
+# Linux and macOS have all of it; Windows has none.
+# (os.replace runs on renameat as os.rename does; only os.rename is listed in supports_dir_fd.)
+_NEEDS_DIR_FD = (os.open, os.stat, os.mkdir, os.unlink, os.rmdir, os.rename)
+
+
+def _check_platform() -> None:
+    missing = [f.__name__ for f in _NEEDS_DIR_FD if f not in os.supports_dir_fd]
+    if os.scandir not in os.supports_fd:
+        missing.append("scandir")
+    if missing:
+        raise CacheError(
+            "a local Memory cache needs file operations relative to a directory handle "
+            f"(openat and friends), which this platform lacks ({', '.join(missing)}); "
+            "use Memory(location=None) or an fsspec URL instead"
+        )
+
+
 class FileStore(Store):
     """Entries as files below ``location`` (created 0o700 if missing).
 
     ``fsync=True`` makes every write durable across a power loss (slower).
     ``stale_lock_after`` only matters where ``fcntl`` is unavailable (see
     :mod:`joblite.memory._locks`). Raises :class:`OSError` if ``location``
-    cannot be created.
+    cannot be created, and :class:`~joblite.exceptions.CacheError` on a
+    platform without directory-relative file operations (Windows).
     """
 
     def __init__(
@@ -80,6 +99,7 @@ class FileStore(Store):
                 f"FileStore got unexpected backend_options {sorted(unknown)}; "
                 "accepted: fsync, stale_lock_after"
             )
+        _check_platform()
         self.location = os.fspath(Path(location).expanduser())
         self.fsync = fsync
         self.stale_lock_after = stale_lock_after
