@@ -29,57 +29,19 @@ import types
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import itemgetter
-from typing import Any, Protocol
-
-import xxhash
+from typing import Any
 
 from joblite.exceptions import NestingTooDeepError, UnpicklableObjectError
 
+from . import _hash_functions
 from ._hash_depth import MAX_DEPTH as _MAX_DEPTH
 from ._hash_depth import SAFE_RECURSION_LIMIT, note_children
 from ._hash_depth import too_deep as _too_deep
+from ._hash_functions import HASH_NAMES as HASH_NAMES
 from ._names import found_by_name
 
 __all__ = ["HASH_NAMES", "hash"]
 
-
-class _Hasher(Protocol):
-    def update(self, data: Any, /) -> None: ...
-
-    def hexdigest(self) -> str: ...
-
-    def digest(self) -> bytes: ...
-
-
-def _hashlib_factory(name: str) -> Callable[[], _Hasher]:
-    # hashlib pulls in OpenSSL (milliseconds at import): load it on first use.
-    def make() -> _Hasher:
-        import hashlib
-
-        return hashlib.new(name)
-
-    return make
-
-
-def _hashlib_one_shot(name: str) -> Callable[[bytes], str]:
-    def digest(data: bytes) -> str:
-        import hashlib
-
-        return hashlib.new(name, data).hexdigest()
-
-    return digest
-
-
-_HASHLIB_NAMES = ("md5", "sha1", "sha256", "blake2b")
-_FACTORIES: dict[str, Callable[[], _Hasher]] = {
-    "xxh3_128": xxhash.xxh3_128,
-    **{name: _hashlib_factory(name) for name in _HASHLIB_NAMES},
-}
-_ONE_SHOT: dict[str, Callable[[bytes], str]] = {
-    "xxh3_128": xxhash.xxh3_128_hexdigest,
-    **{name: _hashlib_one_shot(name) for name in _HASHLIB_NAMES},
-}
-HASH_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 # Types the walker passes through untouched: the C pickler writes them
 # canonically by value (no memo, no identity).
@@ -91,6 +53,10 @@ _SORTABLE_KEYS: frozenset[type] = frozenset({str, int, bytes})
 _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
 _PROTOCOL = 5
+# Bound here, not imported: the compiler calls a method of an imported name
+# through a bound method object, +470 of 37k instructions per small hash.
+_ONE_SHOT = _hash_functions.ONE_SHOT
+_FACTORIES = _hash_functions.FACTORIES
 _recursion_limit = sys.getrecursionlimit
 
 
