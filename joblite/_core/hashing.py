@@ -299,7 +299,8 @@ class _HashPickler(pickle.Pickler):
 class _MemoHashPickler(_HashPickler):
     """The pickler for a second try, with a memo: reference cycles end.
 
-    It always counts the nesting, so that Python's RecursionError becomes
+    An object met again inside its own reduction is a ``TypeError``; the
+    nesting is always counted, so that Python's RecursionError becomes
     :class:`~joblite.exceptions.NestingTooDeepError` with the depth reached.
     """
 
