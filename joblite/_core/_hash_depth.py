@@ -5,7 +5,8 @@ Python's recursion limit. Containers are walked (and bounded) before
 pickling, but instances are reduced by the pickler as it goes: under a raised
 limit a chain of 10^5 small objects overflowed the 8 MB main stack (SIGSEGV;
 joblib 1.6 crashes the same way). ``note_children`` lets the pickler count
-that nesting itself.
+that nesting itself; ``deepest`` reads the count when Python's limit comes
+first, and ``reduction_loop`` is the error for a value that never ends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 
 from joblite.exceptions import NestingTooDeepError
 
-__all__ = ["MAX_DEPTH", "SAFE_RECURSION_LIMIT", "note_children", "too_deep"]
+__all__ = [
+    "MAX_DEPTH",
+    "SAFE_RECURSION_LIMIT",
+    "deepest",
+    "note_children",
+    "reduction_loop",
+    "too_deep",
+]
 
 # Containers nested deeper than this raise NestingTooDeepError. With a raised
 # limit, 10^5 nested tuples overflowed the 8 MB main stack and 5 * 10^4 did
@@ -27,6 +35,8 @@ MAX_DEPTH = 5_000
 SAFE_RECURSION_LIMIT = 10_000
 
 _ATOMS: frozenset[type] = frozenset({int, float, str, bytes, bool, type(None), complex})
+# How a reduction hands over the items of a list or dict subclass (see below).
+_LIST_ITERATOR: type[Any] = type(iter([]))
 
 
 def too_deep(depth: int) -> NestingTooDeepError:
@@ -67,7 +77,39 @@ def note_children(depths: dict[int, int], reduced: tuple[Any, ...], depth: int) 
             raise too_deep(level)
         if kind is tuple or kind is list or kind is set or kind is frozenset:
             stack.extend([(item, level + 1) for item in value])
+        elif kind is _LIST_ITERATOR:
+            # The items of a list or dict subclass (hashing's reductions put
+            # them in lists): the iterator's own reduction, ``(iter, (items,),
+            # index)``, hands over that list without consuming the iterator.
+            items = value.__reduce__()[1][0]
+            stack.extend([(item, level + 1) for item in items])
         elif kind is dict:
             stack.extend([(item, level + 1) for pair in value.items() for item in pair])
         else:
             depths[id(value)] = level
+
+
+def deepest(depths: dict[int, int]) -> int:
+    """How deep the count in ``depths`` (see ``note_children``) had reached.
+
+    Example::
+
+        >>> deepest({1: 4, 2: 9})
+        9
+    """
+    return max(depths.values(), default=0)
+
+
+def reduction_loop(obj: object) -> TypeError:
+    """The error for ``obj`` found inside its own reduction (an endless value).
+
+    Example::
+
+        >>> str(reduction_loop([]))[:30]
+        'cannot hash list object: it re'
+    """
+    return TypeError(
+        f"cannot hash {type(obj).__name__} object: it refers back to itself "
+        "through something the hasher cannot follow (a function or object "
+        "whose reduction contains itself)"
+    )

@@ -29,57 +29,19 @@ import types
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import itemgetter
-from typing import Any, Protocol
-
-import xxhash
+from typing import Any, NoReturn
 
 from joblite.exceptions import NestingTooDeepError, UnpicklableObjectError
 
+from . import _hash_functions
 from ._hash_depth import MAX_DEPTH as _MAX_DEPTH
-from ._hash_depth import SAFE_RECURSION_LIMIT, note_children
+from ._hash_depth import SAFE_RECURSION_LIMIT, deepest, note_children, reduction_loop
 from ._hash_depth import too_deep as _too_deep
+from ._hash_functions import HASH_NAMES as HASH_NAMES
 from ._names import found_by_name
 
 __all__ = ["HASH_NAMES", "hash"]
 
-
-class _Hasher(Protocol):
-    def update(self, data: Any, /) -> None: ...
-
-    def hexdigest(self) -> str: ...
-
-    def digest(self) -> bytes: ...
-
-
-def _hashlib_factory(name: str) -> Callable[[], _Hasher]:
-    # hashlib pulls in OpenSSL (milliseconds at import): load it on first use.
-    def make() -> _Hasher:
-        import hashlib
-
-        return hashlib.new(name)
-
-    return make
-
-
-def _hashlib_one_shot(name: str) -> Callable[[bytes], str]:
-    def digest(data: bytes) -> str:
-        import hashlib
-
-        return hashlib.new(name, data).hexdigest()
-
-    return digest
-
-
-_HASHLIB_NAMES = ("md5", "sha1", "sha256", "blake2b")
-_FACTORIES: dict[str, Callable[[], _Hasher]] = {
-    "xxh3_128": xxhash.xxh3_128,
-    **{name: _hashlib_factory(name) for name in _HASHLIB_NAMES},
-}
-_ONE_SHOT: dict[str, Callable[[bytes], str]] = {
-    "xxh3_128": xxhash.xxh3_128_hexdigest,
-    **{name: _hashlib_one_shot(name) for name in _HASHLIB_NAMES},
-}
-HASH_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 # Types the walker passes through untouched: the C pickler writes them
 # canonically by value (no memo, no identity).
@@ -91,6 +53,10 @@ _SORTABLE_KEYS: frozenset[type] = frozenset({str, int, bytes})
 _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
 _PROTOCOL = 5
+# Bound here, not imported: the compiler calls a method of an imported name
+# through a bound method object, +470 of 37k instructions per small hash.
+_ONE_SHOT = _hash_functions.ONE_SHOT
+_FACTORIES = _hash_functions.FACTORIES
 _recursion_limit = sys.getrecursionlimit
 
 
@@ -128,33 +94,25 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
         # containers the walk was inside when it stopped.
         raise _too_deep(len(active)) from None
     pool = _POOLS[bool(coerce_mmap)]
+    pickler: _HashPickler | None
     try:
         pickler = pool.pop()
     except IndexError:  # first use, another thread, or re-entered from a reducer
         pickler = _HashPickler(bool(coerce_mmap))
     try:
         pickler.dump(canonical)
-    except NestingTooDeepError:  # from a reducer's own walk
-        raise
     except (ValueError, RecursionError) as error:
         if isinstance(error, ValueError) and "fast mode" not in str(error):
             raise
-        # A reference cycle through instances, which the memo-less pickler
-        # cannot follow: start over with a memo (deterministic for a given
+        # Without a memo, a reference cycle through instances recurses just
+        # like deep nesting, up to Python's limit or the depth count: start
+        # over with a memo, which ends every cycle (deterministic for a given
         # object graph, though no longer blind to shared references).
-        pickler = _HashPickler(bool(coerce_mmap), memo=True)
-        try:
-            pickler.dump(canonical)
-        except RecursionError:
-            raise TypeError(
-                f"cannot hash {type(obj).__name__} object: it refers back to itself "
-                "through something the hasher cannot follow (a function or object "
-                "whose reduction contains itself)"
-            ) from None
+        pickler = None
     except pickle.PicklingError as error:
-        if isinstance(error, UnpicklableObjectError):
-            raise
-        raise UnpicklableObjectError(f"cannot hash object: {error}") from error
+        _raise_unpicklable(error)
+    if pickler is None:  # out of the handler: its errors are not caused by this one
+        pickler = _dump_with_memo(canonical, bool(coerce_mmap))
     chunks, buffers = pickler.chunks, pickler.buffers
     if not buffers and len(chunks) == 1:
         digest = one_shot(chunks[0])
@@ -170,6 +128,28 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
     if pickler.reusable:
         pool.append(pickler)
     return digest
+
+
+def _dump_with_memo(canonical: Any, coerce_mmap: bool) -> _MemoHashPickler:
+    """Pickle ``canonical`` again, with a memo, after the memo-less pickler failed."""
+    pickler = _MemoHashPickler(coerce_mmap)
+    try:
+        pickler.dump(canonical)
+    except NestingTooDeepError:
+        raise
+    except RecursionError:
+        # The memo ends every cycle, and a reduction that contains itself is
+        # caught as it recurs: what reached Python's limit is deep nesting.
+        raise _too_deep(deepest(pickler.depths)) from None
+    except pickle.PicklingError as error:
+        _raise_unpicklable(error)
+    return pickler
+
+
+def _raise_unpicklable(error: pickle.PicklingError) -> NoReturn:
+    if isinstance(error, UnpicklableObjectError):
+        raise error
+    raise UnpicklableObjectError(f"cannot hash object: {error}") from error
 
 
 def _digest(obj: object) -> str:
@@ -314,6 +294,29 @@ class _HashPickler(pickle.Pickler):
         if isinstance(obj, type):
             return NotImplemented if found_by_name(obj) else _reduce_local_class(obj)
         return _reduce_instance(obj)
+
+
+class _MemoHashPickler(_HashPickler):
+    """The pickler for a second try, with a memo: reference cycles end.
+
+    An object met again inside its own reduction is a ``TypeError``; the
+    nesting is always counted, so that Python's RecursionError becomes
+    :class:`~joblite.exceptions.NestingTooDeepError` with the depth reached.
+    """
+
+    def __init__(self, coerce_mmap: bool) -> None:
+        super().__init__(coerce_mmap, memo=True)
+        self.depths: dict[int, int] = {}
+        self.reduced: set[int] = set()
+
+    def reducer_override(self, obj: Any) -> Any:
+        # With a memo, the pickler meets an object it has reduced again only
+        # while it is still saving that object's reduction: the reduction
+        # contains the object, and saving it would never end.
+        if id(obj) in self.reduced:
+            raise reduction_loop(obj)
+        self.reduced.add(id(obj))
+        return super().reducer_override(obj)
 
 
 class _Sink:

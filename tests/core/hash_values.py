@@ -165,3 +165,32 @@ def random_values(seed: int, count: int) -> list[Any]:
     """``count`` nested values, the same for a given seed on every run."""
     rng = random.Random(seed)
     return [_value(rng, 0) for _ in range(count)]
+
+
+class Node:
+    """An instance that may lead back to itself through its attributes."""
+
+    def __init__(self, child: Any = None) -> None:
+        self.child = child
+
+
+def instance_cycles() -> dict[str, Any]:
+    """Instances and subclasses of list and dict that lead back to themselves."""
+    itself = Node()
+    itself.child = itself
+    holds_a_looped_list = Node([1])
+    holds_a_looped_list.child.append(holds_a_looped_list.child)
+    two = Node()
+    two.child = Node(two)
+    sequence = Sequence([1])
+    sequence.append(sequence)
+    mapping = Mapping(a=1)
+    mapping["self"] = mapping
+    return {
+        "attribute is itself": itself,
+        "holds a list in itself": holds_a_looped_list,
+        "two instances": two,
+        "list subclass in itself": sequence,
+        "dict subclass in itself": mapping,
+        "through a list subclass": Node(Sequence([itself, sequence])),
+    }

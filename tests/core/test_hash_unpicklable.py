@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from joblite import hash
-from joblite.exceptions import JobliteError
+from joblite.exceptions import JobliteError, UnpicklableObjectError
 
 
 @pytest.mark.parametrize(
@@ -23,3 +23,22 @@ def test_hash_of_an_unpicklable_object_is_a_pickling_error(value: Any) -> None:
     # still the TypeError pickle itself raises for these, and one of joblite's errors
     assert isinstance(raised.value, TypeError)
     assert isinstance(raised.value, JobliteError)
+
+
+class ByMissingName:
+    def __reduce__(self) -> str:
+        return "no_such_global"  # saved by a name its module does not have
+
+
+class Holder:
+    pass
+
+
+def test_an_unpicklable_object_beside_a_cycle_is_a_pickling_error() -> None:
+    # The cycle (attribute "a", pickled first) sends hash() to its second try,
+    # with a memo, whose PicklingError came out raw.
+    holder = Holder()
+    holder.a = holder  # type: ignore[attr-defined]
+    holder.b = ByMissingName()  # type: ignore[attr-defined]
+    with pytest.raises(UnpicklableObjectError, match="cannot hash object: Can't pickle"):
+        hash(holder)
