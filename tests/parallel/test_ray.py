@@ -147,6 +147,7 @@ def test_a_failing_initializer_fails_its_tasks_with_its_error(ray_runtime: Any) 
     assert [type(error) for error in out] == [ZeroDivisionError] * 4
 
 
+@pytest.mark.slow  # three worker deaths and restarts: ~7 s, more under load
 def test_the_call_after_an_early_end_runs_a_task_that_lost_its_worker_once_more(
     ray_runtime: Any, tmp_path: Any
 ) -> None:
