@@ -23,8 +23,10 @@ from joblite.parallel import Parallel, RayBackend, delayed, effective_n_jobs, pa
 
 from ._tasks import (
     array_view_info,
+    block,
     crash_if,
     crash_unless_marked,
+    fail_on,
     nested_with_backend,
     pid_then_block,
     square,
@@ -143,3 +145,25 @@ def test_a_failing_initializer_fails_its_tasks_with_its_error(ray_runtime: Any) 
         delayed(square)(i) for i in range(4)
     )
     assert [type(error) for error in out] == [ZeroDivisionError] * 4
+
+
+@pytest.mark.slow  # three worker deaths and restarts: ~7 s, more under load
+def test_the_call_after_an_early_end_runs_a_task_that_lost_its_worker_once_more(
+    ray_runtime: Any, tmp_path: Any
+) -> None:
+    # An early end force-cancels its unfinished tasks; a task that finished just
+    # as the cancel went out still has its worker killed, maybe while that worker
+    # runs the next call's task. crash_unless_marked stands in for that kill.
+    backend = RayBackend()
+    with pytest.raises(ValueError, match="task 0 is bad"):
+        Parallel(backend=backend, n_jobs=2, batch_size=1)(
+            [delayed(fail_on)(0, 0), delayed(block)()]
+        )
+    once = str(tmp_path / "once")
+    out = Parallel(backend=backend, n_jobs=2, batch_size=1, on_error="collect")(
+        [delayed(crash_unless_marked)(once), delayed(crash_if)(1, 1)]
+    )
+    assert out[0] == "ran again"
+    assert isinstance(out[1], WorkerCrashedError)  # a real crash, twice, is still one
+    with pytest.raises(WorkerCrashedError):  # the call after that is no longer shadowed
+        Parallel(backend=backend)([delayed(crash_unless_marked)(str(tmp_path / "later"))])
