@@ -30,7 +30,14 @@ import xxhash
 from joblite._core import _filters
 from joblite._core._manifest import Layout
 from joblite._core._reading import allocate, read_exact, section_name
-from joblite._core._sections import FRAME, Pipeline, Section, chunks, thread_count
+from joblite._core._sections import (
+    FRAME,
+    IN_FLIGHT_BYTES,
+    Pipeline,
+    Section,
+    chunks,
+    thread_count,
+)
 from joblite._core.codecs import Codec, get_codec
 from joblite.exceptions import CorruptFileError, InvalidFileError, MissingDependencyError
 
@@ -121,7 +128,7 @@ def read_compressed(
     remaining = [-(-section.nbytes // chunk_size) for section in sections]
     in_flight: collections.deque[int] = collections.deque()
     done = 0  # sections already yielded
-    pipeline = Pipeline(thread_count(len(chunk_list)) if sized else 1)
+    pipeline = Pipeline(thread_count(len(chunk_list)) if sized else 1, max_bytes=IN_FLIGHT_BYTES)
 
     def finished(results: Iterator[None]) -> None:
         for _ in results:
@@ -156,7 +163,15 @@ def read_compressed(
                 destination = memoryview(chunk)
             in_flight.append(index)
             finished(
-                pipeline.submit(_decompress_into, codec, compressed, destination, what, filter_name)
+                pipeline.submit(
+                    _decompress_into,
+                    codec,
+                    compressed,
+                    destination,
+                    what,
+                    filter_name,
+                    nbytes=length,
+                )
             )
             if not sized:
                 collected[index] += chunk
