@@ -237,34 +237,22 @@ def _batch_name(batch: Any) -> str:
 
 # Per dask worker: initializer token -> None (done) or the exception it raised.
 # Bounded: tokens of long-finished calls are forgotten.
-_INITIALIZED: weakref.WeakKeyDictionary[Any, collections.OrderedDict[str, Any]] = (
+_INITIALIZED: weakref.WeakKeyDictionary[Any, collections.OrderedDict[str, Exception | None]] = (
     weakref.WeakKeyDictionary()
 )
 _INIT_LOCK = threading.Lock()
-_KEEP_TOKENS = 64
 
 
 def _run_initializer_once(init: tuple[str, bytes]) -> None:
     from distributed import get_worker
 
-    from ._worker import run_initializer
+    from ._worker import run_initializer_once
 
     token, payload = init
     worker = get_worker()
     with _INIT_LOCK:  # also makes a worker's other threads wait until it is done
         seen = _INITIALIZED.setdefault(worker, collections.OrderedDict())
-        if token not in seen:
-            try:
-                run_initializer(payload)
-            except Exception as exc:
-                seen[token] = exc
-            else:
-                seen[token] = None
-            while len(seen) > _KEEP_TOKENS:
-                seen.popitem(last=False)
-        error = seen[token]
-    if error is not None:
-        raise error  # every batch on this worker fails, as with a broken pool
+        run_initializer_once(seen, token, payload)
 
 
 def run_dask_batch(payload: bytes, init: tuple[str, bytes] | None) -> Any:

@@ -368,7 +368,6 @@ def _tasks_name(batch: Any) -> str:
 # Per worker process: initializer token -> None (done) or the exception it
 # raised. Bounded: tokens of long-finished calls are forgotten.
 _INITIALIZED: collections.OrderedDict[str, Exception | None] = collections.OrderedDict()
-_KEEP_TOKENS = 64
 _ARRAYS = threading.local()
 
 
@@ -379,20 +378,9 @@ def stored_array(position: int) -> Any:
 
 
 def _run_initializer_once(token: str, payload: bytes) -> None:
-    from ._worker import run_initializer
+    from ._worker import run_initializer_once
 
-    if token not in _INITIALIZED:
-        try:
-            run_initializer(payload)
-        except Exception as exc:
-            _INITIALIZED[token] = exc
-        else:
-            _INITIALIZED[token] = None
-        while len(_INITIALIZED) > _KEEP_TOKENS:
-            _INITIALIZED.popitem(last=False)
-    error = _INITIALIZED[token]
-    if error is not None:
-        raise error  # every batch on this worker fails, as with a broken pool
+    run_initializer_once(_INITIALIZED, token, payload)
 
 
 def run_ray_batch(
