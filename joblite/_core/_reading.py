@@ -20,7 +20,9 @@ Example::
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -41,6 +43,7 @@ from joblite.exceptions import CorruptFileError
 
 __all__ = [
     "allocate",
+    "bytes_left",
     "map_raw",
     "read_exact",
     "read_raw",
@@ -340,3 +343,22 @@ def map_raw(
             )
         )
     return holder, buffers
+
+
+def bytes_left(fileobj: BinaryIO) -> int | None:
+    """Bytes from the position to the end of ``fileobj``; None for a stream of unknown size."""
+    try:
+        info = os.fstat(fileobj.fileno())
+        if stat.S_ISREG(info.st_mode):
+            return max(0, info.st_size - fileobj.tell())
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        pass
+    try:
+        if fileobj.seekable():
+            position = fileobj.tell()
+            end = fileobj.seek(0, io.SEEK_END)
+            fileobj.seek(position)
+            return max(0, end - position)
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        pass
+    return None

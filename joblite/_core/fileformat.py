@@ -427,7 +427,7 @@ def _read_from(
     layout = _read_layout(fileobj)
     if len(layout.sections) > 1:
         check_array_sizes(layout)
-    available = None if whole is not None else _bytes_left(fileobj)
+    available = None if whole is not None else _reading.bytes_left(fileobj)
     if layout.codec is None:
         data_start = _align(layout.manifest_end)
         end = data_start + layout.data_nbytes
@@ -509,22 +509,3 @@ def _unpickle(pickle_data: Any, buffers: Iterable[Any], allowed: Sequence[str] |
         raise InvalidFileError(f"the pickle stream could not be read: {error}") from error
     except EOFError as error:
         raise CorruptFileError("corrupt joblite file: the pickle stream ends early") from error
-
-
-def _bytes_left(fileobj: BinaryIO) -> int | None:
-    """Bytes from the position to the end of ``fileobj``; None for a stream of unknown size."""
-    try:
-        info = os.fstat(fileobj.fileno())
-        if stat.S_ISREG(info.st_mode):
-            return max(0, info.st_size - fileobj.tell())
-    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
-        pass
-    try:
-        if fileobj.seekable():
-            position = fileobj.tell()
-            end = fileobj.seek(0, io.SEEK_END)
-            fileobj.seek(position)
-            return max(0, end - position)
-    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
-        pass
-    return None
