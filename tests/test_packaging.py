@@ -41,16 +41,21 @@ def _build_wheel(tmp_path: Path) -> Path:
         shutil.copy2(ROOT / name, source / name)
     for name in ("tests", "benchmarks", "examples"):  # present, so leaving them out is tested
         shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    return _build(source, "--wheel", tmp_path, "joblite-*.whl")
+
+
+def _build(source: Path, kind: str, outdir: Path, pattern: str) -> Path:
+    """Build ``kind`` (--wheel or --sdist) offline from ``source``; return the one file made."""
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)],
+        [sys.executable, "-m", "build", kind, "--no-isolation", "--outdir", str(outdir)],
         cwd=source,
         env=_clean_env(),
         check=True,
         capture_output=True,
         timeout=120,
     )
-    (wheel,) = tmp_path.glob("joblite-*.whl")
-    return wheel
+    (built,) = outdir.glob(pattern)
+    return built
 
 
 def _fresh_venv(path: Path) -> Path:
@@ -133,15 +138,7 @@ def test_sdist_holds_the_whole_source(tmp_path: Path) -> None:
     for name in tracked:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, source / name)
-    subprocess.run(
-        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path)],
-        cwd=source,
-        env=_clean_env(),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    (sdist,) = tmp_path.glob("joblite-*.tar.gz")
+    sdist = _build(source, "--sdist", tmp_path, "joblite-*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     expected = {name for name in tracked if not name.startswith((".ci/", ".git"))}
