@@ -54,31 +54,27 @@ def _check_ran_on_joblite(out: subprocess.CompletedProcess[str]) -> None:
     assert names[4] == "True"
 
 
-def test_python_m_joblite_run_runs_a_joblib_script_on_joblite(tmp_path: pathlib.Path) -> None:
-    script = tmp_path / "uses_joblib.py"
-    script.write_text(SCRIPT)
-    out = subprocess.run(
-        [sys.executable, "-m", "joblite", "run", str(script), str(tmp_path)],
+def _python(args: list[str], tmp_path: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    """Run this Python with ``args`` and the script's one argument, ``tmp_path``, from there."""
+    return subprocess.run(
+        [sys.executable, *args, str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    _check_ran_on_joblite(out)
+
+
+def test_python_m_joblite_run_runs_a_joblib_script_on_joblite(tmp_path: pathlib.Path) -> None:
+    script = tmp_path / "uses_joblib.py"
+    script.write_text(SCRIPT)
+    _check_ran_on_joblite(_python(["-m", "joblite", "run", str(script)], tmp_path))
 
 
 def test_install_makes_import_joblib_give_joblite(tmp_path: pathlib.Path) -> None:
     script = "import sys, joblite.compat\njoblite.compat.install()\n" + SCRIPT
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    _check_ran_on_joblite(out)
+    _check_ran_on_joblite(_python(["-c", script], tmp_path))
 
 
 def test_uninstall_puts_back_what_was_there(monkeypatch: pytest.MonkeyPatch) -> None:
