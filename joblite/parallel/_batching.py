@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain, islice, repeat, starmap
+from itertools import islice, repeat, starmap
 from operator import is_, itemgetter
 from typing import Any, Final
 
@@ -171,17 +171,17 @@ def pack_tasks(tasks: list[Any] | PackedTasks) -> Any:
 
     The packed form pickles without a tuple and an empty dict per task and
     lets the worker run the batch through C-level ``map``: ``values`` holds
-    the lone arguments (``star=False``) or the argument sequences (``star=True``).
-    Every check runs through ``map`` too: packing costs little per task.
+    the lone arguments (``star=False``) or the argument tuples (``star=True``).
+    Every check runs through ``map`` on exact types, as :func:`_take_fitting`
+    does: packing costs little per task and runs no code of the tasks' own
+    objects (a ``__len__`` or ``__eq__`` that raises fails only its task).
     """
     if isinstance(tasks, PackedTasks):
         return tasks.packed()
     n_tasks = len(tasks)
-    try:
-        # Any sequence of 3 whose first item is `function` unpacks like a triple.
-        if not n_tasks or set(map(len, tasks)) != {3}:
-            return tasks
-    except TypeError:  # an item without len(): not a triple
+    if not n_tasks or not all(map(is_, map(type, tasks), repeat(tuple))):
+        return tasks
+    if set(map(len, tasks)) != {3}:
         return tasks
     function = tasks[0][0]
     if not all(map(is_, map(_first, tasks), repeat(function))):
@@ -191,15 +191,10 @@ def pack_tasks(tasks: list[Any] | PackedTasks) -> Any:
     if not all(map(is_, map(type, all_kwargs), repeat(dict))) or any(all_kwargs):
         return tasks
     all_args = list(map(_second, tasks))
-    try:
-        lone = set(map(len, all_args)) == {1}
-    except TypeError:  # args without len(), e.g. a generator: starmap unpacks it as f(*args)
-        lone = False
-    if lone:
-        # Iterating each args object is exactly what f(*args) does, whatever its type.
-        values = list(chain.from_iterable(all_args))
-        if len(values) == n_tasks:
-            return (function, values, False)
+    if not all(map(is_, map(type, all_args), repeat(tuple))):
+        return tasks
+    if set(map(len, all_args)) == {1}:
+        return (function, list(map(_first, all_args)), False)
     return (function, all_args, True)
 
 

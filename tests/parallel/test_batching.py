@@ -34,10 +34,6 @@ def test_one_function_without_kwargs_is_packed() -> None:
     assert pack_tasks(single) == (square, [0, 1, 2, 3], False)
     pairs = [delayed(pow)(i, 2) for i in range(3)]
     assert pack_tasks(pairs) == (pow, [(0, 2), (1, 2), (2, 2)], True)
-    # Other argument containers unpack as f(*args) would: a dict gives its keys.
-    assert pack_tasks([(square, [1], {}), (square, {2: "a"}, {})]) == (square, [1, 2], False)
-    lazy = [(pow, iter((2, 3)), {})]
-    assert pack_tasks(lazy) == (pow, [lazy[0][1]], True)
 
 
 @pytest.mark.parametrize(
@@ -49,10 +45,44 @@ def test_one_function_without_kwargs_is_packed() -> None:
         [delayed(square)(1), (square, (2,))],  # not a triple
         [delayed(square)(1), 3],  # no len()
         [(square, (1,), MappingProxyType({}))],  # keywords not in a dict: left to the call
+        [(square, [1], {}), (square, [2], {})],  # args not a tuple: f(*args) iterates them
+        [(pow, iter((2, 3)), {})],  # args without len()
+        [[square, (1,), {}]],  # a triple that is not a tuple
     ],
 )
 def test_anything_else_is_left_as_triples(tasks: list[Any]) -> None:
     assert pack_tasks(tasks) is tasks
+
+
+class _NoLen:
+    """A task item that unpacks like a triple but whose ``__len__`` raises."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        raise RuntimeError("no len() for this item")
+
+    def __iter__(self) -> Any:
+        return iter((square, (self.x,), {}))
+
+
+def test_items_with_a_failing_len_are_not_packed() -> None:
+    tasks = [_NoLen(1), _NoLen(2)]
+    assert pack_tasks(tasks) is tasks
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing", "threading"])
+def test_a_call_on_items_with_a_failing_len_runs_like_joblib(backend: str) -> None:
+    # Items past the first chunk go through the per-task path: cover both.
+    n = TAKE_CHUNK + 44
+    results = Parallel(n_jobs=2, backend=backend)(_NoLen(i) for i in range(n))
+    assert results == [i * i for i in range(n)]
+
+
+def test_args_of_other_types_run_as_the_call_would() -> None:
+    tasks = [(square, [3], {}), (pow, iter((2, 5)), {}), (square, {4: "a"}, {})]
+    assert Parallel(n_jobs=2, backend="loky")(iter(tasks)) == [9, 32, 16]
 
 
 def test_the_same_function_under_another_object_is_not_merged() -> None:
