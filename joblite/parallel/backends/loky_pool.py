@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -60,14 +59,15 @@ class LokyBackend(ExecutorBackend):
         executor = self._executor
         if executor is None or executor._flags.broken or executor._flags.shutdown:
             from loky import get_reusable_executor
+            from loky.backend.context import ctx_loky
 
             _start_trackers_at_low_priority()
             executor = get_reusable_executor(
                 max_workers=self.n_jobs,
-                # A context object, not the start-method name: joblib's vendored
-                # loky re-registers "loky" on import, and workers would then start
-                # through joblib (importing it) when both are loaded.
-                context=_loky_context(),
+                # loky's own context object, not the start-method name: joblib's
+                # vendored loky re-registers "loky" on import, and workers would
+                # then start through joblib (importing it) when both are loaded.
+                context=ctx_loky,
                 timeout=self.idle_worker_timeout,
                 initializer=None if self.initializer is None else init_process_worker,
                 initargs=(self.initializer_payload(),),
@@ -91,26 +91,14 @@ class LokyBackend(ExecutorBackend):
         return super().prepare_call(n_jobs, **options)
 
     def start_call(self) -> None:
-        # A cold pool's workers take ~100 ms to boot: start them now, while the
-        # caller prepares the first batches, not at the first submit. The
-        # first pool of the process starts them even before importing loky.
-        from ._early_workers import (
-            discard_early_workers,
-            early_workers_supported,
-            start_early_workers,
-        )
-
-        if "loky" not in sys.modules and early_workers_supported():
-            start_early_workers(self.n_jobs)
-        try:
-            executor = self._get_executor()
-            ensure_running = getattr(executor, "_ensure_executor_running", None)
-            if ensure_running is not None:  # loky's (private) hook; submit does it anyway
-                with executor._flags.shutdown_lock:
-                    if not (executor._flags.broken or executor._flags.shutdown):
-                        ensure_running()
-        finally:
-            discard_early_workers()
+        # A cold pool's workers take a few hundred ms to boot: start them now,
+        # while the caller prepares the first batches, not at the first submit.
+        executor = self._get_executor()
+        ensure_running = getattr(executor, "_ensure_executor_running", None)
+        if ensure_running is not None:  # loky's (private) hook; submit does it anyway
+            with executor._flags.shutdown_lock:
+                if not (executor._flags.broken or executor._flags.shutdown):
+                    ensure_running()
 
     def submit_batch(self, func: Callable[[], Any]) -> Future[Any]:
         future: Future[Any] = self._get_executor().submit(func)
@@ -124,19 +112,6 @@ class LokyBackend(ExecutorBackend):
     def terminate(self) -> None:
         # Keep the reusable pool warm for the next call, as joblib does.
         self._executor = None
-
-
-def _loky_context() -> Any:
-    """joblite's loky context (adopting early workers) on POSIX, loky's own elsewhere."""
-    from ._early_workers import early_workers_supported
-
-    if early_workers_supported():
-        from ._loky_context import LOKY_CONTEXT
-
-        return LOKY_CONTEXT
-    from loky.backend.context import ctx_loky
-
-    return ctx_loky
 
 
 # The nice value of the resource trackers this module starts (the lowest priority).
