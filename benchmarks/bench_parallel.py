@@ -3,7 +3,8 @@
 Cases: import time, 100,000 trivial tasks (n_jobs=1, threads, processes), a
 warm pool running 10 tasks, a cold first call, 200 CPU-bound ~10 ms tasks on
 2 workers, and 8 tasks sharing one 200 MB array. Limits: a plain loop, an
-empty warm ``ProcessPoolExecutor.map`` (cold: in a fresh interpreter), a warm
+empty warm ``ProcessPoolExecutor.map``, for the cold call the loky floor
+(import loky, boot two interpreters importing loky and cloudpickle), a warm
 2-process ``multiprocessing.Pool`` running the same CPU-bound tasks, one write
 of the array to shared memory plus the same tasks on a warm pool mapping it.
 """
