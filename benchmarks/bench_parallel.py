@@ -126,11 +126,13 @@ _COLD_CALLS = {
     # The floor of a pool that spawns loky workers (loky spawns: a fork-based
     # pool would be unsafe beside the caller's threads): import loky (joblite's
     # caller does so in the call) and boot two interpreters that import what
-    # every loky worker imports before it can run a task.
+    # every loky worker imports before it can run a task; the clock stops when
+    # both say they are ready (their exit is not a worker's cost).
     "limit": (
         "import subprocess, sys",
         "import loky; children = [subprocess.Popen([sys.executable, '-c', "
-        "'import loky, cloudpickle']) for _ in range(2)]; [c.wait() for c in children]",
+        "'import loky, cloudpickle; print(flush=True)'], stdout=subprocess.PIPE) "
+        "for _ in range(2)]; [c.stdout.readline() for c in children]",
     ),
     "fork": (
         "from concurrent.futures import ProcessPoolExecutor",
@@ -177,7 +179,8 @@ def _cold_calls(report: Report, *, with_import: bool) -> None:
         best["joblite"],
         limit_s=best["limit"],
         limit="import loky, then two fresh interpreters running "
-        "`import loky, cloudpickle` at once (the boot every spawned loky worker pays)",
+        "`import loky, cloudpickle` at once, until both are ready (the boot every "
+        "spawned loky worker pays)",
         target=2,
         note=f"fresh interpreters, 10 tasks, best of {rounds} rotating rounds; medians: "
         f"joblib {median['joblib'] * 1e3:.1f} ms, joblite {median['joblite'] * 1e3:.1f} ms, "
