@@ -3,7 +3,8 @@
 Cases: import time, 100,000 trivial tasks (n_jobs=1, threads, processes), a
 warm pool running 10 tasks, a cold first call, 200 CPU-bound ~10 ms tasks on
 2 workers, and 8 tasks sharing one 200 MB array. Limits: a plain loop, an
-empty warm ``ProcessPoolExecutor.map`` (cold: in a fresh interpreter), a warm
+empty warm ``ProcessPoolExecutor.map``, for the cold call the loky floor
+(import loky, boot two interpreters importing loky and cloudpickle), a warm
 2-process ``multiprocessing.Pool`` running the same CPU-bound tasks, one write
 of the array to shared memory plus the same tasks on a warm pool mapping it.
 """
@@ -122,17 +123,28 @@ _COLD_CALLS = {
         "from joblite.parallel import Parallel, delayed",
         "Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(10))",
     ),
+    # The floor of a pool that spawns loky workers (loky spawns: a fork-based
+    # pool would be unsafe beside the caller's threads): import loky (joblite's
+    # caller does so in the call) and boot two interpreters that import what
+    # every loky worker imports before it can run a task; the clock stops when
+    # both say they are ready (their exit is not a worker's cost).
     "limit": (
+        "import subprocess, sys",
+        "import loky; children = [subprocess.Popen([sys.executable, '-c', "
+        "'import loky, cloudpickle; print(flush=True)'], stdout=subprocess.PIPE) "
+        "for _ in range(2)]; [c.stdout.readline() for c in children]",
+    ),
+    "fork": (
         "from concurrent.futures import ProcessPoolExecutor",
         "with ProcessPoolExecutor(2) as pool: list(pool.map(abs, range(-9, 1)))",
     ),
 }
 
 
-def _cold_call(who: str, *, with_import: bool) -> float:
-    """A fresh interpreter's first call (10 tasks, 2 workers), with or without the import."""
+def _cold_call_code(who: str, *, with_import: bool) -> str:
+    """A fresh interpreter's first call (10 tasks, 2 workers) that prints its own time."""
     import_line, call_line = _COLD_CALLS[who]
-    code = (
+    return (
         "import time\n"
         "t = time.perf_counter()\n"
         f"{import_line}\n"
@@ -141,7 +153,42 @@ def _cold_call(who: str, *, with_import: bool) -> float:
         + f"    {call_line}\n"
         "    print(time.perf_counter() - t)\n"
     )
-    return _best_subprocess(code, repeat=3)
+
+
+def _cold_calls(report: Report, *, with_import: bool) -> None:
+    """Fresh interpreters of each case in rotating rounds: all see the same load."""
+    import multiprocessing
+    import statistics
+
+    cases = list(_COLD_CALLS)
+    codes = [_cold_call_code(who, with_import=with_import) for who in cases]
+    rounds = 3 if report.quick else 9
+    times: list[list[float]] = [[] for _ in cases]
+    for round_number in range(rounds):
+        for offset in range(len(cases)):
+            index = (offset + round_number) % len(cases)
+            out = subprocess.run(
+                [sys.executable, "-c", codes[index]], check=True, capture_output=True, text=True
+            ).stdout
+            times[index].append(float(out.strip().splitlines()[-1]))
+    best = {who: min(t) for who, t in zip(cases, times, strict=True)}
+    median = {who: statistics.median(t) for who, t in zip(cases, times, strict=True)}
+    report.compare(
+        "cold first call" + (" incl. import" if with_import else ""),
+        best["joblib"],
+        best["joblite"],
+        limit_s=best["limit"],
+        limit="import loky, then two fresh interpreters running "
+        "`import loky, cloudpickle` at once, until both are ready (the boot every "
+        "spawned loky worker pays)",
+        target=2,
+        note=f"fresh interpreters, 10 tasks, best of {rounds} rotating rounds; medians: "
+        f"joblib {median['joblib'] * 1e3:.1f} ms, joblite {median['joblite'] * 1e3:.1f} ms, "
+        f"limit {median['limit'] * 1e3:.1f} ms; a fork-based ProcessPoolExecutor "
+        f"({multiprocessing.get_all_start_methods()[0]} start method, no interpreter to "
+        f"boot): {best['fork'] * 1e3:.1f} ms"
+        + ("" if with_import else "; joblite imports loky here, joblib at its import"),
+    )
 
 
 # One library's shared-array case in a fresh interpreter: best wall time of a
@@ -431,8 +478,6 @@ def _generator_memory(report: Report, n_tasks: int) -> None:
 
 
 def run(report: Report) -> None:
-    import multiprocessing
-
     import joblite.parallel as jl
 
     _compile_joblite()
@@ -440,17 +485,7 @@ def run(report: Report) -> None:
     _trivial_tasks(report, jl, 10_000 if report.quick else N_TRIVIAL)
     _warm_pool(report, jl)
     for with_import in (False, True):
-        report.compare(
-            "cold first call" + (" incl. import" if with_import else ""),
-            _cold_call("joblib", with_import=with_import),
-            _cold_call("joblite", with_import=with_import),
-            limit_s=_cold_call("limit", with_import=with_import),
-            limit="a fresh interpreter's first map on a new 2-process ProcessPoolExecutor "
-            f"({multiprocessing.get_all_start_methods()[0]} start method)",
-            target=2,
-            note="fresh interpreter, 10 tasks"
-            + ("" if with_import else "; joblite imports loky here"),
-        )
+        _cold_calls(report, with_import=with_import)
     _cpu_bound(report, jl)
     _shared_array(report)
     _generator_memory(report, 50_000 if report.quick else 1_000_000)

@@ -257,11 +257,8 @@ class Parallel:
         settings: ParallelSettings,
         managed: bool,
     ) -> Any:
-        from ._dispatch import DispatchLoop
-        from ._memmap import array_sharer
-
-        # Process workers take long to start: let them boot while we import and
-        # prepare the first batches.
+        # Process workers take long to start: let them boot while we import the
+        # dispatch machinery and prepare the first batches.
         backend.start_call()
 
         def on_close() -> None:
@@ -272,6 +269,9 @@ class Parallel:
                 backend.terminate()
 
         try:
+            from ._dispatch import DispatchLoop
+            from ._memmap import array_sharer
+
             sharer = array_sharer(settings) if backend.shares_arrays else None
             loop = DispatchLoop(
                 backend,
