@@ -152,36 +152,38 @@ class MemorizedFunc(CallMachinery):
     # -- public interface -------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        mmap_mode = self.mmap_mode
         if (
             not kwargs
             and len(args) == self._as_is
-            and self.mmap_mode is None
+            and mmap_mode is None
             and self._checked.get(self._func_id) == self._version
         ):
             # The common call, keyed inline (~1 µs less than _entry_and_values):
             # positional arguments that are the bound values as they are, a
             # version already checked, no memmaps to coerce.
             entry, values = self._prefix + core_hash(args), args
-            if (
-                self._local_root is not None
-                and self.verbose <= 1
-                and self.cache_validation_callback is None
-            ):
-                # ... and a local store, no verbose line, no callback: _load
-                # without its checks, tuple and calls (~1 µs less).
-                value = self._local_value(entry)
-                if value is ABSENT:
-                    return self._compute_and_store(entry, args, args, kwargs)[0]
-                access = self._settings.access
-                # AccessTracker.hit's lock-free case, inline: a call less.
-                counts = access.pending.get(entry)
-                if counts is not None and time.monotonic() < counts.due:
-                    next(counts.numbers)
-                else:
-                    access.hit(entry)
-                return value
         else:
             entry, values = self._entry_and_values(args, kwargs)
+        if (
+            self._local_root is not None
+            and mmap_mode is None
+            and self.verbose <= 1
+            and self.cache_validation_callback is None
+        ):
+            # A local store, no verbose line, no callback: _load without its
+            # checks, tuple and calls (~1 µs less).
+            value = self._local_value(entry)
+            if value is ABSENT:
+                return self._compute_and_store(entry, values, args, kwargs)[0]
+            access = self._settings.access
+            # AccessTracker.hit's lock-free case, inline: a call less.
+            counts = access.pending.get(entry)
+            if counts is not None and time.monotonic() < counts.due:
+                next(counts.numbers)
+            else:
+                access.hit(entry)
+            return value
         if self.verbose >= 20:
             self._report_query(entry, args, kwargs)
         validity, value = self._load(entry)
