@@ -173,7 +173,7 @@ class AccessTracker:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._mutex = threading.Lock()
-        # Read by a hit without the lock (see CallMachinery._local_hit).
+        # Read by a hit without the lock (see MemorizedFunc.__call__).
         self.pending: dict[str, _Counts] = {}
         _TRACKERS.add(self)
 

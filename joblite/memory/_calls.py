@@ -126,19 +126,21 @@ class CallMachinery(VerboseReports):
         hot = self._settings.hot
         # By entry, not path: the caller has hashed the entry string already.
         item = hot.items.get(entry)
-        # HotValues' check, inline (file_identity(st) is a call more per hit).
-        held = item is not None and item[0] == (
-            st.st_ino,
-            st.st_dev,
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-        )
+        held = False
         try:
-            if held and item[1] and st.st_mode & _FILE_TYPE == _REGULAR:  # type: ignore[index]
-                hot.hits.add(entry)
-                value = item[2]  # type: ignore[index]
-                return pickle.loads(item[1]) if value is UNPICKLE else value  # type: ignore[index]
+            # HotValues' check, inline (file_identity(st) is a call more per hit).
+            if item is not None and item[0] == (
+                st.st_ino,
+                st.st_dev,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+            ):
+                held = True
+                if item[1] and st.st_mode & _FILE_TYPE == _REGULAR:
+                    hot.hits.add(entry)
+                    value = item[2]
+                    return pickle.loads(item[1]) if value is UNPICKLE else value
             check_entry_file(path, st)  # a link or a FIFO: InvalidFileError
             from .._core.fileformat import read_object  # after the hot path: ~0.5 µs per import
 
