@@ -22,16 +22,18 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import CacheError, CacheLockTimeoutError, InvalidFileError
-from ._access import MAX_HOT_FILE_SIZE
+from ._access import MAX_HOT_FILE_SIZE, UNPICKLE
 from ._entries import FUNCTION_INFO, OUTPUT, delete_entry, read_metadata
 from ._journal import append_store
 from ._keys import ArgumentBinder, code_version
 from ._results import check_entry_file, read_output, short_repr, write_output
 from ._verbose import VerboseReports, say
+from .stores.base import Store
+from .stores.local import FileStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ABSENT", "STALE", "VALID", "CallMachinery", "Validity"]
+__all__ = ["ABSENT", "STALE", "VALID", "CallMachinery", "Validity", "local_root"]
 
 # Unpickling an entry written by other code can fail in these ways besides a
 # corrupt file (a class that moved, a module that is gone): all mean "recompute".
@@ -61,6 +63,17 @@ _FILE_TYPE, _REGULAR = stat.S_IFMT(0o170000), stat.S_IFREG
 VALID, STALE, ABSENT = Validity.VALID, Validity.STALE, Validity.ABSENT
 
 
+def local_root(store: Store) -> str | None:
+    """The path that ``store``'s keys are appended to, to make their files' paths.
+
+    Only for :class:`FileStore` (``local_path`` is its root plus the key);
+    None for other stores, whose ``local_path``, if any, may map keys otherwise.
+    """
+    if type(store).local_path is FileStore.local_path:
+        return store.local_path("")
+    return None
+
+
 class CallMachinery(VerboseReports):
     """Loading, computing and storing one call's entry (the base of ``MemorizedFunc``)."""
 
@@ -68,69 +81,91 @@ class CallMachinery(VerboseReports):
     mmap_mode: str | None
     cache_validation_callback: Callable[[dict[str, Any]], bool] | None
     _binder: ArgumentBinder
+    # The path a FileStore's keys are appended to; None for other stores.
+    _local_root: str | None
 
     # -- loading ----------------------------------------------------------
 
     def _load(self, entry: str) -> tuple[Validity, Any]:
         """``(VALID, value)`` on a hit, else ``(STALE | ABSENT, None)``."""
         settings = self._settings
-        store = settings.store
-        output = entry + OUTPUT
         # Only the ``verbose > 4`` line needs the start: a clock read less per hit.
         started = time.perf_counter() if self.verbose > 4 else 0.0
-        path = store.local_path(output)
-        try:
-            if path is None or self.mmap_mode is not None:
-                value = read_output(store, output, self.mmap_mode)
-            else:
-                # _load_file's hot path, inline: a call less per hit.
-                try:
-                    st = os.lstat(path)
-                except (FileNotFoundError, NotADirectoryError):
-                    return ABSENT, None
-                data = settings.hot.get(path, (st.st_ino, st.st_size, st.st_mtime_ns))
-                if data and st.st_mode & _FILE_TYPE == _REGULAR:
-                    value = pickle.loads(data)
-                else:
-                    value = self._load_file(path, st, data)
-                    if value is ABSENT:
-                        return ABSENT, None
-        except KeyError:
-            return ABSENT, None
-        except _UNLOADABLE as exc:
-            logger.warning(
-                "[Memory] cached result %s of %s could not be loaded (%s: %s); "
-                "deleting it and recomputing",
-                entry,
-                self._identity.name,
-                type(exc).__name__,
-                exc,
-            )
-            self._discard(entry)
-            return ABSENT, None
+        if self._local_root is not None and self.mmap_mode is None:
+            value = self._local_value(entry)
+            if value is ABSENT:
+                return ABSENT, None
+        else:
+            try:
+                value = read_output(settings.store, entry + OUTPUT, self.mmap_mode)
+            except KeyError:
+                return ABSENT, None
+            except _UNLOADABLE as exc:
+                self._unloadable(entry, exc)
+                return ABSENT, None
         callback = self.cache_validation_callback
-        if callback is not None and not callback(read_metadata(store, entry)):
+        if callback is not None and not callback(read_metadata(settings.store, entry)):
             return STALE, None
         settings.access.hit(entry)
         if self.verbose > 1:
             self._report_hit(entry, started)
         return VALID, value
 
-    def _load_file(self, path: str, st: os.stat_result, data: bytes | None) -> Any:
-        """Load ``path`` (``st`` its ``lstat``) from the file; ``ABSENT`` if it is gone.
+    def _local_value(self, entry: str) -> Any:
+        """The value stored for ``entry`` in a local store's file; ``ABSENT`` if none.
 
-        ``data``: what the in-process copies hold for it (see ``HotValues.get``).
+        This process's copy of it while the file is unchanged (see
+        :class:`HotValues`), else the file loaded. A damaged entry is logged,
+        deleted and ``ABSENT``. No hit is counted (the caller does).
         """
-        check_entry_file(path, st)  # a link or a FIFO: InvalidFileError
-        from .._core.fileformat import read_object  # after the hot path: imports cost ~0.5 µs
-
+        path = self._local_root + entry + OUTPUT  # type: ignore[operator]  # a local store's
         try:
-            value = read_object(path)
+            st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return ABSENT
-        if data is None and st.st_size <= MAX_HOT_FILE_SIZE:
-            self._settings.hot.put(path, (st.st_ino, st.st_size, st.st_mtime_ns), value)
+        hot = self._settings.hot
+        # By entry, not path: the caller has hashed the entry string already.
+        item = hot.items.get(entry)
+        held = False
+        try:
+            # HotValues' check, inline (file_identity(st) is a call more per hit).
+            if item is not None and item[0] == (
+                st.st_ino,
+                st.st_dev,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+            ):
+                held = True
+                if item[1] and st.st_mode & _FILE_TYPE == _REGULAR:
+                    hot.hits.add(entry)
+                    value = item[2]
+                    return pickle.loads(item[1]) if value is UNPICKLE else value
+            check_entry_file(path, st)  # a link or a FIFO: InvalidFileError
+            from .._core.fileformat import read_object  # after the hot path: ~0.5 µs per import
+
+            try:
+                value = read_object(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return ABSENT
+        except _UNLOADABLE as exc:
+            self._unloadable(entry, exc)
+            return ABSENT
+        # A value that cannot be held is marked so (b""): not tried again.
+        if not held and st.st_size <= MAX_HOT_FILE_SIZE:
+            hot.put(entry, st, value)
         return value
+
+    def _unloadable(self, entry: str, exc: BaseException) -> None:
+        logger.warning(
+            "[Memory] cached result %s of %s could not be loaded (%s: %s); "
+            "deleting it and recomputing",
+            entry,
+            self._identity.name,
+            type(exc).__name__,
+            exc,
+        )
+        self._discard(entry)
 
     # -- computing and storing ------------------------------------------
 

@@ -215,12 +215,13 @@ class ArgumentBinder:
         self._all_kept = len(self._keep) == len(self.names)
         self._simple = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
         self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
-        # How many positional arguments make a call that bind() returns as it is.
-        self._as_is = len(self.names) if self._simple and self._all_kept else -1
+        # How many positional arguments (and no keywords) make a call that
+        # bind() returns as it is; -1 if none does.
+        self.as_is = len(self.names) if self._simple and self._all_kept else -1
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """The call's argument values in signature order, ignored ones left out."""
-        if not kwargs and len(args) == self._as_is:  # the common call: a method call less
+        if not kwargs and len(args) == self.as_is:  # the common call: a method call less
             return args
         values = self._fast_bind(args, kwargs) if self._simple else None
         if values is None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._core.hashing import hash as core_hash
-from ._calls import STALE, VALID, CallMachinery
+from ._calls import ABSENT, STALE, VALID, CallMachinery, local_root
 from ._entries import EntryInfo, delete_entry, entry_info
 from ._keys import ArgumentBinder, code_version, identify, seed_version
 from ._results import MemorizedResult, NotMemorizedResult
@@ -69,8 +69,15 @@ class MemorizedFunc(CallMachinery):
         self._identity = identify(func)
         self._short_name = self._identity.name.rpartition(".")[2]
         self._binder = ArgumentBinder(self._identity.signature_of, ignore)
-        self._prefix: str | None = None
-        self._version: str | None = None
+        self._prefix = ""
+        # Never a version: the first call checks the version against the store.
+        self._version = ""
+        # What the common call reads (see __call__), looked up once here.
+        self._checked = settings.checked
+        self._func_id = self._identity.func_id
+        self._local_root = local_root(settings.store)
+        plain = self._identity.implicit_self is None and not self._identity.bound_state
+        self._as_is = self._binder.as_is if plain else -1
         functools.update_wrapper(self, func, updated=())
         self.__wrapped__ = func
 
@@ -127,7 +134,7 @@ class MemorizedFunc(CallMachinery):
     ) -> tuple[str, tuple[Any, ...]]:
         """The entry key and the bound argument values it hashes (for the metadata)."""
         prefix = self._prefix
-        if prefix is None or self._settings.checked.get(self._identity.func_id) != self._version:
+        if self._checked.get(self._func_id) != self._version:
             prefix = self._entry_prefix()
         identity = self._identity
         if identity.implicit_self is not None:
@@ -145,7 +152,38 @@ class MemorizedFunc(CallMachinery):
     # -- public interface -------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        entry, values = self._entry_and_values(args, kwargs)
+        mmap_mode = self.mmap_mode
+        if (
+            not kwargs
+            and len(args) == self._as_is
+            and mmap_mode is None
+            and self._checked.get(self._func_id) == self._version
+        ):
+            # The common call, keyed inline (~1 µs less than _entry_and_values):
+            # positional arguments that are the bound values as they are, a
+            # version already checked, no memmaps to coerce.
+            entry, values = self._prefix + core_hash(args), args
+        else:
+            entry, values = self._entry_and_values(args, kwargs)
+        if (
+            self._local_root is not None
+            and mmap_mode is None
+            and self.verbose <= 1
+            and self.cache_validation_callback is None
+        ):
+            # A local store, no verbose line, no callback: _load without its
+            # checks, tuple and calls (~1 µs less).
+            value = self._local_value(entry)
+            if value is ABSENT:
+                return self._compute_and_store(entry, values, args, kwargs)[0]
+            access = self._settings.access
+            # AccessTracker.hit's lock-free case, inline: a call less.
+            counts = access.pending.get(entry)
+            if counts is not None and time.monotonic() < counts.due:
+                next(counts.numbers)
+            else:
+                access.hit(entry)
+            return value
         if self.verbose >= 20:
             self._report_query(entry, args, kwargs)
         validity, value = self._load(entry)
