@@ -37,6 +37,7 @@ from . import _hash_functions
 from ._hash_depth import MAX_DEPTH as _MAX_DEPTH
 from ._hash_depth import SAFE_RECURSION_LIMIT, deepest, note_children, reduction_loop
 from ._hash_depth import too_deep as _too_deep
+from ._hash_flat import Sink, flat_canonical, flat_digest
 from ._hash_functions import HASH_NAMES as HASH_NAMES
 from ._names import found_by_name
 
@@ -54,7 +55,7 @@ _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
 _PROTOCOL = 5
 # Bound here, not imported: the compiler calls a method of an imported name
-# through a bound method object, +470 of 37k instructions per small hash.
+# through a bound method object, +470 instructions per small hash.
 _ONE_SHOT = _hash_functions.ONE_SHOT
 _FACTORIES = _hash_functions.FACTORIES
 _recursion_limit = sys.getrecursionlimit
@@ -82,8 +83,13 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
         raise ValueError(
             f"hash_name must be one of {', '.join(map(repr, HASH_NAMES))}; got {hash_name!r}"
         )
-    if type(obj) in _ATOMIC:
+    kind = type(obj)
+    if kind in _ATOMIC:
         return one_shot(pickle.dumps(obj, _PROTOCOL))
+    if kind is tuple or kind is list or kind is dict:
+        canonical = flat_canonical(obj, kind)
+        if canonical is not None:
+            return flat_digest(canonical, one_shot, hash_name)
     active: set[int] = set()
     try:
         canonical = _canonical(obj, active)
@@ -256,7 +262,7 @@ class _HashPickler(pickle.Pickler):
     """
 
     def __init__(self, coerce_mmap: bool, memo: bool = False) -> None:
-        sink = _Sink()
+        sink = Sink()
         super().__init__(sink, protocol=_PROTOCOL)
         self.chunks: list[bytes] = sink.chunks
         self.buffers: list[Any] = []
@@ -317,14 +323,6 @@ class _MemoHashPickler(_HashPickler):
             raise reduction_loop(obj)
         self.reduced.add(id(obj))
         return super().reducer_override(obj)
-
-
-class _Sink:
-    """File-like target whose ``write`` is a C-level ``list.append``."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.write = self.chunks.append
 
 
 # Free picklers, by coerce_mmap. list.pop and list.append are atomic, so
