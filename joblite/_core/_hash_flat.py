@@ -60,20 +60,30 @@ def flat_canonical(obj: Any, kind: type) -> Any:
     """
     if kind is dict:
         return _flat_dict(obj)
-    if _all_plain(map(type, obj)):
+    # Past a few items one C-level pass is cheaper than the loop below when
+    # all are plain; up to 4 the loop alone is (callgrind, the issue's
+    # 4 arguments: 14.7k instructions, 16.8k with the pass first).
+    if len(obj) > 4 and _all_plain(map(type, obj)):
         return obj
-    items = []
+    items = None  # a copy, made once a dict needs reordering
+    index = -1
     for item in obj:
+        index += 1
         item_kind = type(item)
+        if item_kind in PLAIN:
+            continue
         if item_kind is dict:
-            item = _flat_dict(item)
-            if item is None:
+            ordered = _flat_dict(item)
+            if ordered is None:
                 return None
-        elif item_kind not in PLAIN and not (
-            (item_kind is list or item_kind is tuple) and _all_plain(map(type, item))
-        ):
+            if ordered is not item:
+                if items is None:
+                    items = [*obj]
+                items[index] = ordered
+        elif not ((item_kind is list or item_kind is tuple) and _all_plain(map(type, item))):
             return None
-        items.append(item)
+    if items is None:
+        return obj
     return items if kind is list else tuple(items)
 
 
