@@ -6,8 +6,8 @@ keyed by str or by int. Their canonical form is the value itself with each
 dict in key order, and the C pickler writes all of it natively, so
 ``flat_canonical`` checks the shape with a few C-level passes (no recursion,
 no cycle bookkeeping) and ``flat_digest`` pickles it with a plain pickler:
-no ``reducer_override`` to look up. Anything else returns ``None`` from
-``flat_canonical`` and takes the general walk in ``hashing``. The bytes are
+no ``reducer_override`` to look up. For anything else ``flat_digest``
+returns ``None`` and ``hashing`` takes the general walk. The bytes are
 the general walk's, byte for byte: ``tests/core/test_hash_flat.py`` runs
 seeded values through both.
 
@@ -111,16 +111,33 @@ def _flat_dict(obj: dict[Any, Any]) -> dict[Any, Any] | None:
 _POOL: list[tuple[pickle.Pickler, list[bytes]]] = []
 
 
-def flat_digest(canonical: Any, one_shot: Callable[[bytes], str], hash_name: str) -> str:
-    """The digest of the memo-less pickle of ``canonical`` (from ``flat_canonical``)."""
+def _new_pickler() -> tuple[pickle.Pickler, list[bytes]]:
+    sink = Sink()
+    pickler = pickle.Pickler(sink, protocol=_PROTOCOL)
+    # No memo: equal values are written alike, shared or not.
+    pickler.fast = True
+    return pickler, sink.chunks
+
+
+def flat_digest(
+    obj: Any, kind: type, one_shot: Callable[[bytes], str], hash_name: str
+) -> str | None:
+    """The digest of ``obj`` (of type ``kind``) if it is flat, else ``None``.
+
+    ``None`` also when the caller's stack is so near Python's recursion limit
+    that this path cannot run: the general path then raises the error that
+    explains it.
+    """
+    try:
+        canonical = flat_canonical(obj, kind)
+    except RecursionError:
+        return None
+    if canonical is None:
+        return None
     try:
         pair = _POOL.pop()
     except IndexError:
-        sink = Sink()
-        pickler = pickle.Pickler(sink, protocol=_PROTOCOL)
-        # No memo: equal values are written alike, shared or not.
-        pickler.fast = True
-        pair = (pickler, sink.chunks)
+        pair = _new_pickler()
     pickler, chunks = pair
     try:
         pickler.dump(canonical)
@@ -131,6 +148,8 @@ def flat_digest(canonical: Any, one_shot: Callable[[bytes], str], hash_name: str
             for chunk in chunks:
                 hasher.update(chunk)
             digest = hasher.hexdigest()
+    except RecursionError:
+        return None  # a pickler that failed is not pooled again
     finally:
         chunks.clear()
     _POOL.append(pair)
