@@ -40,16 +40,33 @@ _LIST_ITERATOR: type[Any] = type(iter([]))
 
 
 def too_deep(depth: int) -> NestingTooDeepError:
-    """The error for a value nested ``depth`` levels deep, with the reason."""
+    """The error for a value nested ``depth`` levels deep, with the reason.
+
+    ``depth`` 0 means Python's limit came before hash() followed any nesting:
+    the caller's own stack had used it up.
+
+    Example::
+
+        >>> str(too_deep(0))[:55]
+        "cannot hash this value within Python's recursion limit "
+    """
+    limit = sys.getrecursionlimit()
     if depth >= MAX_DEPTH:
         reason = f"hash() follows at most {MAX_DEPTH} levels"
+    elif depth < 1:
+        return NestingTooDeepError(
+            f"cannot hash this value within Python's recursion limit ({limit}): the "
+            "call stack had reached it before hash() followed any nesting; call "
+            "hash() from a shallower stack, or raise the limit with sys.setrecursionlimit"
+        )
     else:
         reason = (
-            f"deeper than Python's recursion limit ({sys.getrecursionlimit()}) lets "
+            f"deeper than Python's recursion limit ({limit}) lets "
             f"hash() follow; sys.setrecursionlimit raises that, up to {MAX_DEPTH} levels"
         )
+    levels = "level" if depth == 1 else "levels"
     return NestingTooDeepError(
-        f"cannot hash a value nested more than {depth} levels deep: {reason}"
+        f"cannot hash a value nested more than {depth} {levels} deep: {reason}"
     )
 
 
@@ -57,7 +74,11 @@ def note_children(depths: dict[int, int], reduced: tuple[Any, ...], depth: int) 
     """Record in ``depths`` (by id) how deep each object inside ``reduced`` sits.
 
     ``reduced`` is what the pickler is about to save for an object found
-    ``depth`` levels deep; the objects in it it will reduce in turn. Raises
+    ``depth`` levels deep; the objects in it it will reduce in turn. Each
+    nesting counts one level, as a container does in the walk before
+    pickling: the reduction's parts (its arguments, its state, its items)
+    are the object's own contents, so an object held in an attribute of
+    another sits one level below it, and one in a list there two. Raises
     :class:`~joblite.exceptions.NestingTooDeepError` past ``MAX_DEPTH``.
 
     Example::
@@ -65,9 +86,11 @@ def note_children(depths: dict[int, int], reduced: tuple[Any, ...], depth: int) 
         >>> depths = {}
         >>> note_children(depths, (dict, ({"k": ...},)), 0)
         >>> depths[id(...)]
-        3
+        2
     """
-    stack: list[tuple[Any, int]] = [(reduced, depth)]
+    # The parts start at the object's own level: the pickler saves each
+    # part, never the reduction tuple itself.
+    stack: list[tuple[Any, int]] = [(part, depth) for part in reduced]
     while stack:
         value, level = stack.pop()
         kind = type(value)

@@ -37,6 +37,7 @@ from . import _hash_functions
 from ._hash_depth import MAX_DEPTH as _MAX_DEPTH
 from ._hash_depth import SAFE_RECURSION_LIMIT, deepest, note_children, reduction_loop
 from ._hash_depth import too_deep as _too_deep
+from ._hash_flat import Sink, flat_digest
 from ._hash_functions import HASH_NAMES as HASH_NAMES
 from ._names import found_by_name
 
@@ -54,7 +55,7 @@ _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
 _PROTOCOL = 5
 # Bound here, not imported: the compiler calls a method of an imported name
-# through a bound method object, +470 of 37k instructions per small hash.
+# through a bound method object, +470 instructions per small hash.
 _ONE_SHOT = _hash_functions.ONE_SHOT
 _FACTORIES = _hash_functions.FACTORIES
 _recursion_limit = sys.getrecursionlimit
@@ -82,8 +83,13 @@ def hash(obj: object, hash_name: str = "xxh3_128", coerce_mmap: bool = False) ->
         raise ValueError(
             f"hash_name must be one of {', '.join(map(repr, HASH_NAMES))}; got {hash_name!r}"
         )
-    if type(obj) in _ATOMIC:
+    kind = type(obj)
+    if kind in _ATOMIC:
         return one_shot(pickle.dumps(obj, _PROTOCOL))
+    if kind is tuple or kind is list or kind is dict:
+        digest = flat_digest(obj, kind, one_shot, hash_name)
+        if digest is not None:
+            return digest
     active: set[int] = set()
     try:
         canonical = _canonical(obj, active)
@@ -140,7 +146,7 @@ def _dump_with_memo(canonical: Any, coerce_mmap: bool) -> _MemoHashPickler:
     except RecursionError:
         # The memo ends every cycle, and a reduction that contains itself is
         # caught as it recurs: what reached Python's limit is deep nesting.
-        raise _too_deep(deepest(pickler.depths)) from None
+        raise _too_deep(max(pickler.reached, deepest(pickler.depths))) from None
     except pickle.PicklingError as error:
         _raise_unpicklable(error)
     return pickler
@@ -152,17 +158,13 @@ def _raise_unpicklable(error: pickle.PicklingError) -> NoReturn:
     raise UnpicklableObjectError(f"cannot hash object: {error}") from error
 
 
-def _digest(obj: object) -> str:
-    return hash(obj)
-
-
 def _sorted_items(items: list[tuple[Any, Any]], key_types: set[type]) -> list[tuple[Any, Any]]:
     if len(key_types) == 1 and key_types <= _SORTABLE_KEYS:
         items.sort(key=itemgetter(0))
     else:
         # Mixed or partially ordered keys (1 and "a", frozensets, NaN): order
         # by each key's own digest, which is total and canonical.
-        items.sort(key=lambda item: _digest(item[0]))
+        items.sort(key=lambda item: hash(item[0]))
     return items
 
 
@@ -256,7 +258,7 @@ class _HashPickler(pickle.Pickler):
     """
 
     def __init__(self, coerce_mmap: bool, memo: bool = False) -> None:
-        sink = _Sink()
+        sink = Sink()
         super().__init__(sink, protocol=_PROTOCOL)
         self.chunks: list[bytes] = sink.chunks
         self.buffers: list[Any] = []
@@ -268,8 +270,10 @@ class _HashPickler(pickle.Pickler):
         self.fast = not memo
         # Set when the recursion limit is raised so far that the C stack could
         # run out before RecursionError: then the nesting of reductions is
-        # counted here (``_hash_depth``), by the id of each object to reduce.
+        # counted here (``_hash_depth``), by the id of each object to reduce,
+        # and ``reached`` is the deepest reduced so far (its entry is gone).
         self.depths: dict[int, int] | None = None
+        self.reached = 0
 
     def reducer_override(self, obj: Any) -> Any:
         depths = self.depths
@@ -279,6 +283,7 @@ class _HashPickler(pickle.Pickler):
             depths = self.depths = {}
             self.reusable = False
         depth = depths.pop(id(obj), 0)
+        self.reached = max(self.reached, depth)
         reduced = self._reduce(obj)
         if type(reduced) is tuple:
             note_children(depths, reduced, depth)
@@ -317,14 +322,6 @@ class _MemoHashPickler(_HashPickler):
             raise reduction_loop(obj)
         self.reduced.add(id(obj))
         return super().reducer_override(obj)
-
-
-class _Sink:
-    """File-like target whose ``write`` is a C-level ``list.append``."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.write = self.chunks.append
 
 
 # Free picklers, by coerce_mmap. list.pop and list.append are atomic, so

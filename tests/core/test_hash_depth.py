@@ -97,8 +97,9 @@ def test_note_children_records_depths_through_containers() -> None:
     leaf, other = Link(None), Link(None)
     depths: dict[int, int] = {}
     _hash_depth.note_children(depths, (Link, (leaf,), {"k": [other]}), 4)
-    assert depths[id(leaf)] == 6
-    assert depths[id(other)] == 7
+    # One level per nesting: the reduction's parts are the object's own.
+    assert depths[id(leaf)] == 5
+    assert depths[id(other)] == 6
     with pytest.raises(RecursionError, match="follows at most 5000 levels"):
         _hash_depth.note_children({}, (Link, (leaf,)), _hash_depth.MAX_DEPTH)
 
@@ -109,8 +110,8 @@ def test_note_children_follows_the_items_of_list_and_dict_subclasses() -> None:
     items = iter([leaf])
     depths: dict[int, int] = {}
     _hash_depth.note_children(depths, (Link, (), None, items, iter([("k", other)])), 0)
-    assert depths[id(leaf)] == 2
-    assert depths[id(other)] == 3
+    assert depths[id(leaf)] == 1
+    assert depths[id(other)] == 2
     assert list(items) == [leaf], "the pickler still reads every item"
 
 
@@ -142,6 +143,45 @@ def test_a_deep_chain_at_the_default_limit_is_nesting_too_deep(kind: str) -> Non
     assert depth > 100, message
     assert f"Python's recursion limit ({limit})" in message
     assert "sys.setrecursionlimit raises that" in message
+
+
+def test_a_chain_of_instances_hashes_alike_on_both_sides_of_the_counted_limit() -> None:
+    # Each instance counted for two levels: a 3,000-chain hashed under a limit
+    # of 10,000 but raised NestingTooDeepError under 10,001.
+    chain = _chain(CHAINS["instances"], 3000)
+    limit = sys.getrecursionlimit()
+    digests = []
+    try:
+        for raised in (_hash_depth.SAFE_RECURSION_LIMIT, _hash_depth.SAFE_RECURSION_LIMIT + 1):
+            sys.setrecursionlimit(raised)
+            digests.append(jhash(chain))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert digests[0] == digests[1]
+
+
+def _hash_at_stack_depth(frames: int, value: object) -> str:
+    if frames:
+        return _hash_at_stack_depth(frames - 1, value)
+    return jhash(value)
+
+
+def test_hashing_near_the_recursion_limit_names_a_real_depth_or_the_limit() -> None:
+    # Called with the stack already near the limit, hash() said "nested more
+    # than 0 levels deep" of a value nested two levels.
+    limit = sys.getrecursionlimit()
+    messages = []
+    for frames in range(limit - 80, limit):
+        try:
+            _hash_at_stack_depth(frames, [Node(Node(None))])
+        except NestingTooDeepError as error:
+            messages.append(str(error))
+        except RecursionError:  # this test's own recursion reached the limit
+            continue
+    assert messages, "no call reached the limit inside hash()"
+    for message in messages:
+        assert "more than 0 levels" not in message, message
+        assert f"recursion limit ({limit})" in message, message
 
 
 def test_an_instance_holding_a_deep_list_is_nesting_too_deep() -> None:
