@@ -142,11 +142,12 @@ def dump(
 
 
 def _dump_to_path(value: object, path: str, compression: Compression, protocol: int | None) -> None:
-    """Pickle first, then write: a small file goes down whole in five syscalls.
+    """Pickle first, then write: a small file goes down whole in six syscalls.
 
-    lstat, open, write, close, rename: the least an atomic write can do (the
-    general path's buffered temp file took 14; docs/performance.md has both).
-    A value that cannot be pickled fails before any file is created.
+    lstat, getrandom, open, write, close, rename (an fchmod more over an
+    existing file): about the least an atomic write can do; the general
+    path's buffered temp file took 14 (docs/performance.md). A value that
+    cannot be pickled fails before any file is created.
     """
     codec = None if compression.codec is None else get_codec(compression.codec)
     pickled = dump_parts(value, protocol=protocol)
