@@ -25,7 +25,7 @@ from joblite._core._filters import FILTERS
 from joblite._core._sections import Section
 from joblite.exceptions import CorruptFileError
 
-__all__ = ["Layout", "check_array_sizes", "parse_manifest"]
+__all__ = ["Layout", "check_array_sizes", "parse_manifest", "parse_plain_manifest"]
 
 _DECODER = json.JSONDecoder()
 # Deeper than any manifest joblite writes (a structured dtype nests a few levels per
@@ -75,6 +75,52 @@ def parse_manifest(data: bytes, manifest_end: int) -> Layout:
         return _layout(manifest, manifest_end)
     except (ValueError, KeyError, TypeError) as error:
         raise CorruptFileError(f"corrupt joblite file: malformed manifest ({error})") from None
+
+
+# The manifest _head.plain_small_file writes for a file holding only a pickle stream,
+# byte for byte: a type name without escapes, integers as JSON writes them.
+_PLAIN = re.compile(
+    rb'\{"format_version":1,"object_type":"([^"\\\x00-\x1f]*)","protocol":(0|[1-9][0-9]{0,2}),'
+    rb'"codec":null,"level":0,"chunk_size":null,"pickle":\{"nbytes":(0|[1-9][0-9]{0,18}),'
+    rb'"offset":0,"checksum":"([0-9a-f]{16})"\},"arrays":\[\],"arrays_nbytes":0,'
+    rb'"total_nbytes":(0|[1-9][0-9]{0,18}),"data_nbytes":(0|[1-9][0-9]{0,18})\}'
+)
+
+
+def parse_plain_manifest(data: bytes, manifest_end: int) -> Layout | None:
+    """:func:`parse_manifest` of the one manifest shape small files without arrays have.
+
+    The layout and manifest :func:`parse_manifest` would give, without the JSON
+    decoder and schema walk (a third of a small load: 3 of 9 µs); None for any
+    other manifest, or one that fails a check, which then takes the general path.
+    """
+    match = _PLAIN.fullmatch(data)
+    if match is None:
+        return None
+    raw_type, protocol, nbytes, digest, total, data_nbytes = match.groups()
+    try:
+        object_type = raw_type.decode()
+    except UnicodeDecodeError:
+        return None  # not UTF-8: parse_manifest says so
+    size = int(nbytes)
+    end = int(data_nbytes)
+    if int(total) != size or not size <= end <= _MAX_SIZE:
+        return None
+    manifest: dict[str, Any] = {
+        "format_version": 1,
+        "object_type": object_type,
+        "protocol": int(protocol),
+        "codec": None,
+        "level": 0,
+        "chunk_size": None,
+        "pickle": {"nbytes": size, "offset": 0, "checksum": digest.decode()},
+        "arrays": [],
+        "arrays_nbytes": 0,
+        "total_nbytes": size,
+        "data_nbytes": end,
+    }
+    section = Section(None, None, size, 0, int(digest, 16))
+    return Layout(manifest, manifest_end, None, 0, end, [section])
 
 
 # JSON decodes to exact dicts, lists, strs, ints (never bools: those are their own

@@ -38,7 +38,6 @@ Example::
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import pickle
@@ -50,18 +49,28 @@ from typing import Any, BinaryIO
 
 from joblite._core import _reading, _sections
 from joblite._core._compressed import check_compressed_sizes, get_codec_for_file, read_compressed
-from joblite._core._manifest import Layout, check_array_sizes, parse_manifest
+from joblite._core._head import (
+    ALIGNMENT,
+    ARRAYS_WRITABLE,
+    BASE_VERSION,
+    FILTERS_VERSION,
+    FORMAT_VERSION,
+    MAGIC,
+    plain_small_file,
+    read_layout,
+    whole_layout,
+)
+from joblite._core._head import HEADER as _HEADER
+from joblite._core._head import align as _align
+from joblite._core._head import encode_head as _encode_head
+from joblite._core._head import type_name as _type_name
+from joblite._core._manifest import Layout, check_array_sizes
 from joblite._core._reading import read_exact
 from joblite._core._sections import Section
 from joblite._core.arguments import MMAP_MODES
-from joblite._core.codecs import UNCOMPRESSED, Compression, get_codec
-from joblite._core.pickling import dump_parts, loads
-from joblite.exceptions import (
-    CorruptFileError,
-    ForeignFileError,
-    InvalidFileError,
-    UnsupportedVersionError,
-)
+from joblite._core.codecs import UNCOMPRESSED, Codec, Compression, get_codec
+from joblite._core.pickling import Pickled, dump_parts, loads
+from joblite.exceptions import CorruptFileError, InvalidFileError
 
 __all__ = [
     "ALIGNMENT",
@@ -69,21 +78,14 @@ __all__ = [
     "MAGIC",
     "read_manifest",
     "read_object",
+    "small_file",
     "write_object",
+    "write_pickled",
 ]
 
 logger = logging.getLogger(__name__)
 
-MAGIC = b"\x89JOBLITE"
-FORMAT_VERSION = 2  # the newest version this joblite reads and writes
-# What a file needs: version 1 unless an array is filtered (see _filters).
-BASE_VERSION = 1
-FILTERS_VERSION = 2
-ALIGNMENT = 64
 CHUNK_SIZE = 8 * 1024 * 1024
-_HEADER = struct.Struct("<8sHHIQQ")
-ARRAYS_WRITABLE = 1
-_MAX_MANIFEST = 256 * 1024 * 1024
 # Regular files up to this size are read whole in one call (see _read_path).
 SMALL_FILE = 1024 * 1024
 # Sections of a file behind a URL are fetched in ranges of at most RANGE_BYTES,
@@ -91,30 +93,6 @@ SMALL_FILE = 1024 * 1024
 RANGE_BYTES = 8 * 1024 * 1024
 RANGES_AT_ONCE = 8
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-# Built once: json.dumps with options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-
-# First bytes of files joblib writes: a pickle, or one of its compressors' streams.
-_JOBLIB_SIGNATURES = {
-    b"\x80": "an uncompressed joblib or pickle file",
-    b"\x78": "a zlib-compressed joblib file",
-    b"ZF": "a zlib-compressed joblib file (old format)",
-    b"\x1f\x8b": "a gzip-compressed joblib file",
-    b"BZh": "a bz2-compressed joblib file",
-    b"\xfd7zXZ": "an xz-compressed joblib file",
-    b"\x5d\x00\x00": "an lzma-compressed joblib file",
-    b"\x04\x22\x4d\x18": "an lz4-compressed joblib file",
-    b"\x28\xb5\x2f\xfd": "a zstd-compressed file",
-}
-
-
-def _align(offset: int) -> int:
-    return -(-offset // ALIGNMENT) * ALIGNMENT
-
-
-def _type_name(obj: object) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _dtype_description(dtype: Any) -> object:
@@ -137,36 +115,48 @@ def write_object(
     """
     codec = None if compression.codec is None else get_codec(compression.codec)
     pickled = dump_parts(obj, protocol=protocol)
-    if codec is None and not pickled.buffers and len(pickled.data) <= SMALL_FILE:
-        fileobj.write(_plain_small_file(obj, pickled.data, pickled.protocol))
-        return
-    views = [memoryview(pickled.data), *(buffer.raw() for buffer in pickled.buffers)]
-    arrays_nbytes = sum(info.nbytes for info in pickled.arrays)
-    entries: list[dict[str, Any]] = [{"nbytes": len(pickled.data)}]
-    entries += [
-        {
-            "dtype": _dtype_description(info.dtype),
-            "shape": list(info.shape),
-            "order": info.order,
-            "nbytes": info.nbytes,
-        }
-        for info in pickled.arrays
-    ]
-    manifest: dict[str, object] = {
-        "format_version": BASE_VERSION,
-        "object_type": _type_name(obj),
-        "protocol": pickled.protocol,
-        "codec": compression.codec,
-        "level": compression.level if codec is not None else 0,
-        "chunk_size": CHUNK_SIZE if codec is not None else None,
-        "pickle": entries[0],
-        "arrays": entries[1:],
-        "arrays_nbytes": arrays_nbytes,
-        "total_nbytes": arrays_nbytes + len(pickled.data),
-    }
-    if codec is None and arrays_nbytes + len(pickled.data) <= SMALL_FILE:
-        _write_small(fileobj, manifest, views, entries)
-        return
+    whole = small_file(obj, pickled, compression)
+    if whole is not None:
+        fileobj.write(whole)
+    else:
+        write_pickled(obj, pickled, fileobj, compression, codec)
+
+
+def small_file(obj: object, pickled: Pickled, compression: Compression) -> bytes | None:
+    """The whole file of ``obj`` (pickled as ``pickled``) if it is small and uncompressed.
+
+    None for a compressed file or more than ``SMALL_FILE`` bytes of payload:
+    those are written by :func:`write_pickled`. A small file is written with
+    one call (``dump`` to a path: :func:`~joblite._core.fsutil.atomic_write_bytes`).
+
+    >>> from joblite._core.pickling import dump_parts
+    >>> small_file([1], dump_parts([1]), UNCOMPRESSED)[:8]
+    b'\\x89JOBLITE'
+    """
+    if compression.codec is not None:
+        return None
+    if not pickled.buffers:
+        if len(pickled.data) > SMALL_FILE:
+            return None
+        return plain_small_file(obj, pickled.data, pickled.protocol)
+    manifest, entries, views = _describe(obj, pickled, compression)
+    if int(manifest["total_nbytes"]) > SMALL_FILE:  # type: ignore[call-overload]
+        return None
+    return _small_file_with_arrays(manifest, views, entries)
+
+
+def write_pickled(
+    obj: object,
+    pickled: Pickled,
+    fileobj: BinaryIO,
+    compression: Compression,
+    codec: Codec | None,
+) -> None:
+    """Write the file of ``obj``, already pickled as ``pickled``, into ``fileobj``.
+
+    The general path, for what :func:`small_file` declines (it writes any file).
+    """
+    manifest, entries, views = _describe(obj, pickled, compression)
     sections = [
         Section(view, info) for view, info in zip(views, [None, *pickled.arrays], strict=True)
     ]
@@ -184,13 +174,42 @@ def write_object(
         _write_uncompressed(fileobj, manifest, sections, entries)
 
 
-def _write_small(
-    fileobj: BinaryIO,
-    manifest: dict[str, object],
-    views: list[memoryview],
-    entries: list[dict[str, Any]],
-) -> None:
-    """An uncompressed file of a small object: checksummed inline, written in one call.
+def _describe(
+    obj: object, pickled: Pickled, compression: Compression
+) -> tuple[dict[str, object], list[dict[str, Any]], list[memoryview]]:
+    """The manifest (without offsets and checksums), its section entries, the sections' bytes."""
+    compressed = compression.codec is not None
+    views = [memoryview(pickled.data), *(buffer.raw() for buffer in pickled.buffers)]
+    arrays_nbytes = sum(info.nbytes for info in pickled.arrays)
+    entries: list[dict[str, Any]] = [{"nbytes": len(pickled.data)}]
+    entries += [
+        {
+            "dtype": _dtype_description(info.dtype),
+            "shape": list(info.shape),
+            "order": info.order,
+            "nbytes": info.nbytes,
+        }
+        for info in pickled.arrays
+    ]
+    manifest: dict[str, object] = {
+        "format_version": BASE_VERSION,
+        "object_type": _type_name(obj),
+        "protocol": pickled.protocol,
+        "codec": compression.codec,
+        "level": compression.level if compressed else 0,
+        "chunk_size": CHUNK_SIZE if compressed else None,
+        "pickle": entries[0],
+        "arrays": entries[1:],
+        "arrays_nbytes": arrays_nbytes,
+        "total_nbytes": arrays_nbytes + len(pickled.data),
+    }
+    return manifest, entries, views
+
+
+def _small_file_with_arrays(
+    manifest: dict[str, object], views: list[memoryview], entries: list[dict[str, Any]]
+) -> bytes:
+    """An uncompressed file of a small object: checksummed inline, returned whole.
 
     Memory writes one per cache miss, so the per-call overhead matters here.
     """
@@ -208,37 +227,7 @@ def _write_small(
     for view, entry in zip(views, entries, strict=True):
         parts += (bytes(data_start + entry["offset"] - position), view)
         position = data_start + entry["offset"] + view.nbytes
-    fileobj.write(b"".join(parts))
-
-
-# The manifest of a file holding only a pickle stream (no arrays, no codec),
-# laid out as the general path's encoder would write it; formatted directly
-# because Memory writes one per cache miss (a test checks both agree).
-_PLAIN_MANIFEST = (
-    b'{"format_version":%d,"object_type":%s,"protocol":%d,"codec":null,"level":0,'
-    b'"chunk_size":null,"pickle":{"nbytes":%d,"offset":0,"checksum":"%016x"},'
-    b'"arrays":[],"arrays_nbytes":0,"total_nbytes":%d,"data_nbytes":%d}'
-)
-
-
-def _plain_small_file(obj: object, data: bytes, protocol: int) -> bytes:
-    """The whole file of a small object without arrays, uncompressed."""
-    nbytes = len(data)
-    checksum = _sections.section_checksum(memoryview(data))
-    object_type = _ENCODER.encode(_type_name(obj)).encode()
-    manifest = _PLAIN_MANIFEST % (
-        BASE_VERSION,
-        object_type,
-        protocol,
-        nbytes,
-        checksum,
-        nbytes,
-        nbytes,
-    )
-    header_start = _HEADER.pack(MAGIC, BASE_VERSION, 0, 0, len(manifest), 0)[:24]
-    manifest_checksum = _sections.checksum(header_start + manifest)
-    head = header_start + struct.pack("<Q", manifest_checksum) + manifest
-    return head + bytes(_align(len(head)) - len(head)) + data
+    return b"".join(parts)
 
 
 def _write_uncompressed(
@@ -279,52 +268,6 @@ def _write_uncompressed(
         fileobj.seek(end)
 
 
-def _encode_head(manifest: dict[str, object]) -> bytes:
-    """The header and the manifest, ready to write."""
-    manifest_bytes = _ENCODER.encode(manifest).encode()
-    version = int(manifest["format_version"])  # type: ignore[call-overload]
-    header_start = _HEADER.pack(MAGIC, version, 0, 0, len(manifest_bytes), 0)[:24]
-    manifest_checksum = _sections.checksum(header_start + manifest_bytes)
-    return header_start + struct.pack("<Q", manifest_checksum) + manifest_bytes
-
-
-def _foreign_file_error(head: bytes) -> InvalidFileError:
-    for signature, description in _JOBLIB_SIGNATURES.items():
-        if head.startswith(signature):
-            return ForeignFileError(
-                f"not a joblite file: it looks like {description}; "
-                "load it with joblib.load (or pickle) if you trust it"
-            )
-    return InvalidFileError("not a joblite file: the magic bytes are missing")
-
-
-def _read_layout(fileobj: BinaryIO) -> Layout:
-    head = read_exact(fileobj, _HEADER.size, what="header", truncated_ok=True)
-    if not head.startswith(MAGIC[: len(head)]) or not head:
-        raise _foreign_file_error(head) if head else InvalidFileError("not a joblite file: empty")
-    if len(head) < _HEADER.size:
-        raise CorruptFileError(f"truncated joblite file: only {len(head)} header bytes")
-    _, version, flags, _, manifest_length, expected = _HEADER.unpack(head)
-    if version > FORMAT_VERSION:
-        raise UnsupportedVersionError(
-            f"the file uses joblite format version {version}; this joblite reads versions "
-            f"up to {FORMAT_VERSION}: upgrade joblite to load it"
-        )
-    if version < 1 or flags & ~ARRAYS_WRITABLE or manifest_length > _MAX_MANIFEST:
-        raise CorruptFileError("corrupt joblite header (bad version, flags or manifest size)")
-    manifest_bytes = read_exact(fileobj, manifest_length, what="manifest")
-    if _sections.checksum(head[:24] + manifest_bytes) != expected:
-        raise CorruptFileError("corrupt joblite file: the manifest checksum does not match")
-    layout = parse_manifest(manifest_bytes, _HEADER.size + manifest_length)
-    if layout.manifest["format_version"] != version:
-        raise CorruptFileError("corrupt joblite file: the header and manifest versions differ")
-    layout.arrays_writable = bool(flags & ARRAYS_WRITABLE)
-    if layout.arrays_writable:
-        for section in layout.sections[1:]:
-            section.checksum = None
-    return layout
-
-
 def _mark_arrays_writable(path: str, layout: Layout) -> None:
     """Set ARRAYS_WRITABLE before an "r+" map lets the caller change the arrays.
 
@@ -351,8 +294,8 @@ def read_manifest(source: str | os.PathLike[str] | BinaryIO) -> dict[str, object
     """
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as fileobj:
-            return _read_layout(fileobj).manifest
-    return _read_layout(source).manifest
+            return read_layout(fileobj).manifest
+    return read_layout(source).manifest
 
 
 def read_object(
@@ -402,7 +345,7 @@ def _read_path(
         raise
     if whole is not None:
         os.close(fd)
-        return _read_from(io.BytesIO(whole), None, None, allowed, whole=whole)
+        return _read_whole(whole, allowed)
     with open(fd, "rb") as fileobj:
         return _read_from(fileobj, os.fspath(path), mmap_mode, allowed)
 
@@ -415,19 +358,44 @@ def _read_to_end(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def _read_whole(whole: bytes, allowed: Sequence[str] | None) -> object:
+    """Load a small file read whole, parsed straight from memory."""
+    layout = whole_layout(whole)
+    if layout.codec is not None:  # small but compressed: the frames are streamed
+        fileobj = io.BytesIO(whole)
+        fileobj.seek(layout.manifest_end)
+        return _read_sections(fileobj, layout, None, None, allowed)
+    if len(layout.sections) > 1:
+        check_array_sizes(layout)
+    data_start = _align(layout.manifest_end)
+    end = data_start + layout.data_nbytes
+    pickle_data, buffers = _reading.split_whole(whole, layout.sections, data_start, end)
+    return _unpickle(pickle_data, buffers, allowed)
+
+
 def _read_from(
     fileobj: BinaryIO,
     path: str | None,
     mmap_mode: str | None,
     allowed: Sequence[str] | None,
-    whole: bytes | None = None,
     fetch_ranges: _reading.FetchRanges | None = None,
 ) -> object:
-    """Load from ``fileobj``; ``whole`` is the entire file when it was read at once."""
-    layout = _read_layout(fileobj)
+    """Load from ``fileobj``, positioned at the file's start."""
+    return _read_sections(fileobj, read_layout(fileobj), path, mmap_mode, allowed, fetch_ranges)
+
+
+def _read_sections(
+    fileobj: BinaryIO,
+    layout: Layout,
+    path: str | None,
+    mmap_mode: str | None,
+    allowed: Sequence[str] | None,
+    fetch_ranges: _reading.FetchRanges | None = None,
+) -> object:
+    """Load the sections after the head (``layout``) at ``fileobj``'s position."""
     if len(layout.sections) > 1:
         check_array_sizes(layout)
-    available = None if whole is not None else _reading.bytes_left(fileobj)
+    available = _reading.bytes_left(fileobj)
     if layout.codec is None:
         data_start = _align(layout.manifest_end)
         end = data_start + layout.data_nbytes
@@ -438,9 +406,7 @@ def _read_from(
                 f"truncated joblite file{f' {path!r}' if path else ''}: "
                 f"{layout.manifest_end + available} bytes, the manifest says {end}"
             )
-        if whole is not None:
-            pickle_data, buffers = _reading.split_whole(whole, layout.sections, data_start, end)
-        elif fetch_ranges is not None and available is not None:
+        if fetch_ranges is not None and available is not None:
             pickle_data, buffers = _reading.read_raw_ranges(
                 fetch_ranges,
                 layout.sections,

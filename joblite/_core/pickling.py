@@ -110,28 +110,39 @@ def _importable_by_reference(obj: Any) -> bool:
     return getattr(obj, "__module__", None) != "__main__" and found_by_name(obj)
 
 
-class _Pickler(pickle.Pickler):
-    """The C pickler with array buffers out-of-band and cloudpickle as a fallback."""
+class _BufferSink:
+    """The pickler's buffer callback: collects joblite's own array buffers.
 
-    def __init__(self, file: io.BytesIO, protocol: int, *, out_of_band: bool = True) -> None:
-        self.out_of_band = out_of_band and protocol >= 5
-        super().__init__(
-            file, protocol, buffer_callback=self._on_buffer if self.out_of_band else None
-        )
-        self.protocol_number = protocol
+    A separate object, not a bound method of the pickler: a pickler holding
+    its own method would be a reference cycle, and a discarded one (after a
+    failed dump) would keep the dumped value's arrays alive until the next
+    garbage collection instead of freeing them on return.
+    """
+
+    def __init__(self) -> None:
         self.buffers: list[pickle.PickleBuffer] = []
         self.arrays: list[ArrayInfo] = []
         # Holding each buffer keeps its id from being reused by a user's PickleBuffer.
-        self.own_buffers: dict[int, tuple[pickle.PickleBuffer, ArrayInfo]] = {}
-        self.numpy: Any = sys.modules.get("numpy")
+        self.own: dict[int, tuple[pickle.PickleBuffer, ArrayInfo]] = {}
 
-    def _on_buffer(self, buffer: pickle.PickleBuffer) -> bool:
-        own = self.own_buffers.get(id(buffer))
+    def __call__(self, buffer: pickle.PickleBuffer) -> bool:
+        own = self.own.get(id(buffer))
         if own is None:
             return True  # someone else's PickleBuffer: keep it in-band, as documented
         self.buffers.append(buffer)
         self.arrays.append(own[1])
         return False
+
+
+class _Pickler(pickle.Pickler):
+    """The C pickler with array buffers out-of-band and cloudpickle as a fallback."""
+
+    def __init__(self, file: io.BytesIO, protocol: int, *, out_of_band: bool = True) -> None:
+        self.out_of_band = out_of_band and protocol >= 5
+        self.sink = _BufferSink()
+        super().__init__(file, protocol, buffer_callback=self.sink if self.out_of_band else None)
+        self.protocol_number = protocol
+        self.numpy: Any = sys.modules.get("numpy")
 
     def reducer_override(self, obj: Any) -> Any:
         np = self.numpy
@@ -163,7 +174,7 @@ class _Pickler(pickle.Pickler):
         # buffer (datetime64, some structured dtypes), and never copies.
         buffer = pickle.PickleBuffer(array.reshape(-1, order=order).view(self.numpy.uint8))
         info = ArrayInfo(dtype, tuple(array.shape), order, int(array.nbytes))
-        self.own_buffers[id(buffer)] = (buffer, info)
+        self.sink.own[id(buffer)] = (buffer, info)
         return (_array_from_buffer, (buffer, dtype, array.shape, order))
 
 
@@ -203,16 +214,18 @@ def dump_parts(obj: object, *, protocol: int | None = None) -> Pickled:
         pickler.numpy = sys.modules.get("numpy")  # it may have been imported since
     except IndexError:
         pickler, stream = _new_pickler(protocol)
+    sink = pickler.sink
     try:
         pickler.dump(obj)
-        pickled = Pickled(stream.getvalue(), protocol, pickler.buffers, pickler.arrays)
+        pickled = Pickled(stream.getvalue(), protocol, sink.buffers, sink.arrays)
     except BaseException:
         pooled = False  # its stream holds a partial dump
         raise
     finally:
-        pickler.buffers, pickler.arrays, pickler.own_buffers = [], [], {}
+        # The memo holds every object pickled: released now, pooled or not.
+        pickler.clear_memo()
+        sink.buffers, sink.arrays, sink.own = [], [], {}
         if pooled and len(_IDLE) < _MAX_IDLE:
-            pickler.clear_memo()
             stream.seek(0)
             stream.truncate()  # also frees a big stream's memory
             _IDLE.append((pickler, stream))
@@ -298,9 +311,7 @@ class _StreamPickler(_Pickler):
 
     def __init__(self, file: io.BytesIO, reducer: Callable[[Any], Any] | None) -> None:
         # No buffer callback: numpy's own protocol-5 reduce then writes its
-        # buffer in the stream (the reader gets writable arrays), and the
-        # pickler is no reference cycle through a bound method, so it is freed
-        # at once instead of by the garbage collector (one per batch sent).
+        # buffer in the stream (the reader gets writable arrays).
         super().__init__(file, DEFAULT_PROTOCOL, out_of_band=False)
         self.reducer = reducer
 

@@ -152,3 +152,55 @@ def test_open_no_follow_refuses_a_planted_link_or_replaces_it(tmp_path: Path, ki
     os.close(fd)
     assert victim.read_bytes() == b"precious"
     assert journal.read_bytes() == b"line\n"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_new_file_gets_the_umask_of_now_like_open(tmp_path: Path) -> None:
+    # The umask is applied when the file is created, as open() does, not the one
+    # joblite saw at import; a replaced file keeps its own mode whatever the umask.
+    (tmp_path / "kept").write_bytes(b"old")
+    (tmp_path / "kept").chmod(0o644)
+    previous = os.umask(0o077)
+    try:
+        atomic_write_bytes(tmp_path / "a", b"x")
+        with atomic_write(tmp_path / "b") as f:
+            f.write(b"x")
+        (tmp_path / "c").write_bytes(b"x")
+        atomic_write_bytes(tmp_path / "kept", b"new")
+    finally:
+        os.umask(previous)
+    modes = {name: (tmp_path / name).stat().st_mode & 0o777 for name in ("a", "b", "c", "kept")}
+    assert modes == {"a": 0o600, "b": 0o600, "c": 0o600, "kept": 0o644}
+
+
+def test_a_planted_temp_name_costs_a_retry_not_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Temp names are random, and opened exclusively: a file (or link) already
+    # there under the next name is neither written through nor replaced.
+    planted = tmp_path / f"{TEMP_PREFIX}{'00' * 8}"
+    planted.symlink_to(tmp_path / "victim")
+    draws = iter([b"\0" * 8, b"\1" * 8])
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    atomic_write_bytes(tmp_path / "data.bin", b"new")
+    assert (tmp_path / "data.bin").read_bytes() == b"new"
+    assert planted.is_symlink()
+    assert not (tmp_path / "victim").exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(["data.bin", planted.name])
+
+
+def test_a_failed_write_of_bytes_leaves_the_old_file_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"old")
+
+    def disk_full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_bytes(target, b"new")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["data.bin"]

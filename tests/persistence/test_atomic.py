@@ -143,15 +143,22 @@ def test_replacing_a_big_file_releases_it_and_keeps_it_readable(
     import joblite.persistence
 
     monkeypatch.setattr(joblite.persistence, "_DROP_CACHE_MIN_BYTES", 1024)
+    dropped: list[str] = []
+    drop = joblite.persistence._drop_cached_pages
+    monkeypatch.setattr(
+        joblite.persistence, "_drop_cached_pages", lambda path: (dropped.append(path), drop(path))
+    )
     target = tmp_path / "model.jl"
-    dump(np.zeros(10_000), target)
+    size = 200_000  # 1.6 MB: over SMALL_FILE, so not written whole by the small path
+    dump(np.zeros(size), target)
     with open(target, "rb") as reader:  # a reader of the old file keeps its bytes
-        dump(np.ones(10_000), target)  # its cache is dropped, then it is replaced
-        assert_same(load(reader), np.zeros(10_000))
+        dump(np.ones(size), target)  # its cache is dropped, then it is replaced
+        assert dropped[-1] == str(target)
+        assert_same(load(reader), np.zeros(size))
     assert not [path for path in _deleted_files_held_open() if str(tmp_path) in path]
-    assert_same(load(target), np.ones(10_000))
+    assert_same(load(target), np.ones(size))
     with pytest.raises(TypeError):
         dump(Unpicklable(), target)
     assert not [path for path in _deleted_files_held_open() if str(tmp_path) in path]
     assert [p.name for p in tmp_path.iterdir()] == ["model.jl"]
-    assert_same(load(target), np.ones(10_000))
+    assert_same(load(target), np.ones(size))

@@ -91,36 +91,36 @@ _Quoted.__qualname__ = 'Qu"ot\\ed\u00e9'  # the object type must be JSON-escaped
 
 @pytest.mark.parametrize(
     "value",
-    [1, None, "text", {"a": [1, 2.5]}, b"\x00" * 5000, _Quoted()],
-    ids=["int", "none", "str", "dict", "bytes", "quoted-type-name"],
+    [
+        1,
+        None,
+        "text",
+        {"a": [1, 2.5]},
+        b"\x00" * 5000,
+        _Quoted(),
+        np.arange(128.0),
+        {"w": np.ones((3, 4), order="F"), "b": np.zeros(0), "t": np.arange(3, dtype=">i4")},
+    ],
+    ids=["int", "none", "str", "dict", "bytes", "quoted-type-name", "array", "arrays"],
 )
 @pytest.mark.parametrize("protocol", [2, 5])
-def test_plain_small_files_match_the_general_layout(value: object, protocol: int) -> None:
-    # Small objects without arrays get their manifest formatted directly
-    # (Memory writes one per miss): it must be what the general writer encodes.
+def test_small_files_match_the_general_layout(value: object, protocol: int) -> None:
+    # A small file is built whole in memory (its manifest formatted directly when it
+    # has no arrays: Memory writes one per miss) and written with one call, by dump
+    # to a path too: its bytes must be what the general writer streams.
     from joblite._core import fileformat
+    from joblite._core.codecs import UNCOMPRESSED
     from joblite._core.pickling import dump_parts
 
     pickled = dump_parts(value, protocol=protocol)
-    entries: list[dict[str, Any]] = [{"nbytes": len(pickled.data)}]
-    manifest: dict[str, object] = {
-        "format_version": 1,
-        "object_type": fileformat._type_name(value),
-        "protocol": protocol,
-        "codec": None,
-        "level": 0,
-        "chunk_size": None,
-        "pickle": entries[0],
-        "arrays": [],
-        "arrays_nbytes": 0,
-        "total_nbytes": len(pickled.data),
-    }
     general = io.BytesIO()
-    fileformat._write_small(general, manifest, [memoryview(pickled.data)], entries)
+    fileformat.write_pickled(value, pickled, general, UNCOMPRESSED, None)
+    whole = fileformat.small_file(value, pickled, UNCOMPRESSED)
+    assert whole == general.getvalue()
     written = io.BytesIO()
     dump(value, written, protocol=protocol)
     assert written.getvalue() == general.getvalue()
-    assert inspect(io.BytesIO(written.getvalue()))["object_type"] == manifest["object_type"]
+    assert inspect(io.BytesIO(whole))["object_type"] == fileformat._type_name(value)
 
 
 @pytest.mark.parametrize("nbytes", [0, 1, 1000, _sections.HASH_PIECE, _sections.HASH_PIECE + 1])

@@ -148,3 +148,40 @@ def test_arrays_go_out_of_band_when_numpy_is_imported_after_a_first_dump() -> No
         "assert len(dump_parts(numpy.arange(3)).buffers) == 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_failed_dump_frees_the_values_arrays_on_return() -> None:
+    # The pickler of a failed dump is discarded: it must hold no reference cycle
+    # (through its buffer callback) keeping what it had pickled, the user's big
+    # arrays included, alive until the next garbage collection.
+    import gc
+    import weakref
+
+    array = np.arange(1000.0)
+    alive = weakref.ref(array)
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError):
+            dump_parts({"a": array, "bad": _FailsHalfway()})
+        del array
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def test_picklers_are_freed_without_the_garbage_collector() -> None:
+    # The same for a pickler dropped after a successful dump (a full pool, a thread).
+    import gc
+    import weakref
+
+    from joblite._core.pickling import _Pickler
+
+    gc.disable()
+    try:
+        pickler = _Pickler(io.BytesIO(), 5)
+        pickler.dump({"a": np.arange(3.0)})
+        alive = weakref.ref(pickler)
+        del pickler
+        assert alive() is None
+    finally:
+        gc.enable()
