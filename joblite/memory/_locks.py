@@ -14,7 +14,9 @@ lock file older than ``stale_after`` seconds is then taken to belong to a
 dead holder and broken. Lock files are opened with ``O_NOFOLLOW`` and
 refused when hard-linked: a link planted at ``path`` (pointing at a file
 outside the cache) is removed and a fresh file locked, so the holder never
-truncates or writes another file through it.
+truncates or writes another file through it. The common, uncontended case
+creates the file with ``O_EXCL`` and locks it at once: three system calls
+(create, ``flock``, ``fstat``) where the general path takes five.
 
 Example::
 
