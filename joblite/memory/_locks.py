@@ -44,6 +44,9 @@ __all__ = ["DEFAULT_STALE_AFTER", "FileLock", "ThreadLockTable"]
 
 # Only used by the O_EXCL fallback: flock locks vanish with their holder.
 DEFAULT_STALE_AFTER = 600.0
+# faccessat relative to a directory, not following a link (Linux, macOS); elsewhere
+# ``exists_beside`` cannot tell, and callers look by path.
+_ACCESS_BESIDE = os.access in os.supports_dir_fd and os.access in os.supports_follow_symlinks
 
 
 def backoff(first: float = 0.001, most: float = 0.05) -> Iterator[float]:
@@ -117,10 +120,10 @@ class FileLock:
         """Whether ``name`` is in the held lock file's directory (a link counts, unfollowed).
 
         None if the lock holds no directory (made without ``directory``, or
-        not held): the caller must then look by path. One system call, no
-        exception when ``name`` is missing.
+        not held) or the platform cannot ask: the caller must then look by
+        path. One system call, no exception when ``name`` is missing.
         """
-        if self.dir_fd is None:
+        if self.dir_fd is None or not _ACCESS_BESIDE:
             return None
         return os.access(name, os.F_OK, dir_fd=self.dir_fd, follow_symlinks=False)
 

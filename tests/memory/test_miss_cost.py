@@ -117,3 +117,25 @@ def test_a_lock_without_a_held_directory_cannot_tell_what_is_beside_it(tmp_path:
     lock = _locks.FileLock(str(tmp_path / ".e.out.part"))
     with lock:
         assert lock.exists_beside("e.out") is None  # the caller looks by path instead
+
+
+@pytest.mark.parametrize("platform", ["faccessat", "no faccessat with dir_fd"])
+def test_an_entry_stored_while_a_miss_waited_is_loaded_not_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    if platform != "faccessat":
+        monkeypatch.setattr(_locks, "_ACCESS_BESIDE", False)
+    f = Memory(tmp_path / "cache", verbose=0).cache(square)
+    store = f.store
+    assert isinstance(store, FileStore)
+    with store.lock(f.__cache_key__(3) + ".out") as lock:
+        assert lock.exists_beside("anything") is (False if platform == "faccessat" else None)
+    # Looked for again under the lock (beside it, or by path), found and loaded.
+    real_lock = store.lock
+
+    def lock_after_another_stored(*args: Any, **kwargs: Any) -> _locks.FileLock:
+        f.put(10, 3)  # another caller stored it meanwhile (square(3) would be 9)
+        return real_lock(*args, **kwargs)
+
+    monkeypatch.setattr(store, "lock", lock_after_another_stored)
+    assert f(3) == 10
