@@ -107,7 +107,10 @@ class FileLock:
         the lock was taken: no one else writes a locked file.) Only the
         holder renames its lock file; anyone else removes it (``cache gc``
         after an hour, a ``clear()`` in another process), and then it has no
-        link left: one ``fstat``, instead of a look at ``path``.
+        link left: one ``fstat``, instead of a look at ``path``. (A directory
+        moved away whole, as a deletion does first, takes the file along: the
+        entry is written there and goes with it, as a look at the name, made
+        relative to the held directory, would find too.)
         """
         held = self._held
         if self._fd is None or held is None or path != self.path or self._renamed:
