@@ -26,6 +26,7 @@ from ._access import MAX_HOT_FILE_SIZE, UNPICKLE
 from ._entries import FUNCTION_INFO, OUTPUT, delete_entry, read_metadata
 from ._journal import append_store
 from ._keys import ArgumentBinder, code_version
+from ._locks import FileLock
 from ._results import check_entry_file, read_output, short_repr, write_output
 from ._verbose import VerboseReports, say
 from .stores.base import Store
@@ -299,7 +300,7 @@ class CallMachinery(VerboseReports):
         try:
             # Another caller may have computed it while we waited for the lock
             # (a stale entry was seen by the callback already: do not ask it twice).
-            validity, value = (STALE, None) if stale else self._load(entry)
+            validity, value = (STALE, None) if stale else self._load_locked(entry, lock)
             if validity is not VALID:
                 value, metadata, stored = self._run_and_store(entry, values, args, kwargs, lock)
         except BaseException as exc:
@@ -311,6 +312,18 @@ class CallMachinery(VerboseReports):
         if stored:
             return self._stored_value(entry, value), metadata
         return value, None
+
+    def _load_locked(self, entry: str, lock: object) -> tuple[Validity, Any]:
+        """:meth:`_load`, by a caller holding ``lock``: absent at the cost of one look.
+
+        A ``FileLock`` holds the entry's directory open: asking it whether the
+        file is there costs one system call relative to it, no path walk and
+        no exception (3.8 -> 2.3 µs of CPU on tmpfs, best of 9, loaded 2-core VM).
+        """
+        name = entry.rpartition("/")[2] + OUTPUT
+        if isinstance(lock, FileLock) and lock.exists_beside(name) is False:
+            return ABSENT, None
+        return self._load(entry)
 
     def _exists(self, entry: str) -> bool:
         try:

@@ -14,7 +14,9 @@ lock file older than ``stale_after`` seconds is then taken to belong to a
 dead holder and broken. Lock files are opened with ``O_NOFOLLOW`` and
 refused when hard-linked: a link planted at ``path`` (pointing at a file
 outside the cache) is removed and a fresh file locked, so the holder never
-truncates or writes another file through it.
+truncates or writes another file through it. The common, uncontended case
+creates the file with ``O_EXCL`` and locks it at once: three system calls
+(create, ``flock``, ``fstat``) where the general path takes five.
 
 Example::
 
@@ -42,6 +44,9 @@ __all__ = ["DEFAULT_STALE_AFTER", "FileLock", "ThreadLockTable"]
 
 # Only used by the O_EXCL fallback: flock locks vanish with their holder.
 DEFAULT_STALE_AFTER = 600.0
+# faccessat relative to a directory, not following a link (Linux, macOS); elsewhere
+# ``exists_beside`` cannot tell, and callers look by path.
+_ACCESS_BESIDE = os.access in os.supports_dir_fd and os.access in os.supports_follow_symlinks
 
 
 def backoff(first: float = 0.001, most: float = 0.05) -> Iterator[float]:
@@ -74,8 +79,9 @@ class FileLock:
     ) -> None:
         self.path = path
         self._directory = directory
-        # What the file operations are given: the name in the held directory, or the path.
-        self._name = os.path.basename(path) if directory is not None else path
+        # What the file operations are given: the name in the held directory, or the path
+        # (the name as os.path.basename cuts it, in one call: a miss makes a lock).
+        self._name = path.rpartition(os.sep)[2] if directory is not None else path
         # The directory the lock's file is in while held (None: ``path`` is a plain path).
         self.dir_fd: int | None = None
         # (device, inode, size) of the locked file when the lock was taken.
@@ -98,18 +104,31 @@ class FileLock:
 
         None also when the lock is not held or not an flock: the caller must
         then not write into :meth:`fileno`. (Its size is the one it had when
-        the lock was taken: no one else writes a locked file.)
+        the lock was taken: no one else writes a locked file.) Only the
+        holder renames its lock file; anyone else removes it (``cache gc``
+        after an hour, a ``clear()`` in another process), and then it has no
+        link left: one ``fstat``, instead of a look at ``path``. (A directory
+        moved away whole, as a deletion does first, takes the file along: the
+        entry is written there and goes with it, as a look at the name, made
+        relative to the held directory, would find too.)
         """
         held = self._held
-        if self._fd is None or held is None or path != self.path:
+        if self._fd is None or held is None or path != self.path or self._renamed:
             return None
-        try:
-            named = os.stat(self._name, dir_fd=self.dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
+        if os.fstat(self._fd).st_nlink == 0:
             return None  # removed since (``cache gc`` of a computation over an hour long)
-        if (held[0], held[1]) != (named.st_dev, named.st_ino):
-            return None
         return held[2]
+
+    def exists_beside(self, name: str) -> bool | None:
+        """Whether ``name`` is in the held lock file's directory (a link counts, unfollowed).
+
+        None if the lock holds no directory (made without ``directory``, or
+        not held) or the platform cannot ask: the caller must then look by
+        path. One system call, no exception when ``name`` is missing.
+        """
+        if self.dir_fd is None or not _ACCESS_BESIDE:
+            return None
+        return os.access(name, os.F_OK, dir_fd=self.dir_fd, follow_symlinks=False)
 
     def mark_renamed(self) -> None:
         """Tell the lock its holder renamed the locked file away (release removes nothing)."""
@@ -155,6 +174,8 @@ class FileLock:
     def _acquire(self) -> None:
         start = time.monotonic()
         if self.use_flock:
+            if self._acquire_new_file():
+                return
             while True:
                 fd = self._open(self._name, os.O_RDWR | os.O_CREAT)
                 try:
@@ -187,6 +208,38 @@ class FileLock:
             os.write(fd, str(os.getpid()).encode())
             self._fd = fd
             return
+
+    def _acquire_new_file(self) -> bool:
+        """Create the lock's file and lock it at once; False if the general path must run.
+
+        The uncontended miss: ``O_CREAT | O_EXCL`` makes a fresh, single-linked
+        regular file (never a link's target), so ``open_no_follow``'s checks
+        are not needed, and once it is locked one ``fstat`` tells whether it
+        is still the file named ``path``. Another caller can only have locked
+        it first, between our create and our lock; the kernel then let us in
+        only after that caller released it, having renamed it away (after
+        writing an entry into it: its size is not 0) or removed it (no link
+        left). Three system calls instead of five.
+        """
+        try:
+            fd = self._open(self._name, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:  # a waiter, a dead writer's file, or something planted
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            st = os.fstat(fd)
+        except BlockingIOError:  # another caller opened our new file and locked it first
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        if st.st_nlink != 1 or st.st_size != 0:
+            os.close(fd)
+            return False
+        self._fd, self._renamed = fd, False
+        self._held = (st.st_dev, st.st_ino, 0)
+        return True
 
     def _names_file(self, fd: int) -> bool:
         """Whether ``self.path`` still names the file open as ``fd`` (then noted as held)."""

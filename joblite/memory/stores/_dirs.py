@@ -110,7 +110,7 @@ class DirectoryWalker:
         fd = -1
         try:
             for depth, name in enumerate(names, 1):
-                child = _open_child(parent, name, create=create, way=(self.root, *names[:depth]))
+                child = _open_child(parent, name, create, self.root, names, depth)
                 if fd >= 0:
                     os.close(fd)
                 fd = -1 if child is None else child
@@ -147,10 +147,13 @@ def _close_all(fds: list[int]) -> None:
             os.close(fds.pop())
 
 
-def _open_child(parent: int, name: str, *, create: bool, way: Sequence[str]) -> int | None:
-    """The directory ``name`` in ``parent``, opened without following a link.
+def _open_child(
+    parent: int, name: str, create: bool, root: str, names: Sequence[str], depth: int
+) -> int | None:
+    """The directory ``name`` (``names[depth - 1]``) in ``parent``, not following a link.
 
-    ``way`` is its path from the root, joined for messages only.
+    ``root`` and the first ``depth`` of ``names`` are its path, joined for
+    messages only (not on every step of a walk).
     """
     try:
         return os.open(name, _OPEN_DIR | _O_NOFOLLOW, dir_fd=parent)
@@ -163,8 +166,8 @@ def _open_child(parent: int, name: str, *, create: bool, way: Sequence[str]) -> 
         if not stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
             raise
         if not create:
-            raise UnsafeCachePathError(os.path.join(*way), _PLANTED) from None
-        where = os.path.join(*way)
+            raise UnsafeCachePathError(os.path.join(root, *names[:depth]), _PLANTED) from None
+        where = os.path.join(root, *names[:depth])
         logger.warning("replacing %s, a symbolic link planted in the cache, by a directory", where)
         os.unlink(name, dir_fd=parent)  # the link itself; its target is untouched
         with contextlib.suppress(FileExistsError):
@@ -172,7 +175,7 @@ def _open_child(parent: int, name: str, *, create: bool, way: Sequence[str]) -> 
     try:
         return os.open(name, _OPEN_DIR | _O_NOFOLLOW, dir_fd=parent)
     except NotADirectoryError:  # swapped for a link again at once: refuse rather than loop
-        raise UnsafeCachePathError(os.path.join(*way), _PLANTED) from None
+        raise UnsafeCachePathError(os.path.join(root, *names[:depth]), _PLANTED) from None
 
 
 def make_private_dirs(path: str) -> None:

@@ -249,9 +249,11 @@ class FileStore(Store):
         :meth:`open_write` then fills and renames to ``key``. The lock holds
         the directory open while it is held (see :class:`FileLock`).
         """
-        names = _names(key)[:-1]
+        names = _names(key)
+        name = names.pop()
         return FileLock(
-            _part_path(self._root + key),
+            # What _part_path(self._root + key) gives, without searching for the cut.
+            f"{self._root}{key[: len(key) - len(name)]}{_part_name(name)}",
             timeout=timeout,
             stale_after=self.stale_lock_after,
             directory=functools.partial(self._dirs.make, names),
