@@ -320,8 +320,8 @@ def read_object(
     ``fetch_ranges`` (a remote file object's ranged reader) fetches the
     sections of an uncompressed file several ranges at once. ``entry``, the
     ``lstat`` a cache checked a path by, makes the open refuse anything else:
-    a link, a FIFO (opened without blocking) or another file swapped in since
-    is an ``InvalidFileError``.
+    a link or a FIFO (opened without blocking) swapped in since is an
+    ``InvalidFileError``; a newer entry renamed over it is read.
 
     Raises :class:`~joblite.exceptions.InvalidFileError`, ``CorruptFileError``,
     ``UnsupportedVersionError``, ``MissingDependencyError``, ``UnsafeLoadError``,
@@ -342,14 +342,11 @@ def _read_path(
     allowed: Sequence[str] | None,
     entry: os.stat_result | None = None,
 ) -> object:
-    if entry is None:
-        fd = os.open(path, os.O_RDONLY | _O_BINARY)
-    else:
-        fd = _open_entry(path)
+    fd = os.open(path, os.O_RDONLY | _O_BINARY) if entry is None else _open_entry(path)
     try:
         info = os.fstat(fd)
         if entry is not None:
-            _check_same_entry(path, entry, info, writable=mmap_mode in ("r+", "w+"))
+            _check_entry(path, info, writable=mmap_mode in ("r+", "w+"))
         # Cache hits load many small files: one read and parsing from memory costs a
         # few microseconds where a map or buffered reads cost tens.
         whole = None
@@ -376,16 +373,11 @@ def _open_entry(path: str | os.PathLike[str]) -> int:
         raise InvalidFileError(f"{os.fspath(path)} became a link while it was read") from None
 
 
-def _check_same_entry(
-    path: str | os.PathLike[str], entry: os.stat_result, info: os.stat_result, writable: bool
-) -> None:
-    # The same rule as the cache's lstat check, on the file actually opened.
-    if (
-        (info.st_ino, info.st_dev) != (entry.st_ino, entry.st_dev)
-        or not stat.S_ISREG(info.st_mode)
-        or (writable and info.st_nlink > 1)
-    ):
-        raise InvalidFileError(f"{os.fspath(path)} was replaced while it was read")
+def _check_entry(path: str | os.PathLike[str], info: os.stat_result, writable: bool) -> None:
+    # The cache's lstat rule, on the file actually opened. Another process may
+    # have replaced the entry by a newer one since (a rename): that file is read.
+    if not stat.S_ISREG(info.st_mode) or (writable and info.st_nlink > 1):
+        raise InvalidFileError(f"{os.fspath(path)} was swapped for a special file or a link")
 
 
 def _read_to_end(fd: int, size: int) -> bytes:

@@ -49,7 +49,6 @@ def _swap_after_check(
     return swapped
 
 
-
 @pytest.mark.parametrize("mmap_mode", [None, "r"])
 def test_a_fifo_swapped_in_after_the_check_is_not_waited_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mmap_mode: str | None
@@ -85,13 +84,15 @@ def test_a_link_swapped_in_after_the_check_is_not_read(
     assert joblite.load(planted) == -1
 
 
-def test_another_file_swapped_in_after_the_check_is_not_read(
+def test_a_newer_entry_renamed_in_after_the_check_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Another process storing the same call: its atomic rename is not damage.
     _, output = _cached(tmp_path, None)
-    other = tmp_path / "other.out"
-    joblite.dump(-1, other)
+    newer = tmp_path / "newer.out"
+    joblite.dump(16, newer)
     g = Memory(tmp_path / "cache", verbose=0).cache(square)
-    swapped = _swap_after_check(monkeypatch, output, lambda p: os.replace(other, p))
+    swapped = _swap_after_check(monkeypatch, output, lambda p: os.replace(newer, p))
     assert g(4) == 16
     assert swapped
+    assert output.is_file()
