@@ -37,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -93,6 +94,8 @@ SMALL_FILE = 1024 * 1024
 RANGE_BYTES = 8 * 1024 * 1024
 RANGES_AT_ONCE = 8
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def _dtype_description(dtype: Any) -> object:
@@ -304,6 +307,7 @@ def read_object(
     mmap_mode: str | None = None,
     allowed: Sequence[str] | None = None,
     fetch_ranges: _reading.FetchRanges | None = None,
+    entry: os.stat_result | None = None,
 ) -> object:
     """Load the object stored in a joblite file (a path or a readable binary file).
 
@@ -314,7 +318,10 @@ def read_object(
     except the array data of a memory-mapped load (read lazily by design).
     ``allowed`` restricts unpickling (see :func:`joblite._core.pickling.loads`).
     ``fetch_ranges`` (a remote file object's ranged reader) fetches the
-    sections of an uncompressed file several ranges at once.
+    sections of an uncompressed file several ranges at once. ``entry``, the
+    ``lstat`` a cache checked a path by, makes the open refuse anything else:
+    a link or a FIFO (opened without blocking) swapped in since is an
+    ``InvalidFileError``; a newer entry renamed over it is read.
 
     Raises :class:`~joblite.exceptions.InvalidFileError`, ``CorruptFileError``,
     ``UnsupportedVersionError``, ``MissingDependencyError``, ``UnsafeLoadError``,
@@ -323,18 +330,23 @@ def read_object(
     if mmap_mode not in MMAP_MODES:
         raise ValueError(f"`mmap_mode` must be one of {MMAP_MODES}, got {mmap_mode!r}")
     if isinstance(source, (str, os.PathLike)):
-        return _read_path(source, mmap_mode, allowed)
+        return _read_path(source, mmap_mode, allowed, entry)
     if mmap_mode is not None:
         logger.info("mmap_mode=%r ignored: a file object cannot be memory-mapped", mmap_mode)
     return _read_from(source, None, None, allowed, fetch_ranges=fetch_ranges)
 
 
 def _read_path(
-    path: str | os.PathLike[str], mmap_mode: str | None, allowed: Sequence[str] | None
+    path: str | os.PathLike[str],
+    mmap_mode: str | None,
+    allowed: Sequence[str] | None,
+    entry: os.stat_result | None = None,
 ) -> object:
-    fd = os.open(path, os.O_RDONLY | _O_BINARY)
+    fd = os.open(path, os.O_RDONLY | _O_BINARY) if entry is None else _open_entry(path)
     try:
         info = os.fstat(fd)
+        if entry is not None:
+            _check_entry(path, info, writable=mmap_mode in ("r+", "w+"))
         # Cache hits load many small files: one read and parsing from memory costs a
         # few microseconds where a map or buffered reads cost tens.
         whole = None
@@ -350,9 +362,32 @@ def _read_path(
         return _read_from(fileobj, os.fspath(path), mmap_mode, allowed)
 
 
+def _open_entry(path: str | os.PathLike[str]) -> int:
+    # The cache checked the path with lstat just before: a link or a FIFO
+    # swapped in since must neither be followed nor block the open.
+    try:
+        return os.open(path, os.O_RDONLY | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise InvalidFileError(f"{os.fspath(path)} became a link while it was read") from None
+
+
+def _check_entry(path: str | os.PathLike[str], info: os.stat_result, writable: bool) -> None:
+    # The cache's lstat rule, on the file actually opened. Another process may
+    # have replaced the entry by a newer one since (a rename): that file is read.
+    if not stat.S_ISREG(info.st_mode) or (writable and info.st_nlink > 1):
+        raise InvalidFileError(f"{os.fspath(path)} was swapped for a special file or a link")
+
+
 def _read_to_end(fd: int, size: int) -> bytes:
     # One byte more than the size: a file growing meanwhile is read to its end.
-    chunks = [os.read(fd, size + 1)]
+    # Exactly ``size`` bytes for ``size + 1`` asked is the end: no second read
+    # to see b"" (a shorter read may be partial, on a network file system).
+    first = os.read(fd, size + 1)
+    if len(first) == size:
+        return first
+    chunks = [first]
     while chunks[-1]:
         chunks.append(os.read(fd, SMALL_FILE))
     return b"".join(chunks)

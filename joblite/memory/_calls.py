@@ -146,7 +146,7 @@ class CallMachinery(VerboseReports):
             from .._core.fileformat import read_object  # after the hot path: ~0.5 µs per import
 
             try:
-                value = read_object(path)
+                value = read_object(path, entry=st)
             except (FileNotFoundError, NotADirectoryError):
                 return ABSENT
         except _UNLOADABLE as exc:

@@ -82,8 +82,9 @@ def read_output(store: Store, key: str, mmap_mode: str | None) -> Any:
     path = store.local_path(key)
     if path is not None:
         try:
-            check_entry_file(path, os.lstat(path), writable=mmap_mode in ("r+", "w+"))
-            return read_object(path, mmap_mode=mmap_mode)
+            st = os.lstat(path)
+            check_entry_file(path, st, writable=mmap_mode in ("r+", "w+"))
+            return read_object(path, mmap_mode=mmap_mode, entry=st)
         except (FileNotFoundError, NotADirectoryError):
             raise KeyError(key) from None
     with store.open_read(key) as f:
