@@ -196,9 +196,9 @@ class MemorizedFunc(CallMachinery):
             and self.verbose <= 1
             and self.cache_validation_callback is None
         ):
-            # A local store, no verbose line, no callback: _load and
-            # _local_value without their checks, tuples and calls (~1.7k of
-            # a hit's ~41k instructions, callgrind).
+            # A local store, no verbose line, no callback: _load without its
+            # checks, tuple and calls, and _local_value's hit inline (its frame:
+            # 0.4k of a hit's 40.7k instructions, callgrind).
             path = root + entry + OUTPUT
             try:
                 st = _lstat(path)
