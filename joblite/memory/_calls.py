@@ -223,8 +223,12 @@ class CallMachinery(VerboseReports):
         output, measure = entry + OUTPUT, evictor is not None
         if self.verbose > 10:
             say(f"Persisting in {store.location}/{entry}")
+        held = None
         try:
             self._write_function_info(entry)
+            if lock is None and isinstance(store, FileStore):  # Memory(lock=False)
+                # The entry and its journal line written in its directory, walked to once.
+                lock = held = store.hold_directory(output)
             size = write_output(store, output, value, settings.compression, lock, measure=measure)
             append_store(store, entry, metadata, lock)
         # Pickling runs the value's own code (__reduce__, __getstate__), which
@@ -239,6 +243,9 @@ class CallMachinery(VerboseReports):
             )
             self._discard(entry)
             return False
+        finally:
+            if held is not None:
+                held.close()
         if evictor is not None:
             if size is None:
                 try:
