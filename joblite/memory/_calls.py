@@ -27,7 +27,7 @@ from ._entries import FUNCTION_INFO, OUTPUT, delete_entry, read_metadata
 from ._journal import append_store
 from ._keys import ArgumentBinder, code_version
 from ._locks import FileLock
-from ._results import check_entry_file, read_output, short_repr, write_output
+from ._results import arg_reprs, check_entry_file, read_output, write_output
 from ._verbose import VerboseReports, say
 from .stores.base import Store
 from .stores.local import FileStore
@@ -176,7 +176,7 @@ class CallMachinery(VerboseReports):
         return {
             "duration": duration,
             "time": start,
-            "input_args": {name: short_repr(v) for name, v in zip(names, values, strict=True)},
+            "input_args": arg_reprs(names, values),
             "func": self._identity.name,
         }
 
