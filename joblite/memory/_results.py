@@ -63,7 +63,8 @@ def arg_reprs(names: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, str]
     reprs = {}
     for name, value in zip(names, values, strict=True):
         kind = type(value)
-        # short_repr's checks for these kinds, without its calls (a miss: ~4 -> 3 µs).
+        # short_repr's checks for these kinds, without its calls (the benchmark's four
+        # arguments: 3.96 -> 3.49 µs, timeit best of 9).
         if (
             kind in _PLAIN_REPR
             or (kind is str and len(value) <= _MAX_STR)
