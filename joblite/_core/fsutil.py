@@ -31,6 +31,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_at",
     "atomic_write_bytes",
+    "create_temp_at",
     "fsync_directory",
     "open_no_follow",
     "safe_remove",
@@ -224,6 +225,26 @@ def _create_temp(target: str, user_path: str, mode: int | None) -> tuple[int, st
                 errno.ENOENT, "its directory does not exist", user_path
             ) from None
     raise FileExistsError(errno.EEXIST, "no unused temp file name in its directory", user_path)
+
+
+def create_temp_at(dir_fd: int, mode: int = 0o600) -> tuple[int, str]:
+    """``(descriptor, name)`` of a new, empty temp file in the open directory ``dir_fd``.
+
+    Created with ``O_EXCL`` (never an existing file, nor a link's target)
+    under a random name, ``mode`` less the umask. The caller writes it,
+    renames it into place relative to ``dir_fd``, and unlinks it on error.
+
+    Example::
+
+        fd, tmp_name = create_temp_at(dir_fd)
+    """
+    for _ in range(_TEMP_ATTEMPTS):
+        tmp_name = TEMP_PREFIX + os.urandom(8).hex()  # see _create_temp
+        try:
+            return os.open(tmp_name, _CREATE_FLAGS, mode, dir_fd=dir_fd), tmp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temp file name in the directory")
 
 
 def _finish_temp(fd: int, tmp_name: str, mode: int | None, fsync: bool) -> None:

@@ -27,7 +27,7 @@ from ._entries import FUNCTION_INFO, OUTPUT, delete_entry, read_metadata
 from ._journal import append_store
 from ._keys import ArgumentBinder, code_version
 from ._locks import FileLock
-from ._results import check_entry_file, read_output, short_repr, write_output
+from ._results import arg_reprs, check_entry_file, read_output, write_output
 from ._verbose import VerboseReports, say
 from .stores.base import Store
 from .stores.local import FileStore
@@ -191,7 +191,7 @@ class CallMachinery(VerboseReports):
         return {
             "duration": duration,
             "time": start,
-            "input_args": {name: short_repr(v) for name, v in zip(names, values, strict=True)},
+            "input_args": arg_reprs(names, values),
             "func": self._identity.name,
         }
 
@@ -238,8 +238,12 @@ class CallMachinery(VerboseReports):
         output, measure = entry + OUTPUT, evictor is not None
         if self.verbose > 10:
             say(f"Persisting in {store.location}/{entry}")
+        held = None
         try:
             self._write_function_info(entry)
+            if lock is None and isinstance(store, FileStore):  # Memory(lock=False)
+                # The entry and its journal line written in its directory, walked to once.
+                lock = held = store.hold_directory(output)
             size = write_output(store, output, value, settings.compression, lock, measure=measure)
             append_store(store, entry, metadata, lock)
         # Pickling runs the value's own code (__reduce__, __getstate__), which
@@ -254,6 +258,9 @@ class CallMachinery(VerboseReports):
             )
             self._discard(entry)
             return False
+        finally:
+            if held is not None:
+                held.close()
         if evictor is not None:
             if size is None:
                 try:

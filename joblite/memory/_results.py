@@ -23,6 +23,7 @@ __all__ = [
     "MemorizedResult",
     "NotMemorizedFunc",
     "NotMemorizedResult",
+    "arg_reprs",
     "check_entry_file",
     "expires_after",
     "read_output",
@@ -35,6 +36,7 @@ _repr.maxstring = 200
 _repr.maxother = 200
 _PLAIN_REPR = frozenset({int, float, bool, type(None), complex})
 _PLAIN_OR_STR = _PLAIN_REPR | {str}
+_STR_ONLY = {str}
 _MAX_STR = 200
 
 
@@ -47,7 +49,42 @@ def _all_plain(values: Any) -> bool:
     kinds = set(map(type, values))
     if kinds <= _PLAIN_REPR:
         return True
+    if kinds == _STR_ONLY:  # a dict's keys: their lengths in C, not by a generator
+        return max(map(len, values)) <= _MAX_STR
     return kinds <= _PLAIN_OR_STR and all(len(v) <= _MAX_STR for v in values if type(v) is str)
+
+
+def arg_reprs(names: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, str]:
+    """``{name: short_repr(value)}``: a miss's ``input_args``, numbers and short strs inline.
+
+    >>> arg_reprs(("x", "s"), (1, "a"))
+    {'x': '1', 's': "'a'"}
+    """
+    reprs = {}
+    for name, value in zip(names, values, strict=True):
+        kind = type(value)
+        # short_repr's checks for these kinds, without its calls (the benchmark's four
+        # arguments: 3.96 -> 3.49 µs, timeit best of 9).
+        if (
+            kind in _PLAIN_REPR
+            or (kind is str and len(value) <= _MAX_STR)
+            or (
+                (kind is list or kind is tuple)
+                and len(value) <= 32
+                and set(map(type, value)) <= _PLAIN_REPR
+            )
+            or (
+                kind is dict
+                and 0 < len(value) <= 32
+                and set(map(type, value)) == _STR_ONLY
+                and max(map(len, value)) <= _MAX_STR
+                and set(map(type, value.values())) <= _PLAIN_REPR
+            )
+        ):
+            reprs[name] = repr(value)
+        else:
+            reprs[name] = short_repr(value)
+    return reprs
 
 
 def short_repr(value: Any) -> str:

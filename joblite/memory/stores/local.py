@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from ..._core.fsutil import TEMP_PREFIX, atomic_write_at, open_no_follow
+from ..._core.fsutil import TEMP_PREFIX, atomic_write_at, create_temp_at, open_no_follow
 from ...exceptions import CacheError, UnsafeCachePathError
 from .._locks import DEFAULT_STALE_AFTER, FileLock
 from ._dirs import BAD_NAMES, DirectoryWalker, make_private_dirs
@@ -47,7 +47,7 @@ from .base import Store, StoreStat
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PART_SUFFIX", "FileStore"]
+__all__ = ["PART_SUFFIX", "FileStore", "HeldDirectory"]
 
 # Suffix of the hidden lock-and-write files (``.<name>.part``) next to keys.
 PART_SUFFIX = ".part"
@@ -146,9 +146,20 @@ class FileStore(Store):
             raise KeyError(key)  # not a file joblite wrote: as good as absent
         return os.fdopen(fd, "rb")
 
+    def hold_directory(self, key: str) -> HeldDirectory:
+        """``key``'s directory held open (made if missing), for an unlocked writer of ``key``.
+
+        Passed as ``lock`` to :meth:`open_write` and :meth:`append_locked`, it
+        has them write relative to that directory, as a held :meth:`lock`
+        does: one walk down for the entry and its journal line.
+        """
+        return HeldDirectory(self._made_directory(key)[0])
+
     def open_write(
         self, key: str, *, lock: object = None
     ) -> contextlib.AbstractContextManager[BinaryIO]:
+        if isinstance(lock, HeldDirectory):
+            return _WriteBeside(lock.dir_fd, key.rpartition("/")[2], fsync=self.fsync)
         if isinstance(lock, FileLock) and lock.dir_fd is not None:
             # Written into the lock's file, in the directory the lock holds open.
             name = key.rpartition("/")[2]
@@ -180,7 +191,7 @@ class FileStore(Store):
             os.close(dir_fd)
 
     def append_locked(self, key: str, data: bytes, lock: object) -> None:
-        if not (isinstance(lock, FileLock) and lock.dir_fd is not None):
+        if not (isinstance(lock, (FileLock, HeldDirectory)) and lock.dir_fd is not None):
             self.append(key, data)
             return
         # ``key`` is in the locked entry's directory, already open: no walk.
@@ -321,16 +332,100 @@ def _remove_tree(dir_fd: int, name: str) -> None:
         os.rmdir(name, dir_fd=dir_fd)
 
 
-class _WriteThroughLock:
-    """Writing an entry into the file its held lock is on, then renaming it into place.
+class HeldDirectory:
+    """A directory held open by :meth:`FileStore.hold_directory`; ``close()`` closes it."""
 
-    The locked file is already a private temp file next to the entry: this
-    saves creating another one. A context manager (no generator: a miss
-    makes one) whose file is the descriptor itself, unbuffered: writers hand
-    over whole files or big slices, so a buffer would only add a copy.
+    def __init__(self, dir_fd: int) -> None:
+        self.dir_fd: int | None = dir_fd
+
+    def close(self) -> None:
+        dir_fd, self.dir_fd = self.dir_fd, None
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+class _FdWriter:
+    """The part of a binary file's interface that writers use, on a bare descriptor.
+
+    Unbuffered: writers hand over whole files or big slices, so a buffer
+    would only add a copy. Subclasses are context managers (no generator:
+    a miss makes one) that set ``_fd``.
     """
 
     mode = "wb"
+    _fd: int
+
+    def write(self, data: Any) -> int:
+        """Write every byte (``os.write`` may write fewer)."""
+        view = memoryview(data).cast("B")
+        written = os.write(self._fd, view)
+        while written < view.nbytes:
+            written += os.write(self._fd, view[written:])
+        return view.nbytes
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def tell(self) -> int:
+        return os.lseek(self._fd, 0, os.SEEK_CUR)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return os.lseek(self._fd, offset, whence)
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+
+class _WriteBeside(_FdWriter):
+    """Writing an entry, without a lock, into a new temp file in its held directory.
+
+    Then renamed over the entry: what ``atomic_write_at`` does, minus what a
+    fresh entry does not need (a look for the mode of a file to replace: the
+    file is private, as a locked entry's is; a buffered file object).
+    """
+
+    def __init__(self, dir_fd: int | None, name: str, *, fsync: bool) -> None:
+        self._dir_fd = cast(int, dir_fd)  # a held directory is open until closed
+        self._name, self._fsync = name, fsync
+        self._tmp_name = ""
+
+    def __enter__(self) -> BinaryIO:
+        self._fd, self._tmp_name = create_temp_at(self._dir_fd)
+        return cast(BinaryIO, self)
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        dir_fd = self._dir_fd
+        try:
+            try:
+                if kind is None and self._fsync:
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+            if kind is None:
+                os.rename(self._tmp_name, self._name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp_name, dir_fd=dir_fd)
+            raise
+        if kind is not None:  # the writer failed (it propagates): nothing is left
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp_name, dir_fd=dir_fd)
+        elif self._fsync:
+            os.fsync(dir_fd)
+
+
+class _WriteThroughLock(_FdWriter):
+    """Writing an entry into the file its held lock is on, then renaming it into place.
+
+    The locked file is already a private temp file next to the entry: this
+    saves creating another one.
+    """
 
     def __init__(self, lock: FileLock, name: str, leftover: int, *, fsync: bool) -> None:
         self._lock, self._name, self._fsync = lock, name, fsync
@@ -365,32 +460,6 @@ class _WriteThroughLock:
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
             os.lseek(self._fd, 0, os.SEEK_SET)  # a later write under this lock starts at 0
-
-    def write(self, data: Any) -> int:
-        """Write every byte (``os.write`` may write fewer)."""
-        view = memoryview(data).cast("B")
-        written = os.write(self._fd, view)
-        while written < view.nbytes:
-            written += os.write(self._fd, view[written:])
-        return view.nbytes
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def tell(self) -> int:
-        return os.lseek(self._fd, 0, os.SEEK_CUR)
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return os.lseek(self._fd, offset, whence)
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        pass
 
 
 def _part_name(name: str) -> str:
