@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -39,7 +40,11 @@ from joblite._core._sections import (
     section_checksum,
     thread_count_for,
 )
-from joblite.exceptions import CorruptFileError
+from joblite.exceptions import CorruptFileError, InvalidFileError
+
+# A cache entry is opened without following a link or blocking on a FIFO.
+_O_READ_ENTRY = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_O_READ_ENTRY |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 __all__ = [
     "allocate",
@@ -362,3 +367,37 @@ def bytes_left(fileobj: BinaryIO) -> int | None:
     except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
         pass
     return None
+
+
+def open_entry(path: str | os.PathLike[str]) -> int:
+    """Open a cache entry for reading: never through a link, never blocking on a FIFO."""
+    # The cache checked the path with lstat just before: a link or a FIFO
+    # swapped in since must neither be followed nor block the open.
+    try:
+        return os.open(path, _O_READ_ENTRY)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise InvalidFileError(f"{os.fspath(path)} became a link while it was read") from None
+
+
+def check_entry(path: str | os.PathLike[str], info: os.stat_result, writable: bool) -> None:
+    """Refuse an opened entry that is not a regular file (or is hard-linked, if ``writable``)."""
+    # The cache's lstat rule, on the file actually opened. Another process may
+    # have replaced the entry by a newer one since (a rename): that file is read.
+    if not stat.S_ISREG(info.st_mode) or (writable and info.st_nlink > 1):
+        raise InvalidFileError(f"{os.fspath(path)} was swapped for a special file or a link")
+
+
+def read_to_end(fd: int, size: int, chunk: int) -> bytes:
+    """All of ``fd``'s file, ``size`` bytes as its fstat said, in one read when it did not grow."""
+    # One byte more than the size: a file growing meanwhile is read to its end.
+    # Exactly ``size`` bytes for ``size + 1`` asked is the end: no second read
+    # to see b"" (a shorter read may be partial, on a network file system).
+    first = os.read(fd, size + 1)
+    if len(first) == size:
+        return first
+    chunks = [first]
+    while chunks[-1]:
+        chunks.append(os.read(fd, chunk))
+    return b"".join(chunks)

@@ -37,7 +37,6 @@ Example::
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import os
@@ -94,8 +93,6 @@ SMALL_FILE = 1024 * 1024
 RANGE_BYTES = 8 * 1024 * 1024
 RANGES_AT_ONCE = 8
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def _dtype_description(dtype: Any) -> object:
@@ -342,16 +339,16 @@ def _read_path(
     allowed: Sequence[str] | None,
     entry: os.stat_result | None = None,
 ) -> object:
-    fd = os.open(path, os.O_RDONLY | _O_BINARY) if entry is None else _open_entry(path)
+    fd = os.open(path, os.O_RDONLY | _O_BINARY) if entry is None else _reading.open_entry(path)
     try:
         info = os.fstat(fd)
         if entry is not None:
-            _check_entry(path, info, writable=mmap_mode in ("r+", "w+"))
+            _reading.check_entry(path, info, writable=mmap_mode in ("r+", "w+"))
         # Cache hits load many small files: one read and parsing from memory costs a
         # few microseconds where a map or buffered reads cost tens.
         whole = None
         if mmap_mode is None and stat.S_ISREG(info.st_mode) and info.st_size <= SMALL_FILE:
-            whole = _read_to_end(fd, info.st_size)
+            whole = _reading.read_to_end(fd, info.st_size, SMALL_FILE)
     except BaseException:
         os.close(fd)
         raise
@@ -360,37 +357,6 @@ def _read_path(
         return _read_whole(whole, allowed)
     with open(fd, "rb") as fileobj:
         return _read_from(fileobj, os.fspath(path), mmap_mode, allowed)
-
-
-def _open_entry(path: str | os.PathLike[str]) -> int:
-    # The cache checked the path with lstat just before: a link or a FIFO
-    # swapped in since must neither be followed nor block the open.
-    try:
-        return os.open(path, os.O_RDONLY | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK)
-    except OSError as error:
-        if error.errno != errno.ELOOP:
-            raise
-        raise InvalidFileError(f"{os.fspath(path)} became a link while it was read") from None
-
-
-def _check_entry(path: str | os.PathLike[str], info: os.stat_result, writable: bool) -> None:
-    # The cache's lstat rule, on the file actually opened. Another process may
-    # have replaced the entry by a newer one since (a rename): that file is read.
-    if not stat.S_ISREG(info.st_mode) or (writable and info.st_nlink > 1):
-        raise InvalidFileError(f"{os.fspath(path)} was swapped for a special file or a link")
-
-
-def _read_to_end(fd: int, size: int) -> bytes:
-    # One byte more than the size: a file growing meanwhile is read to its end.
-    # Exactly ``size`` bytes for ``size + 1`` asked is the end: no second read
-    # to see b"" (a shorter read may be partial, on a network file system).
-    first = os.read(fd, size + 1)
-    if len(first) == size:
-        return first
-    chunks = [first]
-    while chunks[-1]:
-        chunks.append(os.read(fd, SMALL_FILE))
-    return b"".join(chunks)
 
 
 def _read_whole(whole: bytes, allowed: Sequence[str] | None) -> object:
