@@ -27,13 +27,15 @@ from typing import Any
 
 from ._hash_functions import FACTORIES
 
-__all__ = ["PLAIN", "Sink", "flat_canonical", "flat_digest"]
+__all__ = ["PLAIN", "PROTOCOL", "Sink", "flat_canonical", "flat_digest"]
 
 # Types the C pickler writes itself, by value: never a reducer_override call.
 PLAIN: frozenset[type] = frozenset({int, float, str, bytes, bool, type(None)})
 _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
-_PROTOCOL = 5
+# The protocol of every digest, on both paths (hashing.py imports it): digests
+# persisted in caches depend on it.
+PROTOCOL = 5
 # Bound once: a method of a module-level frozenset is otherwise looked up on
 # every call.
 _all_plain = PLAIN.issuperset
@@ -113,7 +115,7 @@ _POOL: list[tuple[pickle.Pickler, list[bytes]]] = []
 
 def _new_pickler() -> tuple[pickle.Pickler, list[bytes]]:
     sink = Sink()
-    pickler = pickle.Pickler(sink, protocol=_PROTOCOL)
+    pickler = pickle.Pickler(sink, protocol=PROTOCOL)
     # No memo: equal values are written alike, shared or not.
     pickler.fast = True
     return pickler, sink.chunks

@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 import stat
-import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -211,20 +210,27 @@ def _create_temp(target: str, user_path: str, mode: int | None) -> tuple[int, st
         prefix = head + separator + TEMP_PREFIX
     else:
         prefix = os.path.join(os.path.dirname(target), TEMP_PREFIX)
+    try:
+        opened = _open_temp(prefix, 0o666 if mode is None else mode, None)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "its directory does not exist", user_path) from None
+    if opened is None:
+        raise FileExistsError(errno.EEXIST, "no unused temp file name in its directory", user_path)
+    return opened
+
+
+def _open_temp(prefix: str, mode: int, dir_fd: int | None) -> tuple[int, str] | None:
+    """A new file named ``prefix`` plus random hex (``O_EXCL``); None if all names were taken."""
     for _ in range(_TEMP_ATTEMPTS):
         # 64 random bits (0.6-1.0 µs, against 2.6 µs for tempfile's name sequence,
         # which also reads the pid): with O_EXCL, a name planted in advance only
         # costs a retry.
         tmp_name = prefix + os.urandom(8).hex()
         try:
-            return os.open(tmp_name, _CREATE_FLAGS, 0o666 if mode is None else mode), tmp_name
+            return os.open(tmp_name, _CREATE_FLAGS, mode, dir_fd=dir_fd), tmp_name
         except FileExistsError:
             continue
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                errno.ENOENT, "its directory does not exist", user_path
-            ) from None
-    raise FileExistsError(errno.EEXIST, "no unused temp file name in its directory", user_path)
+    return None
 
 
 def create_temp_at(dir_fd: int, mode: int = 0o600) -> tuple[int, str]:
@@ -238,13 +244,10 @@ def create_temp_at(dir_fd: int, mode: int = 0o600) -> tuple[int, str]:
 
         fd, tmp_name = create_temp_at(dir_fd)
     """
-    for _ in range(_TEMP_ATTEMPTS):
-        tmp_name = TEMP_PREFIX + os.urandom(8).hex()  # see _create_temp
-        try:
-            return os.open(tmp_name, _CREATE_FLAGS, mode, dir_fd=dir_fd), tmp_name
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no unused temp file name in the directory")
+    opened = _open_temp(TEMP_PREFIX, mode, dir_fd)
+    if opened is None:
+        raise FileExistsError(errno.EEXIST, "no unused temp file name in the directory")
+    return opened
 
 
 def _finish_temp(fd: int, tmp_name: str, mode: int | None, fsync: bool) -> None:
@@ -294,9 +297,7 @@ def atomic_write_at(dir_fd: int, name: str, *, fsync: bool = False) -> Iterator[
             f.write(b"{}")
     """
     mode = _replacement_mode(name, name, follow_symlinks=False, dir_fd=dir_fd)
-    # O_EXCL on a random name: never an existing file, nor a link's target.
-    tmp_name = f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}"
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    fd, tmp_name = create_temp_at(dir_fd)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

@@ -37,6 +37,7 @@ from . import _hash_functions
 from ._hash_depth import MAX_DEPTH as _MAX_DEPTH
 from ._hash_depth import SAFE_RECURSION_LIMIT, deepest, note_children, reduction_loop
 from ._hash_depth import too_deep as _too_deep
+from ._hash_flat import PROTOCOL as _PROTOCOL
 from ._hash_flat import Sink, flat_digest
 from ._hash_functions import HASH_NAMES as HASH_NAMES
 from ._names import found_by_name
@@ -53,7 +54,6 @@ _ATOMIC: frozenset[type] = frozenset(
 _SORTABLE_KEYS: frozenset[type] = frozenset({str, int, bytes})
 _STR: frozenset[type] = frozenset({str})
 _INT: frozenset[type] = frozenset({int})
-_PROTOCOL = 5
 # Bound here, not imported: the compiler calls a method of an imported name
 # through a bound method object, +470 instructions per small hash.
 _ONE_SHOT = _hash_functions.ONE_SHOT

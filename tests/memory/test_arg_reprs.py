@@ -1,7 +1,8 @@
 """A miss's argument reprs (``input_args``) are ``short_repr``'s, whatever the value.
 
-``arg_reprs`` checks plain values inline for speed: it must give exactly
-what ``short_repr`` gives, for plain values and for everything else.
+``arg_reprs`` (and ``short_repr``'s own fast checks for plain values) must
+give exactly what the general bounded repr would, for plain values and for
+everything else.
 """
 
 from __future__ import annotations
